@@ -1,0 +1,41 @@
+"""Loaders for terminology release files, one module per official format.
+
+Every loader is `load(path: Path, name: str) -> Terminology` and raises `TerminologyFormatError`
+(file, line, problem) for a malformed or truncated file; nothing else escapes for bad input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+from pathlib import Path
+
+from models.terminology import Terminology, TerminologyFormatError
+
+# format name -> module under models.loaders; imported lazily so one format's parser never slows
+# another's start-up.
+FORMATS: dict[str, str] = {
+    "icd10cm": "icd10cm",
+    "loinc": "loinc",
+    "rxnorm": "rxnorm",
+    "snomed": "snomed",
+    "omop": "omop",
+    "fhir": "fhir",
+}
+
+
+def loader_for(fmt: str) -> Callable[[Path, str], Terminology]:
+    if fmt not in FORMATS:
+        known = ", ".join(sorted(FORMATS))
+        raise ValueError(f"unknown terminology format {fmt!r}; known formats: {known}")
+    return import_module(f"models.loaders.{FORMATS[fmt]}").load
+
+
+def load_terminology(fmt: str, path: Path, name: str) -> Terminology:
+    path = Path(path)
+    if not path.exists():
+        raise TerminologyFormatError(path, None, "no such file or directory")
+    return loader_for(fmt)(path, name)
+
+
+__all__ = ["FORMATS", "TerminologyFormatError", "load_terminology", "loader_for"]

@@ -1,0 +1,108 @@
+"""A terminology as plain data: concepts with codes, displays, synonyms, parents and attributes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+AttributeValue = str | int | float | bool | list[str] | None
+
+
+class TerminologyFormatError(ValueError):
+    """A release file that cannot be read: names the file, the line and the problem."""
+
+    def __init__(self, path: str | Path, line: int | None, problem: str):
+        self.path, self.line, self.problem = str(path), line, problem
+        where = f"{self.path}, line {line}" if line is not None else self.path
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(slots=True)
+class Concept:
+    code: str
+    display: str
+    synonyms: list[str] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
+    # Format-specific facts: LOINC component/property/system/scale/units, OMOP domain/vocabulary/
+    # class/standard, ICD-10-CM billable. Values are JSON-serialisable so catalogs stay plain files.
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    active: bool = True
+
+    def texts(self) -> list[str]:
+        """The display first, then distinct synonyms: every string a source text may match."""
+        seen = {self.display.casefold()}
+        out = [self.display]
+        for synonym in self.synonyms:
+            key = synonym.casefold()
+            if synonym and key not in seen:
+                seen.add(key)
+                out.append(synonym)
+        return out
+
+
+@dataclass
+class Terminology:
+    name: str
+    format: str
+    version: str
+    concepts: list[Concept]
+    _by_code: dict[str, Concept] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_code = {c.code: c for c in self.concepts}
+
+    def __len__(self) -> int:
+        return len(self.concepts)
+
+    def __iter__(self) -> Iterator[Concept]:
+        return iter(self.concepts)
+
+    def __contains__(self, code: object) -> bool:
+        return code in self._by_code
+
+    def get(self, code: str) -> Concept | None:
+        return self._by_code.get(code)
+
+    def select(self, predicate: Callable[[Concept], bool]) -> list[int]:
+        """Positions of the concepts that satisfy `predicate` (used to restrict a search)."""
+        return [i for i, c in enumerate(self.concepts) if predicate(c)]
+
+    # -- persistence: gzip JSON lines, one header line then one concept per line -----------------
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with gzip.open(tmp, "wt", encoding="utf-8") as out:
+            header = {"name": self.name, "format": self.format, "version": self.version}
+            out.write(json.dumps(header) + "\n")
+            for concept in self.concepts:
+                out.write(json.dumps(asdict(concept), ensure_ascii=False) + "\n")
+        tmp.replace(path)  # atomic: a crash never leaves a half-written catalog entry
+
+    @classmethod
+    def load(cls, path: Path) -> Terminology:
+        with gzip.open(path, "rt", encoding="utf-8") as lines:
+            header = json.loads(next(lines))
+            concepts = [Concept(**json.loads(line)) for line in lines]
+        return cls(header["name"], header["format"], header["version"], concepts)
+
+
+def build_terminology(
+    name: str, fmt: str, version: str, concepts: Iterable[Concept]
+) -> Terminology:
+    return Terminology(name=name, format=fmt, version=version, concepts=list(concepts))
+
+
+def attributes_match(concept: Concept, wanted: dict[str, Any]) -> bool:
+    """True when every wanted attribute equals the concept's (strings compare case-insensitively)."""
+    for key, expected in wanted.items():
+        actual = concept.attributes.get(key)
+        if isinstance(actual, str) and isinstance(expected, str):
+            if actual.casefold() != expected.casefold():
+                return False
+        elif actual != expected:
+            return False
+    return True
