@@ -82,6 +82,13 @@ class Terminology:
                 out.write(json.dumps(asdict(concept), ensure_ascii=False) + "\n")
         tmp.replace(path)  # atomic: a crash never leaves a half-written catalog entry
 
+    @staticmethod
+    def read_header(path: Path) -> tuple[dict[str, str], int]:
+        """The header and the concept count, without building concepts."""
+        with gzip.open(path, "rt", encoding="utf-8") as lines:
+            header = json.loads(next(lines))
+            return header, sum(1 for _ in lines)
+
     @classmethod
     def load(cls, path: Path) -> Terminology:
         with gzip.open(path, "rt", encoding="utf-8") as lines:

@@ -13,9 +13,8 @@ from pathlib import Path
 from models.terminology import Terminology, TerminologyFormatError
 
 # format name -> module under models.loaders; imported lazily so one format's parser never slows
-# another's start-up.
+# another's start-up. ICD-10-CM is not here: it is built in (models.catalog, loaders/icd10cm.py).
 FORMATS: dict[str, str] = {
-    "icd10cm": "icd10cm",
     "loinc": "loinc",
     "rxnorm": "rxnorm",
     "snomed": "snomed",
