@@ -97,9 +97,7 @@ class Terminology:
         return cls(header["name"], header["format"], header["version"], concepts)
 
 
-def build_terminology(
-    name: str, fmt: str, version: str, concepts: Iterable[Concept]
-) -> Terminology:
+def build_terminology(name: str, fmt: str, version: str, concepts: Iterable[Concept]) -> Terminology:
     return Terminology(name=name, format=fmt, version=version, concepts=list(concepts))
 
 

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from models.terminology import TerminologyFormatError
+from service.sources import SourceFileError
 
 
 class UserError(Exception):
@@ -25,7 +26,7 @@ app = typer.Typer(
 def main() -> None:
     try:
         app()
-    except (UserError, TerminologyFormatError) as error:
+    except (UserError, TerminologyFormatError, SourceFileError) as error:
         typer.echo(f"crosswalk: error: {error}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

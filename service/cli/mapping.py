@@ -1,5 +1,141 @@
-"""Mapping commands: suggest, terminology load/list, demo."""
+"""Mapping commands: `suggest`, `terminology load|list`, `demo`."""
 
 from __future__ import annotations
 
-from service.cli.app import app  # noqa: F401
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from models.catalog import UnknownTerminology
+from models.loaders import FORMATS
+from service.cli.app import UserError, app
+from service.settings import get_settings
+from service.sources import read_source_items, write_suggestions
+
+terminology_app = typer.Typer(help="Load and list terminologies.", no_args_is_help=True)
+app.add_typer(terminology_app, name="terminology")
+
+
+def _parse_where(conditions: list[str]) -> dict[str, object]:
+    """`--where billable=true --where domain=Measurement` -> attribute filter."""
+    wanted: dict[str, object] = {}
+    for condition in conditions:
+        key, sep, value = condition.partition("=")
+        if not sep or not key:
+            raise UserError(f"--where {condition!r}: expected ATTRIBUTE=VALUE, e.g. billable=true")
+        lowered = value.lower()
+        wanted[key] = True if lowered == "true" else False if lowered == "false" else value
+    return wanted
+
+
+def _suggester(terminology: str):
+    from service.engine import get_suggester  # imports the matchers: only when needed
+
+    settings = get_settings()
+    try:
+        return get_suggester(settings, terminology, progress=sys.stderr.isatty())
+    except UnknownTerminology as error:
+        raise UserError(str(error)) from None
+
+
+@app.command()
+def suggest(
+    input: Annotated[Path, typer.Option("--input", "-i", help="CSV with source_code,source_text (+ context columns).")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="CSV to write: source_code,rank,target_code,target_display,score.")
+    ],
+    terminology: Annotated[
+        str, typer.Option("--terminology", "-t", help="Target terminology name (see `crosswalk terminology list`).")
+    ] = "icd10cm",
+    top: Annotated[int, typer.Option("--top", "-k", min=1, max=100, help="Candidates per source item.")] = 10,
+    where: Annotated[
+        list[str], typer.Option("--where", help="Only concepts with ATTRIBUTE=VALUE, e.g. billable=true. Repeatable.")
+    ] = [],  # noqa: B006
+    encoding: Annotated[str, typer.Option(help="Text encoding of the input file.")] = "utf-8",
+    evidence: Annotated[
+        bool, typer.Option("--evidence", help="Add lexical, semantic and matched_text columns.")
+    ] = False,
+) -> None:
+    """Rank target concepts for every source code in a CSV file."""
+    from tqdm import tqdm
+
+    items = read_source_items(input, encoding)
+    filters = _parse_where(where)
+    engine = _suggester(terminology)
+    with tqdm(total=len(items), unit="item", desc="suggesting", file=sys.stderr, disable=None) as bar:
+        try:
+            results = engine.suggest(items, top_k=top, where=filters, on_chunk=bar.update)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+    write_suggestions(output, items, results, evidence)
+    typer.echo(f"wrote {sum(map(len, results))} candidates for {len(items)} source items to {output}", err=True)
+
+
+@terminology_app.command("load")
+def terminology_load(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Release file or folder (Loinc.csv, RXNCONSO.RRF, RF2 snapshot, CONCEPT.csv, CodeSystem JSON)."
+        ),
+    ],
+    format: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Name to use with `crosswalk suggest --terminology`.")],
+) -> None:
+    """Load a terminology release into the local catalog."""
+    from service.engine import catalog
+
+    if format not in FORMATS:
+        raise UserError(f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}")
+    try:
+        loaded = catalog(get_settings()).add(format, path, name)
+    except ValueError as error:  # includes TerminologyFormatError: file, line, problem
+        raise UserError(str(error)) from None
+    typer.echo(f"loaded {name}: {len(loaded)} concepts ({loaded.format}, version {loaded.version})")
+
+
+@terminology_app.command("list")
+def terminology_list() -> None:
+    """Show the terminologies available to `crosswalk suggest`."""
+    from service.engine import catalog
+
+    entries = catalog(get_settings()).entries()
+    typer.echo(f"{'name':<20} {'format':<8} {'concepts':>9}  version")
+    for entry in entries:
+        count = f"{entry.concepts:,}" if entry.concepts else "-"
+        typer.echo(f"{entry.name:<20} {entry.format:<8} {count:>9}  {entry.version}")
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+
+
+@app.command()
+def demo(
+    top: Annotated[int, typer.Option("--top", "-k", min=1, max=20, help="Candidates to keep per code.")] = 5,
+) -> None:
+    """Map the bundled legacy ICD-9-CM codes to billable ICD-10-CM codes, end to end."""
+    from service.sources import read_source_items, write_suggestions
+
+    settings = get_settings()
+    source = SAMPLES / "legacy_icd9_diagnoses.csv"
+    if not source.exists():
+        raise UserError(f"{source}: bundled samples not found; run the demo from a source checkout")
+    typer.echo(f"crosswalk demo: data directory {settings.home}", err=True)
+    typer.echo("loading ICD-10-CM (the first run builds and caches its index once)...", err=True)
+    items = read_source_items(source)
+    engine = _suggester("icd10cm")
+    results = engine.suggest(items, top_k=top, where={"billable": True})
+    out_dir = settings.home / "demo"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_suggestions(out_dir / "suggestions.csv", items, results, evidence=True)
+    _print_top_suggestions(items, results)
+    typer.echo(f"\nall {top} candidates per code, with evidence: {out_dir / 'suggestions.csv'}")
+
+
+def _print_top_suggestions(items, results) -> None:
+    typer.echo(f"\n{'source':<8} {'source text':<28} {'ICD-10-CM':<9} {'score':>5}  display")
+    for item, suggestions in zip(items, results):
+        best = suggestions[0]
+        typer.echo(f"{item.code:<8} {item.text[:28]:<28} {best.code:<9} {best.score:>5.2f}  {best.display[:60]}")

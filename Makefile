@@ -1,0 +1,32 @@
+# Two entry points for a fresh machine (see README): `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# PostgreSQL is the production store: the suite runs against it too when it answers here.
+POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: install demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch==2.13.0 first and alone: here it resolves to the local CPU wheel. Unpinned, pip would
+# fetch a multi-GB CUDA build as a dependency of sentence-transformers.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/crosswalk demo
+
+test: install
+	CROSSWALK_TEST_POSTGRES_URL=$${CROSSWALK_TEST_POSTGRES_URL-$(POSTGRES_URL)} $(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/mapping.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

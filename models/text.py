@@ -1,0 +1,197 @@
+"""Clinical text normalisation shared by every matcher (queries and concepts alike).
+
+Source systems abbreviate ("Malig neo bronch/lung NOS", "Cholera d/t vib cholerae", "Fx femur w/o
+displ"); standard terminologies spell out. Expanding the common abbreviations on both sides lets
+character n-grams and embeddings see the same words.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+# Multi-character tokens that stand for words in clinical text. Only unambiguous, widely used
+# ones: "ca" (calcium/cancer) and "ms" (multiple sclerosis/mitral stenosis) stay as they are.
+ABBREVIATIONS: dict[str, str] = {
+    "d/t": "due to",
+    "w/o": "without",
+    "w/": "with",
+    "s/p": "status post",
+    "r/o": "rule out",
+    "h/o": "history of",
+    "b/l": "bilateral",
+    "c/o": "complaining of",
+    "wo": "without",
+    "nos": "unspecified",
+    "nec": "not elsewhere classified",
+    "unsp": "unspecified",
+    "unspec": "unspecified",
+    "unspcf": "unspecified",
+    "unspf": "unspecified",
+    "oth": "other",
+    "othr": "other",
+    "spec": "specified",
+    "spcf": "specified",
+    "malig": "malignant",
+    "neo": "neoplasm",
+    "neopl": "neoplasm",
+    "neoplsm": "neoplasm",
+    "ben": "benign",
+    "sec": "secondary",
+    "prim": "primary",
+    "mets": "metastases",
+    "dis": "disease",
+    "dz": "disease",
+    "disord": "disorder",
+    "dsordr": "disorder",
+    "syn": "syndrome",
+    "synd": "syndrome",
+    "fx": "fracture",
+    "fract": "fracture",
+    "inj": "injury",
+    "infect": "infection",
+    "inf": "infection",
+    "infec": "infection",
+    "chr": "chronic",
+    "chron": "chronic",
+    "hx": "history",
+    "sx": "symptoms",
+    "dx": "diagnosis",
+    "tx": "treatment",
+    "abn": "abnormal",
+    "abnorm": "abnormal",
+    "compl": "complication",
+    "complic": "complication",
+    "hemorr": "hemorrhage",
+    "pneum": "pneumonia",
+    "pneumon": "pneumonia",
+    "resp": "respiratory",
+    "hrt": "heart",
+    "kid": "kidney",
+    "ren": "renal",
+    "gi": "gastrointestinal",
+    "uri": "upper respiratory infection",
+    "uti": "urinary tract infection",
+    "htn": "hypertension",
+    "hypertens": "hypertension",
+    "dm": "diabetes mellitus",
+    "diab": "diabetes",
+    "mi": "myocardial infarction",
+    "chf": "congestive heart failure",
+    "copd": "chronic obstructive pulmonary disease",
+    "ckd": "chronic kidney disease",
+    "esrd": "end stage renal disease",
+    "cva": "cerebrovascular accident",
+    "tia": "transient ischemic attack",
+    "gerd": "gastroesophageal reflux disease",
+    "cad": "coronary artery disease",
+    "afib": "atrial fibrillation",
+    "dvt": "deep vein thrombosis",
+    "lt": "left",
+    "rt": "right",
+    "bilat": "bilateral",
+    "unilat": "unilateral",
+    "ext": "external",
+    "mult": "multiple",
+    "opn": "open",
+    "displ": "displaced",
+    "w/dsp": "with displacement",
+    "vib": "vibrio",
+    "bact": "bacterial",
+    "vir": "viral",
+    "pois": "poisoning",
+    "poison": "poisoning",
+    "intox": "intoxication",
+    "preg": "pregnancy",
+    "pregn": "pregnancy",
+    "deliv": "delivery",
+    "antepart": "antepartum",
+    "postpart": "postpartum",
+    "cond": "condition",
+    "hyperten": "hypertension",
+    "fam": "family",
+    "pers": "personal",
+    "hist": "history",
+    "intest": "intestinal",
+    "intes": "intestinal",
+    "bronch": "bronchus",
+    "lym": "lymph",
+    "nod": "node",
+    "ln": "lymph node",
+    "hb": "hemoglobin",
+    "hgb": "hemoglobin",
+    "wbc": "white blood cell",
+    "rbc": "red blood cell",
+    "plt": "platelets",
+    "bun": "urea nitrogen",
+    "alt": "alanine aminotransferase",
+    "ast": "aspartate aminotransferase",
+    "ser": "serum",
+    "bld": "blood",
+    "ur": "urine",
+    "plas": "plasma",
+    "qnt": "quantitative",
+    "conc": "concentration",
+    # ICD-9-CM short titles: vowel-dropped words that legacy feeds still send.
+    "dmii": "diabetes mellitus type 2",
+    "dmi": "diabetes mellitus type 1",
+    "cmp": "complication",
+    "uncntr": "uncontrolled",
+    "uncntrld": "uncontrolled",
+    "crnry": "coronary",
+    "athrscl": "atherosclerosis",
+    "natve": "native",
+    "vssl": "vessel",
+    "abdmnal": "abdominal",
+    "urin": "urinary",
+    "obstruct": "obstruction",
+    "clstrdium": "clostridium",
+    "dfcile": "difficile",
+    "migrne": "migraine",
+    "mgrn": "migraine",
+    "ntrc": "intractable",
+    "anticoagul": "anticoagulants",
+    "hyprtsn": "hypertension",
+    "cerebrl": "cerebral",
+    "pulm": "pulmonary",
+    "arthrop": "arthropathy",
+    "hyperlip": "hyperlipidemia",
+}
+
+# Phrases an older terminology words differently from a newer one (ICD-9-CM "late effect of" is
+# ICD-10-CM's "sequela of"), applied after abbreviations are expanded.
+PHRASES: dict[str, str] = {
+    "late effects of": "sequela of",
+    "late effect of": "sequela of",
+    "late effects": "sequela",
+    "late effect": "sequela",
+}
+_PHRASE = re.compile(r"\b(" + "|".join(map(re.escape, sorted(PHRASES, key=len, reverse=True))) + r")\b")
+_TOKEN = re.compile(r"[a-z0-9]+(?:/[a-z0-9]*)?|[^\sa-z0-9]")
+_SLASH_WORDS = re.compile(r"\b([a-z])/([a-z])\b")
+_PUNCT = re.compile(r"[^a-z0-9 ]+")
+_SPACES = re.compile(r"\s+")
+
+
+def fold(text: str) -> str:
+    """Lower-case ASCII: strips accents so 'Ménière' and 'Meniere' are one word."""
+    text = unicodedata.normalize("NFKD", text)
+    return text.encode("ascii", "ignore").decode("ascii").lower()
+
+
+@lru_cache(maxsize=65536)
+def normalize(text: str) -> str:
+    """Folded text with abbreviations expanded and punctuation reduced to single spaces."""
+    tokens = _TOKEN.findall(fold(text))
+    words = [_expand(token) for token in tokens]
+    joined = _SPACES.sub(" ", _PUNCT.sub(" ", " ".join(words))).strip()
+    return _PHRASE.sub(lambda match: PHRASES[match.group(1)], joined)
+
+
+def _expand(token: str) -> str:
+    if token in ABBREVIATIONS:
+        return ABBREVIATIONS[token]
+    if "/" in token:  # "bronch/lung": two words, each may be abbreviated
+        return " ".join(ABBREVIATIONS.get(part, part) for part in token.split("/") if part)
+    return token
