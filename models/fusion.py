@@ -58,14 +58,6 @@ class CandidateEvidence:
     concept_words: list[frozenset[str]]
 
 
-def candidate_pool(lexical: np.ndarray, semantic: np.ndarray, depth: int) -> np.ndarray:
-    """Concept positions worth ranking for one query: the union of each matcher's top `depth`."""
-    depth = min(depth, lexical.shape[0])
-    top_lexical = np.argpartition(-lexical, depth - 1)[:depth]
-    top_semantic = np.argpartition(-semantic, depth - 1)[:depth]
-    return np.union1d(top_lexical, top_semantic)
-
-
 def _reciprocal_rank(scores: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(scores))
     ranks[np.argsort(-scores, kind="stable")] = np.arange(1, len(scores) + 1)

@@ -13,7 +13,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from models.cache import cached_object, fingerprint
-from models.text import normalize
+from models.text import NORMALIZER_VERSION, normalize
 
 
 class LexicalMatcher:
@@ -39,8 +39,8 @@ class LexicalMatcher:
         """`fit`, or the fitted state saved by an earlier process for the same strings (~15 s saved)."""
         if cache_dir is None:
             return self.fit(texts)
-        normalized = [self.normalizer(t) for t in texts]
-        key = f"{fingerprint(normalized)}-{self.analyzer}-{self.ngram_range[0]}-{self.ngram_range[1]}"
+        version = NORMALIZER_VERSION if self.normalizer is normalize else self.normalizer.__name__
+        key = f"{fingerprint(texts)}-{version}-{self.analyzer}-{self.ngram_range[0]}-{self.ngram_range[1]}"
         path = Path(cache_dir) / "lexical" / f"{key}.pkl"
         self.vectorizer_, self.postings_ = cached_object(path, lambda: self._fitted_state(texts))
         return self

@@ -35,6 +35,14 @@ class ConceptRows:
         """(queries x rows) -> (queries x concepts): each concept's best row."""
         return np.maximum.reduceat(row_scores, self.starts, axis=1)
 
+    def rows_of(self, concepts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """All rows of the given (sorted, distinct) concepts, and where each concept's rows start."""
+        ends = np.append(self.starts[1:], len(self.texts))
+        lengths = ends[concepts] - self.starts[concepts]
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        rows = np.repeat(self.starts[concepts] - offsets, lengths) + np.arange(lengths.sum())
+        return rows, offsets
+
     def best_row(self, lexical: np.ndarray, semantic: np.ndarray, concept: int) -> int:
         """The row (display or synonym) that matched a concept best on both scores together."""
         start = self.starts[concept]

@@ -14,7 +14,6 @@ from models.fusion import (
     CandidateEvidence,
     LogisticFusion,
     candidate_features,
-    candidate_pool,
     content_words,
     default_fusion,
 )
@@ -25,16 +24,28 @@ from models.terminology import Concept, Terminology, attributes_match
 from models.text import normalize
 
 POOL_DEPTH = 100  # candidates each matcher contributes per query before fusion
+ANN_ROWS = 400  # nearest rows asked of the index: several rows per concept, some filtered out
 CHUNK = 128  # queries scored together: bounds the (queries x rows) score arrays to ~60 MB
 
 
 @dataclass
-class _Scores:
-    lexical: np.ndarray  # (queries x concepts), before any filter: parents need their scores too
-    semantic: np.ndarray
-    lexical_rows: np.ndarray  # (queries x rows), for the matched-synonym evidence
-    semantic_rows: np.ndarray
+class _Chunk:
+    """Both matchers' evidence for a chunk of queries."""
+
+    lexical_rows: np.ndarray  # (queries x rows): sparse TF-IDF makes every row cheap
+    lexical: np.ndarray  # (queries x concepts)
+    vectors: np.ndarray  # (queries x dim) query embeddings
+    nearest_rows: np.ndarray  # (queries x ANN_ROWS) from the HNSW index
+    nearest_cosines: np.ndarray
     query_words: list[frozenset[str]]
+
+
+@dataclass
+class _Semantic:
+    """One query's exact cosines, for the concepts (and rows) fusion looks at; 0 elsewhere."""
+
+    concepts: np.ndarray
+    rows: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,7 @@ class Suggester:
         self.model_version = f"{encoder.model_id}+tfidf-char3-5+{self.fusion.version}"
         self._parent = _parent_positions(terminology)
         self._ancestors = _ancestor_positions(self._parent)
-        self._display_words = [content_words(normalize(c.display)) for c in terminology]
+        self._display_words: dict[int, frozenset[str]] = {}
         self._masks: dict[tuple, np.ndarray] = {}
 
     # -- public -------------------------------------------------------------------------------
@@ -90,8 +101,8 @@ class Suggester:
         for chunk in _chunks(list(items), CHUNK):
             scores = self._score([item.query_text() for item in chunk])
             for query in range(len(chunk)):
-                candidates = self._candidates(scores, query, mask)
-                results.append(self._rank(candidates, scores, query, top_k))
+                candidates, semantic = self._candidates(scores, query, mask)
+                results.append(self._rank(candidates, semantic, scores, query, top_k))
             if on_chunk:
                 on_chunk(len(chunk))
         return results
@@ -106,7 +117,7 @@ class Suggester:
         out: list[Candidates] = []
         for chunk in _chunks(list(texts), CHUNK):
             scores = self._score(chunk)
-            out.extend(self._candidates(scores, q, mask) for q in range(len(chunk)))
+            out.extend(self._candidates(scores, q, mask)[0] for q in range(len(chunk)))
         return out
 
     # -- internals ----------------------------------------------------------------------------
@@ -120,48 +131,87 @@ class Suggester:
             self._masks[key] = mask
         return self._masks[key]
 
-    def _score(self, texts: list[str]) -> _Scores:
+    def _score(self, texts: list[str]) -> _Chunk:
         lexical_rows = self.lexical.row_scores(texts)
-        semantic_rows = self.dense.row_scores(self.dense.encode_queries(texts))
-        return _Scores(
-            self.rows.concept_max(lexical_rows),
-            self.rows.concept_max(semantic_rows),
+        vectors = self.dense.encode_queries(texts)
+        nearest, cosines = self.dense.nearest_rows(vectors, ANN_ROWS)
+        return _Chunk(
             lexical_rows,
-            semantic_rows,
+            self.rows.concept_max(lexical_rows),
+            vectors,
+            nearest,
+            cosines,
             [content_words(normalize(t)) for t in texts],
         )
 
-    def _candidates(self, scores: _Scores, query: int, mask: np.ndarray) -> Candidates:
-        lexical, semantic = scores.lexical[query], scores.semantic[query]
-        pool = candidate_pool(np.where(mask, lexical, -2.0), np.where(mask, semantic, -2.0), POOL_DEPTH)
+    def _candidates(self, chunk: _Chunk, query: int, mask: np.ndarray) -> tuple[Candidates, _Semantic]:
+        lexical = chunk.lexical[query]
+        semantic: _Semantic | None = None
+        semantic_top = self._semantic_top(chunk, query, mask)
+        if semantic_top is None:  # the filter hid the index's nearest rows: score every row
+            semantic = self._semantic_everywhere(chunk.vectors[query])
+            semantic_top = _top(np.where(mask, semantic.concepts, -2.0), POOL_DEPTH)
+        lexical_top = _top(np.where(mask, lexical, -2.0), POOL_DEPTH)
+        pool = np.union1d(lexical_top, semantic_top)
         pool = pool[mask[pool]]
-        parents = self._parent[pool]
-        has_parent = parents >= 0
-        ancestors = self._ancestors[pool]  # (pool x depth), -1 padded
-        padded = ancestors >= 0
+        ancestors = self._ancestors[pool]  # (pool x depth), -1 padded; column 0 is the parent
+        if semantic is None:
+            semantic = self._semantic_of(chunk.vectors[query], np.union1d(pool, ancestors[ancestors >= 0]))
         evidence = CandidateEvidence(
             lexical=lexical[pool],
-            semantic=semantic[pool],
-            parent_lexical=np.where(has_parent, lexical[parents], 0.0),
-            parent_semantic=np.where(has_parent, semantic[parents], 0.0),
-            ancestor_lexical=np.where(padded, lexical[ancestors], 0.0).max(axis=1, initial=0.0),
-            ancestor_semantic=np.where(padded, semantic[ancestors], 0.0).max(axis=1, initial=0.0),
-            query_words=scores.query_words[query],
-            concept_words=[self._display_words[i] for i in pool],
+            semantic=semantic.concepts[pool],
+            parent_lexical=_at(lexical, ancestors[:, 0]),
+            parent_semantic=_at(semantic.concepts, ancestors[:, 0]),
+            ancestor_lexical=_at(lexical, ancestors).max(axis=1, initial=0.0),
+            ancestor_semantic=_at(semantic.concepts, ancestors).max(axis=1, initial=0.0),
+            query_words=chunk.query_words[query],
+            concept_words=[self._words(i) for i in pool],
         )
-        return Candidates(pool, candidate_features(evidence))
+        return Candidates(pool, candidate_features(evidence)), semantic
 
-    def _rank(self, candidates: Candidates, scores: _Scores, query: int, top_k: int) -> list[Suggestion]:
+    def _semantic_top(self, chunk: _Chunk, query: int, mask: np.ndarray) -> np.ndarray | None:
+        """The allowed concepts owning the index's nearest rows, or None if too few survive."""
+        concepts = self.rows.row_concept[chunk.nearest_rows[query]]
+        allowed = concepts[mask[concepts]]
+        _, first = np.unique(allowed, return_index=True)  # rows come best first
+        if len(first) < min(POOL_DEPTH // 2, int(mask.sum())):
+            return None
+        return allowed[np.sort(first)][:POOL_DEPTH]
+
+    def _semantic_of(self, vector: np.ndarray, concepts: np.ndarray) -> _Semantic:
+        rows, starts = self.rows.rows_of(concepts)
+        row_scores = self.dense.score_rows(vector, rows)
+        semantic = _Semantic(np.zeros(len(self.terminology), np.float32), np.zeros(len(self.rows.texts), np.float32))
+        semantic.rows[rows] = row_scores
+        semantic.concepts[concepts] = np.maximum.reduceat(row_scores, starts)
+        return semantic
+
+    def _semantic_everywhere(self, vector: np.ndarray) -> _Semantic:
+        rows = np.asarray(self.dense.all_row_scores(vector), dtype=np.float32)
+        return _Semantic(self.rows.concept_max(rows[None, :])[0], rows)
+
+    def _words(self, position: int) -> frozenset[str]:
+        words = self._display_words.get(position)
+        if words is None:  # normalised on first use: a warm start must not walk 98k displays
+            display = self.terminology.concepts[position].display
+            words = self._display_words[position] = content_words(normalize(display))
+        return words
+
+    def _rank(
+        self, candidates: Candidates, semantic: _Semantic, chunk: _Chunk, query: int, top_k: int
+    ) -> list[Suggestion]:
         fused = self.fusion.score(candidates.features)
         best = np.argsort(-fused, kind="stable")[:top_k]
         return [
-            self._suggestion(int(candidates.pool[j]), float(fused[j]), rank, scores, query)
+            self._suggestion(int(candidates.pool[j]), float(fused[j]), rank, semantic, chunk, query)
             for rank, j in enumerate(best, start=1)
         ]
 
-    def _suggestion(self, position: int, fused: float, rank: int, scores: _Scores, query: int) -> Suggestion:
+    def _suggestion(
+        self, position: int, fused: float, rank: int, semantic: _Semantic, chunk: _Chunk, query: int
+    ) -> Suggestion:
         concept: Concept = self.terminology.concepts[position]
-        row = self.rows.best_row(scores.lexical_rows[query], scores.semantic_rows[query], position)
+        row = self.rows.best_row(chunk.lexical_rows[query], semantic.rows, position)
         matched = self.rows.texts[row]
         return Suggestion(
             code=concept.code,
@@ -169,13 +219,23 @@ class Suggester:
             score=round(fused, 4),
             rank=rank,
             evidence={
-                "lexical": round(float(scores.lexical[query, position]), 4),
-                "semantic": round(float(scores.semantic[query, position]), 4),
+                "lexical": round(float(chunk.lexical[query, position]), 4),
+                "semantic": round(float(semantic.concepts[position]), 4),
                 "matched_text": matched,
                 "matched_synonym": matched != concept.display,
                 "fusion": self.fusion.version,
             },
         )
+
+
+def _top(scores: np.ndarray, depth: int) -> np.ndarray:
+    depth = min(depth, len(scores))
+    return np.argpartition(-scores, depth - 1)[:depth]
+
+
+def _at(scores: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """scores[positions] with 0 where a position is -1 (no parent / padding)."""
+    return np.where(positions >= 0, scores[np.maximum(positions, 0)], 0.0).astype(np.float32)
 
 
 def _parent_positions(terminology: Terminology) -> np.ndarray:

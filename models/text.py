@@ -7,6 +7,7 @@ character n-grams and embeddings see the same words.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from functools import lru_cache
@@ -168,8 +169,11 @@ PHRASES: dict[str, str] = {
     "late effect": "sequela",
 }
 _PHRASE = re.compile(r"\b(" + "|".join(map(re.escape, sorted(PHRASES, key=len, reverse=True))) + r")\b")
+# Caches key their files on this: editing a table above re-keys them, and only then do cached
+# strings get normalised (and re-encoded where they changed).
+_TABLES = repr((sorted(ABBREVIATIONS.items()), sorted(PHRASES.items())))
+NORMALIZER_VERSION = hashlib.sha256(_TABLES.encode()).hexdigest()[:8]
 _TOKEN = re.compile(r"[a-z0-9]+(?:/[a-z0-9]*)?|[^\sa-z0-9]")
-_SLASH_WORDS = re.compile(r"\b([a-z])/([a-z])\b")
 _PUNCT = re.compile(r"[^a-z0-9 ]+")
 _SPACES = re.compile(r"\s+")
 

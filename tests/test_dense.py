@@ -27,12 +27,13 @@ class CountingEncoder:
 
 def test_a_new_list_encodes_only_its_new_strings(tmp_path):
     encoder = CountingEncoder()
-    first = cached_embeddings(encoder, ["Asthma", "Gout"], tmp_path)
+    first, _ = cached_embeddings(encoder, ["Asthma", "Gout"], tmp_path)
     assert encoder.seen == ["asthma", "gout"]  # normalised before encoding
     encoder.seen.clear()
-    second = cached_embeddings(encoder, ["Gout", "Asthma", "Migraine"], tmp_path)
+    second, path = cached_embeddings(encoder, ["Gout", "Asthma", "Migraine"], tmp_path)
     assert encoder.seen == ["migraine"]
     assert second.shape == (3, 4) and first.shape == (2, 4)
+    assert path.exists() and path.suffix == ".npy"
     encoder.seen.clear()
     cached_embeddings(encoder, ["Gout", "Asthma", "Migraine"], tmp_path)
     assert encoder.seen == []  # the same list again: memory-mapped, nothing encoded

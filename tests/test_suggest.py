@@ -6,7 +6,6 @@ from models.fusion import (
     CandidateEvidence,
     LogisticFusion,
     candidate_features,
-    candidate_pool,
     content_words,
     default_fusion,
 )
@@ -96,12 +95,6 @@ def test_lexical_matcher_scores_rows_by_cosine():
     scores = matcher.row_scores(["Chr kidney dis"])[0]
     assert scores.argmax() == 0
     assert scores[0] == pytest.approx(1.0, abs=1e-5)  # identical after abbreviation expansion
-
-
-def test_candidate_pool_unites_both_matchers():
-    lexical = np.array([0.9, 0.1, 0.2, 0.0])
-    semantic = np.array([0.1, 0.8, 0.2, 0.0])
-    assert set(candidate_pool(lexical, semantic, depth=1)) == {0, 1}
 
 
 def _evidence(lexical, semantic, words=None, query="femur fracture"):

@@ -5,17 +5,11 @@ problem names its physical line, and synonym lists without repeats.
 from __future__ import annotations
 
 import csv
-import gc
-from collections.abc import Callable, Iterable, Iterator
-from functools import wraps
+from collections.abc import Iterable, Iterator
 from itertools import chain
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 from models.terminology import TerminologyFormatError
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 def text_lines(path: Path) -> Iterator[str]:
@@ -133,26 +127,6 @@ class Table:
     def _wrong_width(self, line: int, found: int) -> None:
         problem = f"expected {self.width} fields as in the header, found {found}"
         raise TerminologyFormatError(self.path, line, problem)
-
-
-def without_gc(load: Callable[P, R]) -> Callable[P, R]:
-    """Pause the cyclic garbage collector while a loader runs.
-
-    A release builds millions of small lists and objects that all stay alive; CPython would
-    otherwise rescan them over and over (a third of RXNCONSO's load time) to find no garbage.
-    """
-
-    @wraps(load)
-    def paused(*args: P.args, **kwargs: P.kwargs) -> R:
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return load(*args, **kwargs)
-        finally:
-            if was_enabled:
-                gc.enable()
-
-    return paused
 
 
 def distinct(terms: Iterable[str], *, besides: str = "") -> list[str]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.loaders._common import Table, distinct, without_gc
-from models.terminology import Concept, Terminology, TerminologyFormatError
+from models.loaders._common import Table, distinct
+from models.terminology import Concept, Terminology, TerminologyFormatError, without_gc
 
 FORMAT = "omop"
 

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.loaders._common import distinct, text_lines, without_gc
-from models.terminology import Concept, Terminology, TerminologyFormatError
+from models.loaders._common import distinct, text_lines
+from models.terminology import Concept, Terminology, TerminologyFormatError, without_gc
 
 FORMAT = "rxnorm"
 FIELDS = 18

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.loaders._common import Table, distinct, without_gc
-from models.terminology import Concept, Terminology, TerminologyFormatError
+from models.loaders._common import Table, distinct
+from models.terminology import Concept, Terminology, TerminologyFormatError, without_gc
 
 FORMAT = "snomed"
 
