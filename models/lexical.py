@@ -17,9 +17,19 @@ from models.text import NORMALIZER_VERSION, normalize
 
 
 class LexicalMatcher:
-    def __init__(self, ngram_range: tuple[int, int] = (3, 5), analyzer: str = "char_wb", normalizer=normalize):
+    def __init__(
+        self,
+        ngram_range: tuple[int, int] = (3, 5),
+        analyzer: str = "char_wb",
+        max_df: float = 0.05,
+        normalizer=normalize,
+    ):
         self.ngram_range = ngram_range
         self.analyzer = analyzer
+        # n-grams in more than 5% of strings (" of", "ion") carry almost no IDF weight but most
+        # of the postings: dropping them made queries 3.3x faster (5.2 -> 1.6 ms) at the same
+        # lexical acc@10 on 1,000 GEM *train* queries (0.736 vs 0.737).
+        self.max_df = max_df
         self.normalizer = normalizer
 
     def fit(self, texts: list[str]) -> LexicalMatcher:
@@ -27,6 +37,7 @@ class LexicalMatcher:
             analyzer=self.analyzer,
             ngram_range=self.ngram_range,
             sublinear_tf=True,
+            max_df=self.max_df,
             dtype=np.float32,
             lowercase=False,  # `normalizer` already folds case
         )
@@ -40,7 +51,8 @@ class LexicalMatcher:
         if cache_dir is None:
             return self.fit(texts)
         version = NORMALIZER_VERSION if self.normalizer is normalize else self.normalizer.__name__
-        key = f"{fingerprint(texts)}-{version}-{self.analyzer}-{self.ngram_range[0]}-{self.ngram_range[1]}"
+        low, high = self.ngram_range
+        key = f"{fingerprint(texts)}-{version}-{self.analyzer}-{low}-{high}-df{self.max_df}"
         path = Path(cache_dir) / "lexical" / f"{key}.pkl"
         self.vectorizer_, self.postings_ = cached_object(path, lambda: self._fitted_state(texts))
         return self

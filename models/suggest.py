@@ -73,7 +73,7 @@ class Suggester:
         self.fusion = fusion or default_fusion()
         self.lexical = lexical or LexicalMatcher().fit_cached(self.rows.texts, cache_dir)
         self.dense = DenseMatcher(encoder, cache_dir).fit(self.rows.texts, progress=progress)
-        self.model_version = f"{encoder.model_id}+tfidf-char3-5+{self.fusion.version}"
+        self.model_version = f"{encoder.model_id}+tfidf-char3-5-df{self.lexical.max_df}+{self.fusion.version}"
         self._parent = _parent_positions(terminology)
         self._ancestors = _ancestor_positions(self._parent)
         self._display_words: dict[int, frozenset[str]] = {}
