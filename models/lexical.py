@@ -37,7 +37,7 @@ class LexicalMatcher:
             analyzer=self.analyzer,
             ngram_range=self.ngram_range,
             sublinear_tf=True,
-            max_df=self.max_df,
+            max_df=max(int(self.max_df * len(texts)), 50),  # small terminologies: prune nothing
             dtype=np.float32,
             lowercase=False,  # `normalizer` already folds case
         )
