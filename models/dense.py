@@ -94,7 +94,7 @@ class OnnxEncoder:
         model_dir: Path | None = None,
         export_dir: Path | None = None,
         name: str = BUNDLED_MODEL,
-        batch_size: int = 64,
+        batch_size: int = 32,  # measured on 512 GEM queries: 8 -> 248/s, 32 -> 293/s, 64 -> 263/s, 256 -> 155/s
         threads: int | None = None,
     ):
         self.model_dir = Path(model_dir) if model_dir else bundled_model_path()
@@ -300,5 +300,5 @@ def _hnsw_index(vectors: np.ndarray, path: Path | None):
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             index.save(str(tmp))
             tmp.replace(path)
-    index.expansion_search = 512  # >= the rows a query asks for, or recall drops
+    index.expansion_search = 256  # >= the rows a query asks for (ANN_ROWS), or recall drops
     return index

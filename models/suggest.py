@@ -24,7 +24,7 @@ from models.terminology import Concept, Terminology, attributes_match
 from models.text import normalize
 
 POOL_DEPTH = 100  # candidates each matcher contributes per query before fusion
-ANN_ROWS = 400  # nearest rows asked of the index: several rows per concept, some filtered out
+ANN_ROWS = 200  # nearest rows asked of the index: ~1.1 rows per concept, some filtered out
 CHUNK = 128  # queries scored together: bounds the (queries x rows) score arrays to ~60 MB
 
 

@@ -35,6 +35,7 @@ ABBREVIATIONS: dict[str, str] = {
     "spec": "specified",
     "spcf": "specified",
     "malig": "malignant",
+    "malign": "malignant",
     "neo": "neoplasm",
     "neopl": "neoplasm",
     "neoplsm": "neoplasm",
@@ -167,6 +168,8 @@ PHRASES: dict[str, str] = {
     "late effect of": "sequela of",
     "late effects": "sequela",
     "late effect": "sequela",
+    "mal neo": "malignant neoplasm",  # ICD-9-CM short titles; "mal" alone may be "grand mal"
+    "mal neoplasm": "malignant neoplasm",
 }
 _PHRASE = re.compile(r"\b(" + "|".join(map(re.escape, sorted(PHRASES, key=len, reverse=True))) + r")\b")
 # Caches key their files on this: editing a table above re-keys them, and only then do cached

@@ -7,6 +7,10 @@ def test_expands_clinical_abbreviations():
     assert normalize("Fx femur w/o displ") == "fracture femur without displaced"
     assert normalize("Bact food poisoning NEC") == "bacterial food poisoning not elsewhere classified"
     assert normalize("Pain, unsp") == "pain unspecified"
+    assert normalize("Malign neopl breast NOS") == "malignant neoplasm breast unspecified"
+    assert normalize("Mal neo bronch/lung NOS") == "malignant neoplasm bronchus lung unspecified"
+    assert normalize("Grand mal status") == "grand mal status"  # "mal" alone is not malignant
+    assert normalize("Late effect of radiation") == "sequela of radiation"
 
 
 def test_keeps_ambiguous_short_tokens():
