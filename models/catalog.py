@@ -51,7 +51,7 @@ class Catalog:
 
     def get(self, name: str) -> Terminology:
         path = self._path(name)
-        if path.exists():
+        if path.exists() and (name not in BUILT_IN or self._built_in_is_current(path)):
             return Terminology.load(path)
         if name in BUILT_IN:
             from models.loaders import icd10cm
@@ -64,6 +64,12 @@ class Catalog:
             "Load one with `crosswalk terminology load --format FORMAT PATH --name NAME`."
         )
 
+    @staticmethod
+    def _built_in_is_current(path: Path) -> bool:
+        from models.loaders.icd10cm import LOADER_REVISION
+
+        return f"crosswalk loader {LOADER_REVISION})" in Terminology.read_header(path)[0]["version"]
+
     def names(self) -> list[str]:
         loaded = {p.name.removesuffix(".jsonl.gz") for p in self.root.glob("*.jsonl.gz")}
         return sorted(loaded | set(BUILT_IN))
@@ -75,5 +81,5 @@ class Catalog:
         path = self._path(name)
         if not path.exists():  # built in, not yet materialised: say so instead of parsing 10 MB
             return CatalogEntry(name, BUILT_IN[name], "bundled (not yet loaded)", 0, True)
-        header, count = Terminology.read_header(path)
+        header, count = Terminology.read_header(path, count=True)
         return CatalogEntry(name, header["format"], header["version"], count, name in BUILT_IN)

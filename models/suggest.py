@@ -35,8 +35,7 @@ class _Chunk:
     lexical_rows: np.ndarray  # (queries x rows): sparse TF-IDF makes every row cheap
     lexical: np.ndarray  # (queries x concepts)
     vectors: np.ndarray  # (queries x dim) query embeddings
-    nearest_rows: np.ndarray  # (queries x ANN_ROWS) from the HNSW index
-    nearest_cosines: np.ndarray
+    nearest_rows: np.ndarray  # (queries x ANN_ROWS) from the HNSW index, best first
     query_words: list[frozenset[str]]
 
 
@@ -134,13 +133,12 @@ class Suggester:
     def _score(self, texts: list[str]) -> _Chunk:
         lexical_rows = self.lexical.row_scores(texts)
         vectors = self.dense.encode_queries(texts)
-        nearest, cosines = self.dense.nearest_rows(vectors, ANN_ROWS)
+        nearest, _ = self.dense.nearest_rows(vectors, ANN_ROWS)  # re-scored exactly later
         return _Chunk(
             lexical_rows,
             self.rows.concept_max(lexical_rows),
             vectors,
             nearest,
-            cosines,
             [content_words(normalize(t)) for t in texts],
         )
 

@@ -107,11 +107,11 @@ class Terminology:
         tmp.replace(path)  # atomic: a crash never leaves a half-written catalog entry
 
     @staticmethod
-    def read_header(path: Path) -> tuple[dict[str, str], int]:
-        """The header and the concept count, without building concepts."""
+    def read_header(path: Path, count: bool = False) -> tuple[dict[str, str], int | None]:
+        """The header, and the concept count when asked (that reads the whole file)."""
         with gzip.open(path, "rt", encoding="utf-8") as lines:
             header = json.loads(next(lines))
-            return header, sum(1 for _ in lines)
+            return header, sum(1 for _ in lines) if count else None
 
     @classmethod
     def load(cls, path: Path) -> Terminology:

@@ -2,16 +2,23 @@
 
 Chapters and blocks are not codes anyone maps to, so they become attributes (`chapter`, `block`)
 of the codes beneath them instead of concepts. Leaves are the billable codes.
+
+ICD-10-CM encloses nonessential modifiers in parentheses: "hypertension (arterial) (benign)
+(essential)" also names plain "hypertension". Each such title or inclusion term therefore gets a
+synonym without them, so "Hypertension NOS" finds I10 instead of a longer "..., unspecified" code.
 """
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import version as package_version
 from pathlib import Path
 
 from models.terminology import Concept, Terminology
 
 FORMAT = "icd10cm"
+LOADER_REVISION = 2  # bump when concepts change shape: the catalog rebuilds an older copy
+_MODIFIERS = re.compile(r"\s*\([^()]*\)")
 
 
 def load(path: Path | None = None, name: str = "icd10cm") -> Terminology:
@@ -49,12 +56,19 @@ def _concept(cm, code: str) -> Concept:
 def _synonyms(cm, code: str) -> list[str]:
     # Inclusion terms are the tabular list's own synonyms ("diabetes NOS"); "includes" notes list
     # conditions classified to the code. Both are phrases a source system may use.
-    terms = list(cm.get_inclusion_term(code)) + list(cm.get_includes(code))
-    return [t.strip() for t in terms if t and t.strip()]
+    terms = [t.strip() for t in list(cm.get_inclusion_term(code)) + list(cm.get_includes(code)) if t and t.strip()]
+    bare = [_without_modifiers(t) for t in [cm.get_description(code), *terms]]
+    return terms + [b for b in bare if b]
+
+
+def _without_modifiers(term: str) -> str | None:
+    """The term without its parenthesised nonessential modifiers, when that differs."""
+    bare = _MODIFIERS.sub("", term).strip(" ,")
+    return bare if bare and bare != term else None
 
 
 def _release(cm) -> str:
     data_files = sorted((Path(cm.__file__).parent / "data").glob("icd10c*-tabular-*.xml"))
     stem = data_files[0].stem if data_files else ""
     year = stem.rsplit("-", 1)[-1] if stem else "unknown"
-    return f"{year} (simple-icd-10-cm {package_version('simple-icd-10-cm')})"
+    return f"{year} (simple-icd-10-cm {package_version('simple-icd-10-cm')}, crosswalk loader {LOADER_REVISION})"
