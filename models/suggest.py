@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,7 @@ class Suggester:
     ) -> list[list[Suggestion]]:
         mask = self._mask(where)
         results: list[list[Suggestion]] = []
-        for chunk in _chunks(list(items), CHUNK):
-            scores = self._score([item.query_text() for item in chunk])
+        for chunk, scores in self._scored_chunks([item.query_text() for item in items]):
             for query in range(len(chunk)):
                 candidates, semantic = self._candidates(scores, query, mask)
                 results.append(self._rank(candidates, semantic, scores, query, top_k))
@@ -114,8 +114,7 @@ class Suggester:
         """Candidate pools with fusion features, for fitting a fusion on labelled mappings."""
         mask = self._mask(where)
         out: list[Candidates] = []
-        for chunk in _chunks(list(texts), CHUNK):
-            scores = self._score(chunk)
+        for chunk, scores in self._scored_chunks(list(texts)):
             out.extend(self._candidates(scores, q, mask)[0] for q in range(len(chunk)))
         return out
 
@@ -129,6 +128,24 @@ class Suggester:
                 raise ValueError(f"no concept of {self.terminology.name} matches the filter {where}")
             self._masks[key] = mask
         return self._masks[key]
+
+    def _scored_chunks(self, texts: list[str]) -> Iterator[tuple[list[str], _Chunk]]:
+        """Chunks with both matchers' scores; the next chunk is scored while this one is ranked.
+
+        Encoding (onnxruntime) and the index search run outside the GIL, so they overlap the
+        Python-heavy ranking of the previous chunk.
+        """
+        chunks = list(_chunks(texts, CHUNK))
+        if len(chunks) < 2:
+            yield from ((chunk, self._score(chunk)) for chunk in chunks)
+            return
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            pending = worker.submit(self._score, chunks[0])
+            for index, chunk in enumerate(chunks):
+                scores = pending.result()
+                if index + 1 < len(chunks):
+                    pending = worker.submit(self._score, chunks[index + 1])
+                yield chunk, scores
 
     def _score(self, texts: list[str]) -> _Chunk:
         lexical_rows = self.lexical.row_scores(texts)
