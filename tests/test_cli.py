@@ -134,6 +134,13 @@ def test_unknown_format_and_bad_name(tmp_path):
     assert result.returncode == 2 and "invalid terminology name" in result.stderr
 
 
+def test_missing_output_folder_is_reported_before_any_work(tmp_path):
+    source = write(tmp_path / "in.csv", "source_code,source_text\n1,asthma\n")
+    result = run_cli("suggest", "-i", str(source), "-o", str(tmp_path / "no" / "o.csv"), env_home=tmp_path)
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    assert not (tmp_path / "cache").exists()  # no index was built
+
+
 def test_bad_where_clause(tmp_path):
     source = write(tmp_path / "in.csv", "source_code,source_text\n1,asthma\n")
     result = run_cli(

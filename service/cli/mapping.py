@@ -62,6 +62,8 @@ def suggest(
     from tqdm import tqdm
 
     items = read_source_items(input, encoding)
+    if not output.parent.exists():  # say so now, not after minutes of ranking
+        raise UserError(f"{output}: the folder {output.parent} does not exist")
     filters = _parse_where(where)
     engine = _suggester(terminology)
     with tqdm(total=len(items), unit="item", desc="suggesting", file=sys.stderr, disable=None) as bar:
@@ -116,8 +118,6 @@ def demo(
     top: Annotated[int, typer.Option("--top", "-k", min=1, max=20, help="Candidates to keep per code.")] = 5,
 ) -> None:
     """Map the bundled legacy ICD-9-CM codes to billable ICD-10-CM codes, end to end."""
-    from service.sources import read_source_items, write_suggestions
-
     settings = get_settings()
     source = SAMPLES / "legacy_icd9_diagnoses.csv"
     if not source.exists():
