@@ -1,0 +1,68 @@
+"""`crosswalk monitor`: score a batch of a feed against a reference and write the alerts as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from service.cli.app import app
+
+
+def _fail(message: str) -> None:
+    """Bad input: one line on stderr, exit status 1 (the monitoring contract; other commands use 2)."""
+    typer.echo(f"crosswalk monitor: error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command("monitor")
+def monitor(
+    reference: Annotated[Path, typer.Option("--reference", "-r", help="Reference batch: CSV, Parquet or FHIR NDJSON.")],
+    current: Annotated[Path, typer.Option("--current", "-c", help="Batch to score, same formats.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSON report to write.")],
+    html: Annotated[Path | None, typer.Option("--html", help="Also write Evidently's drift report here.")] = None,
+    segment: Annotated[
+        str | None, typer.Option("--segment", "-s", help="Column to split by (site, care_site_id, ...).")
+    ] = None,
+    contract_path: Annotated[
+        Path | None, typer.Option("--contract", help="Contract JSON (default: inferred from the reference).")
+    ] = None,
+    feed: Annotated[str, typer.Option("--feed", help="Feed name in alerts.")] = "default",
+) -> None:
+    """Score CURRENT against REFERENCE: completeness, conformance, drift, units, codes, plausibility."""
+    # pandas, scipy, sklearn: imported when the command runs, not on every `crosswalk` start
+    from monitors.batches import BatchError, read_batch
+    from monitors.contract import Contract, ContractError, infer_contract
+    from monitors.report import evidently_html, score_batch
+
+    try:
+        ref_frame = read_batch(reference)
+        contract = Contract.load(contract_path) if contract_path else infer_contract(ref_frame, feed=feed)
+        cur_frame = read_batch(current, contract)
+    except (BatchError, ContractError) as error:
+        _fail(str(error))
+    if segment is not None and segment not in ref_frame.columns:
+        _fail(f"--segment {segment}: no such column in {reference}")
+    report = score_batch(ref_frame, cur_frame, contract, segment=segment, feed=feed, batch_id=current.name)
+    output.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+    if html is not None:
+        evidently_html(ref_frame, cur_frame, html, contract)
+    _print_summary(report, output)
+
+
+def _print_summary(report, output: Path) -> None:
+    counts = report.to_dict()["summary"]
+    typer.echo(
+        f"{report.rows_current} rows scored against {report.rows_reference}; {report.tests} tests; "
+        f"{counts['critical']} critical, {counts['warning']} warning, {counts['info']} info"
+    )
+    if report.alerts:
+        typer.echo(f"{'severity':<9} {'check':<15} {'segment':<12} {'column':<32} message")
+        for alert in report.alerts:
+            typer.echo(
+                f"{alert.severity:<9} {alert.check:<15} {alert.segment[:12]:<12} {alert.column[:32]:<32} "
+                f"{alert.message}"
+            )
+    typer.echo(f"report: {output}")
