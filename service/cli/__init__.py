@@ -3,7 +3,7 @@
 Importing this package registers every command group on `app`.
 """
 
-from service.cli import mapping  # noqa: E402,F401  (registers: suggest, terminology, demo)
+from service.cli import mapping, monitor, review  # noqa: F401  (register their commands)
 from service.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -132,6 +132,24 @@ def demo(
     write_suggestions(out_dir / "suggestions.csv", items, results, evidence=True)
     _print_top_suggestions(items, results)
     typer.echo(f"\nall {top} candidates per code, with evidence: {out_dir / 'suggestions.csv'}")
+    _review_demo(settings, engine)
+
+
+def _review_demo(settings, engine) -> None:
+    """The review loop on the embedded store: project, import, suggestions, approvals, a release."""
+    from service.demo import run_review_demo
+
+    summary = run_review_demo(settings, engine)
+    typer.echo(
+        f"\nreview store {settings.database_url}: project {summary['project']!r} (id {summary['project_id']}), "
+        f"{summary['items']} items suggested by {summary['model_version']}, "
+        f"{len(summary['approved'])} top suggestions approved by 'demo', release {summary['release']} "
+        f"with {summary['release_entries']} mappings"
+    )
+    typer.echo(
+        "next: `crosswalk serve`, then a token from `crosswalk token create --name me --role reviewer`; "
+        "`crosswalk audit verify` checks the audit chain"
+    )
 
 
 def _print_top_suggestions(items, results) -> None:

@@ -1,0 +1,199 @@
+"""Review-service throughput: suggestions and decisions per second, and p95 latency, over HTTP.
+
+Starts `crosswalk serve` on 127.0.0.1 (an ephemeral port) against a fresh SQLite file and a fresh
+PostgreSQL schema, then drives it with bounded loops. By default the server ranks with a tiny
+word-overlap suggester, so the figures are the service's and the store's cost (auth, audit chain,
+transactions), not the model's; `--real` uses the bundled engine and a loaded terminology instead.
+
+    python benchmarks/api.py [--items 300] [--backend sqlite|postgres|both] [--real --terminology icd10cm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from models.items import Suggestion  # noqa: E402
+from models.terminology import Concept, Terminology  # noqa: E402
+
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+WORDS = "glucose sodium potassium chloride urea creatinine albumin bilirubin calcium iron ferritin lipase".split()
+SPECIMENS = "serum plasma blood urine csf".split()
+
+
+class WordSuggester:
+    """Word overlap over a synthetic terminology: instant, so the benchmark measures the service."""
+
+    model_version = "bench-words@1"
+
+    def __init__(self) -> None:
+        concepts = [Concept(f"B{i:04d}", f"{w} {s} panel {i}") for i, (w, s) in enumerate((w, s) for w in WORDS for s in SPECIMENS)]
+        self.terminology = Terminology("bench", "test", "1", concepts)
+
+    def suggest(self, items, top_k: int = 10):
+        return [self.search(item.text, top_k) for item in items]
+
+    def search(self, text: str, top_k: int = 10):
+        words = set(re.findall(r"[a-z]+", text.lower()))
+        scored = sorted(self.terminology, key=lambda c: (-len(words & set(c.display.split())), c.code))[:top_k]
+        return [Suggestion(c.code, c.display, 0.5, r, {"lexical": 0.5, "semantic": 0.5}) for r, c in enumerate(scored, 1)]
+
+
+def bench_suggester_factory(terminology: str) -> WordSuggester:
+    return WordSuggester()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def pg_schema(base: str) -> Iterator[str]:
+    schema = f"cw_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base)
+    with admin.begin() as c:
+        c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as c:
+            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@contextmanager
+def server(url: str, home: Path, real: bool) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "CROSSWALK_HOME": str(home), "CROSSWALK_DATABASE_URL": url, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--port", str(port)]
+    if not real:
+        command += ["--suggester-factory", "benchmarks.api:bench_suggester_factory"]
+    process = subprocess.Popen(command, env=env, cwd=REPO)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base, process)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _wait_until_up(base: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"crosswalk serve exited with status {process.returncode}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise SystemExit(f"crosswalk serve did not answer on {base} within {timeout:.0f} s")
+
+
+def admin_token(url: str, home: Path) -> str:
+    env = {**os.environ, "CROSSWALK_HOME": str(home), "CROSSWALK_DATABASE_URL": url, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-c", "from service.cli import main; main()", "token", "create", "--role", "admin", "--name", "bench"]
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def run_backend(name: str, url: str, items: int, batch: int, real: bool, terminology: str) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        token = admin_token(url, home)
+        with server(url, home, real) as base, httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=300) as client:
+            project = _project(client, items, terminology)
+            codes = [f"L{i:05d}" for i in range(items)]
+            suggest_s = _timed(lambda chunk: client.post(f"/projects/{project}/suggestions", json={"codes": chunk, "top_k": 5}), _chunks(codes, batch))
+            versions = {i["code"]: i["version"] for i in client.get(f"/projects/{project}/items", params={"limit": items}).json()["items"]}
+            decide_s = _timed(lambda code: _decide(client, project, code, versions[code]), codes)
+    return {
+        "backend": name,
+        "suggest_items_per_s": items / sum(suggest_s),
+        "suggest_p95_ms": _p95(suggest_s) * 1000,
+        "decisions_per_s": len(decide_s) / sum(decide_s),
+        "decide_p95_ms": _p95(decide_s) * 1000,
+    }
+
+
+def _project(client: httpx.Client, items: int, terminology: str) -> int:
+    body = {"name": "bench", "source_system": "bench LIS", "target_terminology": terminology}
+    project = _ok(client.post("/projects", json=body)).json()["id"]
+    rows = "".join(f"L{i:05d},{WORDS[i % len(WORDS)]} {SPECIMENS[i % len(SPECIMENS)]} test {i},{i}\n" for i in range(items))
+    files = {"file": ("codes.csv", ("source_code,source_text,frequency\n" + rows).encode(), "text/csv")}
+    _ok(client.post(f"/projects/{project}/imports", files=files))
+    return project
+
+
+def _decide(client: httpx.Client, project: int, code: str, version: int) -> httpx.Response:
+    headers = {"If-Match": f'"{version}"'}
+    return client.post(f"/projects/{project}/items/{code}/decisions", json={"action": "approve"}, headers=headers)
+
+
+def _timed(call, arguments) -> list[float]:
+    durations = []
+    for argument in arguments:
+        started = time.perf_counter()
+        _ok(call(argument))
+        durations.append(time.perf_counter() - started)
+    return durations
+
+
+def _ok(response: httpx.Response) -> httpx.Response:
+    if response.status_code >= 400:
+        raise SystemExit(f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:300]}")
+    return response
+
+
+def _chunks(values: list[str], size: int) -> list[list[str]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def _p95(durations: list[float]) -> float:
+    return statistics.quantiles(durations, n=20)[-1] if len(durations) > 1 else durations[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=300, help="Source codes imported, suggested and approved.")
+    parser.add_argument("--batch", type=int, default=10, help="Codes per suggestion request.")
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--pg-url", default=os.environ.get("CROSSWALK_TEST_POSTGRES_URL", PG_DEFAULT))
+    parser.add_argument("--real", action="store_true", help="Rank with the bundled engine (needs --terminology loaded).")
+    parser.add_argument("--terminology", default="bench")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.backend in ("sqlite", "both"):
+            results.append(run_backend("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.items, args.batch, args.real, args.terminology))
+        if args.backend in ("postgres", "both"):
+            with pg_schema(args.pg_url) as url:
+                results.append(run_backend("postgres", url, args.items, args.batch, args.real, args.terminology))
+    print(f"\n{args.items} codes, suggestions in requests of {args.batch}, one decision per request, one client")
+    print(f"{'backend':<10} {'suggest items/s':>16} {'suggest p95 ms':>15} {'decisions/s':>12} {'decide p95 ms':>14}")
+    for r in results:
+        print(f"{r['backend']:<10} {r['suggest_items_per_s']:>16.0f} {r['suggest_p95_ms']:>15.1f} {r['decisions_per_s']:>12.0f} {r['decide_p95_ms']:>14.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""`create_app`: the review service, on the store that the settings name, migrated at start."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute
+
+from service.api import problems
+from service.api.deps import SuggesterFactory
+from service.api.roles import __doc__ as ROLE_TABLE
+from service.api.routes import audit, fhir, health, items, projects, releases, tokens
+from service.settings import Settings, get_settings
+from service.store.db import engine_for, upgrade
+from service.store.errors import Invalid
+
+log = logging.getLogger("crosswalk.api")
+DESCRIPTION = """Review machine-suggested terminology mappings, keep a tamper-evident audit log, publish
+numbered releases and export them (FHIR ConceptMap R4/R5, SSSOM, OMOP, Usagi).
+
+Authenticate with `Authorization: Bearer <token>`. Errors are `application/problem+json` (RFC 9457).
+"""
+
+
+def create_app(settings: Settings | None = None, suggester_factory: SuggesterFactory | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine_for(settings.database_url)
+    upgrade(engine)  # the schema is at head before the first request
+    app = FastAPI(title="crosswalk review service", version="1", description=DESCRIPTION + "\n" + (ROLE_TABLE or ""))
+    app.state.settings, app.state.engine = settings, engine
+    app.state.suggester_factory = suggester_factory or _engine_suggesters(settings)
+    problems.install(app)
+    app.middleware("http")(_log_requests)
+    for module in (health, projects, items, releases, audit, tokens, fhir):
+        _summaries_from_docstrings(module.router)
+        app.include_router(module.router)
+    return app
+
+
+def _summaries_from_docstrings(router: APIRouter) -> None:
+    """The OpenAPI summary of each route is the first line of its docstring."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.description:
+            route.summary = route.description.strip().splitlines()[0]
+
+
+def _engine_suggesters(settings: Settings) -> SuggesterFactory:
+    def factory(terminology: str):
+        from models.catalog import UnknownTerminology
+        from service.engine import get_suggester  # loads the matchers: only when a route needs them
+
+        try:
+            return get_suggester(settings, terminology)
+        except UnknownTerminology as error:
+            raise Invalid(f"{error}; load it with `crosswalk terminology load`") from None
+
+    return factory
+
+
+async def _log_requests(request: Request, call_next):
+    """Method, route template, status and time: never query strings, bodies or headers (PHI, tokens)."""
+    started = time.perf_counter()
+    response = await call_next(request)
+    route = getattr(request.scope.get("route"), "path", "-")
+    log.info("%s %s %d %.1f ms", request.method, route, response.status_code, (time.perf_counter() - started) * 1000)
+    return response

@@ -1,0 +1,88 @@
+"""Source items: their suggestions, reviewers' decisions (versioned), four-eyes confirmation, history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from service import audit, crud
+from service.api.deps import CurrentPrincipal, IfMatch, ProjectDep, SessionDep, SuggesterFactoryDep, allow
+from service.api.roles import Permission
+from service.store.errors import Invalid
+from service.store.tables import AuditEventPublic, ConfirmationCreate, DecisionCreate, ItemPage, ItemPublic, Status
+
+router = APIRouter(prefix="/projects/{project_id}/items", tags=["items"])
+
+
+@router.get("", response_model=ItemPage, **allow(Permission.read, 404, 422))
+def list_items(
+    project: ProjectDep,
+    session: SessionDep,
+    status: Status | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ItemPage:
+    """A page of source items, most frequent first, optionally of one status."""
+    total, items = crud.list_items(session, project, status, offset, limit)
+    return ItemPage(total=total, items=[crud.item_public(session, i) for i in items])
+
+
+@router.get("/{code}", response_model=ItemPublic, **allow(Permission.read, 404, 422))
+def get_item(project: ProjectDep, session: SessionDep, code: str, response: Response) -> ItemPublic:
+    """One source item with its current suggestions; the ETag is its version."""
+    item = crud.item_public(session, crud.get_item(session, project, code))
+    response.headers["ETag"] = f'"{item.version}"'
+    return item
+
+
+@router.post("/{code}/decisions", response_model=ItemPublic, **allow(Permission.decide, 404, 409, 422, 428))
+def decide(
+    project: ProjectDep,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    factory: SuggesterFactoryDep,
+    code: str,
+    decision: DecisionCreate,
+    if_match: IfMatch,
+    response: Response,
+) -> ItemPublic:
+    """Approve, reject, flag, remap or mark unmappable, against the item version in If-Match (or body)."""
+    version = _version(if_match, decision.version)
+
+    def lookup(target: str):
+        return factory(project.target_terminology).terminology.get(target)
+
+    item = crud.decide(session, project, code, decision, principal.name, version, lookup)
+    response.headers["ETag"] = f'"{item.version}"'
+    return crud.item_public(session, item)
+
+
+@router.post("/{code}/confirmations", response_model=ItemPublic, **allow(Permission.confirm, 404, 409, 422, 428))
+def confirm(
+    project: ProjectDep,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    code: str,
+    confirmation: ConfirmationCreate,
+    if_match: IfMatch,
+    response: Response,
+) -> ItemPublic:
+    """Four-eyes: confirm another person's pending decision, which then becomes final."""
+    version = _version(if_match, confirmation.version)
+    item = crud.confirm(session, project, code, principal.name, version, confirmation.comment)
+    response.headers["ETag"] = f'"{item.version}"'
+    return crud.item_public(session, item)
+
+
+@router.get("/{code}/history", response_model=list[AuditEventPublic], **allow(Permission.read, 404, 422))
+def item_history(project: ProjectDep, session: SessionDep, code: str) -> list[AuditEventPublic]:
+    """Every audited change of one item: imports, suggestions, decisions, oldest first."""
+    item = crud.get_item(session, project, code)
+    return audit.history(session, entity=audit.entity_of(item))
+
+
+def _version(header: int | None, body: int | None) -> int | None:
+    if header is not None and body is not None and header != body:
+        raise Invalid(f"If-Match says version {header} but the body says {body}; send one version")
+    return header if header is not None else body

@@ -1,0 +1,224 @@
+"""The one write path for audited state, and the check that the state still matches its history.
+
+`record` changes a row and appends its `audit_event` in the caller's transaction, so state and
+history commit (or roll back) together. Each event's `after` is the row's full snapshot (child rows
+as a digest), and events form a sha256 hash chain. `verify` recomputes the chain and compares every
+row with the `after` of its latest event: a row edited, inserted or deleted behind the service's
+back, or an event altered or removed, is reported with the first event that no longer holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session, SQLModel, col, select
+
+from service.store.tables import (
+    ApiToken,
+    AuditEvent,
+    AuditEventPublic,
+    Project,
+    Release,
+    ReleaseEntry,
+    SourceItem,
+    Suggestion,
+    SuggestionBatch,
+    VerifyResult,
+    utcnow,
+)
+
+GENESIS = "0" * 64
+HASHED_FIELDS = ("seq", "time", "actor", "action", "entity", "project_id", "before", "after", "model_version")
+_PG_CHAIN_LOCK = 0x63776175  # "cwau": one advisory lock serialises appends to the chain on PostgreSQL
+
+
+@dataclass(frozen=True)
+class Audited:
+    kind: str  # the entity prefix in audit_event.entity
+    children: tuple[type[SQLModel], str] | None = None  # rows owned by this one, and their foreign key
+
+
+AUDITED: dict[type[SQLModel], Audited] = {
+    Project: Audited("project"),
+    SourceItem: Audited("item"),
+    SuggestionBatch: Audited("suggestion_batch", (Suggestion, "batch_id")),
+    Release: Audited("release", (ReleaseEntry, "release_id")),
+    ApiToken: Audited("token"),
+}
+
+
+def canonical(data: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8: the same data always gives the same bytes to hash."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_hash(event: AuditEvent) -> str:
+    fields = {name: getattr(event, name) for name in HASHED_FIELDS}
+    return hashlib.sha256((canonical(fields) + event.prev_hash).encode()).hexdigest()
+
+
+def entity_of(row: SQLModel) -> str:
+    return f"{AUDITED[type(row)].kind}:{row.id}"
+
+
+def snapshot(session: Session, row: SQLModel) -> dict[str, Any]:
+    """The row as plain JSON data, with a digest of its child rows (suggestions, release entries)."""
+    data = row.model_dump(mode="json")
+    children = AUDITED[type(row)].children
+    if children:
+        table, key = children
+        rows = session.exec(select(table).where(getattr(table, key) == row.id).order_by(table.id)).all()
+        data["children_sha256"] = hashlib.sha256(canonical([r.model_dump(mode="json") for r in rows]).encode()).hexdigest()
+    return data
+
+
+def lock_chain(session: Session) -> None:
+    """Serialise writers: on PostgreSQL an advisory lock (SQLite takes its lock at BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.exec(text(f"SELECT pg_advisory_xact_lock({_PG_CHAIN_LOCK})"))
+
+
+def record(
+    session: Session,
+    actor: str,
+    action: str,
+    row: SQLModel,
+    changes: dict[str, Any] | None = None,
+    *,
+    children: Sequence[SQLModel] = (),
+    model_version: str | None = None,
+) -> AuditEvent | None:
+    """Apply `changes` to `row` (new or loaded), add `children`, and append the event; no commit.
+
+    Returns None, writing nothing, when the changes leave the row as it was.
+    """
+    lock_chain(session)
+    before = snapshot(session, row) if row.id is not None else None
+    for name, value in (changes or {}).items():
+        setattr(row, name, value)
+    if before is not None and snapshot(session, row) == before and not children:
+        return None
+    if before is not None and hasattr(row, "version"):
+        row.version = before["version"] + 1
+    session.add(row)
+    session.flush()
+    _add_children(session, row, children)
+    return _append(session, actor, action, row, before, snapshot(session, row), model_version)
+
+
+def _add_children(session: Session, row: SQLModel, children: Iterable[SQLModel]) -> None:
+    spec = AUDITED[type(row)].children
+    for child in children:
+        assert spec is not None and isinstance(child, spec[0]), f"{type(row).__name__} owns no {type(child).__name__}"
+        setattr(child, spec[1], row.id)
+        session.add(child)
+    session.flush()
+
+
+def _append(
+    session: Session,
+    actor: str,
+    action: str,
+    row: SQLModel,
+    before: dict | None,
+    after: dict,
+    model_version: str | None,
+) -> AuditEvent:
+    seq, prev_hash = _tail(session)
+    event = AuditEvent(
+        seq=seq + 1,
+        time=utcnow(),
+        actor=actor,
+        action=action,
+        entity=entity_of(row),
+        project_id=row.id if isinstance(row, Project) else getattr(row, "project_id", None),
+        before=None if before is None else canonical(before),
+        after=canonical(after),
+        model_version=model_version,
+        prev_hash=prev_hash,
+        hash="",
+    )
+    event.hash = event_hash(event)
+    session.add(event)
+    session.flush()
+    session.info["audit_tail"] = (session.get_transaction(), event.seq, event.hash)
+    return event
+
+
+def _tail(session: Session) -> tuple[int, str]:
+    """The last event's seq and hash; remembered per transaction so a 1,000-row import asks once."""
+    cached = session.info.get("audit_tail")
+    if cached and cached[0] is session.get_transaction():
+        return cached[1], cached[2]
+    last = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
+    return (last.seq, last.hash) if last else (0, GENESIS)
+
+
+# -- reading and verifying --------------------------------------------------------------------------
+def history(session: Session, entity: str | None = None, project_id: int | None = None) -> list[AuditEventPublic]:
+    query = select(AuditEvent).order_by(AuditEvent.seq)
+    if entity is not None:
+        query = query.where(AuditEvent.entity == entity)
+    if project_id is not None:
+        query = query.where(AuditEvent.project_id == project_id)
+    return [to_public(e) for e in session.exec(query)]
+
+
+def to_public(event: AuditEvent) -> AuditEventPublic:
+    return AuditEventPublic(
+        **event.model_dump(exclude={"before", "after", "prev_hash", "project_id"}),
+        before=_loads(event.before),
+        after=_loads(event.after),
+    )
+
+
+def _loads(value: str | None) -> dict | None:
+    return None if value is None else json.loads(value)
+
+
+def verify(session: Session) -> VerifyResult:
+    """Check the hash chain, then every audited row against the `after` of its latest event."""
+    events = list(session.exec(select(AuditEvent).order_by(AuditEvent.seq)))
+    problems = _chain_problems(events)
+    latest = {e.entity: e for e in events}
+    problems += _state_problems(session, latest)
+    first = min((seq for seq, _ in problems), default=None)
+    messages = [message for _, message in sorted(problems, key=lambda p: p[0])]
+    return VerifyResult(ok=not problems, events=len(events), first_bad_seq=first, problems=messages)
+
+
+def _chain_problems(events: list[AuditEvent]) -> list[tuple[int, str]]:
+    problems: list[tuple[int, str]] = []
+    expected_seq, prev_hash = 1, GENESIS
+    for event in events:
+        if event.seq != expected_seq:
+            problems.append((expected_seq, f"event #{expected_seq}: missing (deleted); the log jumps to #{event.seq}"))
+        elif event.prev_hash != prev_hash:
+            problems.append((event.seq, f"event #{event.seq}: prev_hash does not match event #{event.seq - 1}"))
+        if event_hash(event) != event.hash:
+            problems.append((event.seq, f"event #{event.seq} ({event.action} {event.entity}): altered, hash mismatch"))
+        expected_seq, prev_hash = event.seq + 1, event.hash
+    return problems
+
+
+def _state_problems(session: Session, latest: dict[str, AuditEvent]) -> list[tuple[int, str]]:
+    problems: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for table in AUDITED:
+        for row in session.exec(select(table)):
+            entity = entity_of(row)
+            seen.add(entity)
+            event = latest.get(entity)
+            if event is None:
+                problems.append((0, f"{entity}: row has no audit event (inserted behind the service's back)"))
+            elif _loads(event.after) != snapshot(session, row):
+                problems.append((event.seq, f"event #{event.seq}: {entity} no longer matches it (row changed directly)"))
+    for entity, event in latest.items():
+        if entity not in seen and event.after is not None:
+            problems.append((event.seq, f"event #{event.seq}: {entity} is gone (row deleted directly)"))
+    return problems

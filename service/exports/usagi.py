@@ -1,0 +1,77 @@
+"""A release as a Usagi mapping file, so OHDSI tooling can pick the reviewed mappings up."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+
+from service.exports import ReleaseBundle
+from service.exports.systems import omop_concept_id
+from service.store.tables import EntryBase, Status
+
+COLUMNS = [
+    "sourceCode",
+    "sourceName",
+    "sourceFrequency",
+    "sourceAutoAssignedConceptIds",
+    "matchScore",
+    "mappingStatus",
+    "equivalence",
+    "statusSetBy",
+    "statusSetOn",
+    "conceptId",
+    "conceptName",
+    "domainId",
+    "mappingType",
+    "comment",
+    "createdBy",
+    "createdOn",
+    "assignedReviewer",
+]
+USAGI_EQUIVALENCE = {
+    "equivalent": "EQUAL",
+    "source-is-narrower-than-target": "WIDER",
+    "source-is-broader-than-target": "NARROWER",
+    "related-to": "INEXACT",
+    "not-related-to": "UNMATCHED",
+}
+
+
+def usagi_csv(bundle: ReleaseBundle) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for entry in bundle.entries:
+        writer.writerow(_row(bundle, entry))
+    return out.getvalue()
+
+
+def _row(bundle: ReleaseBundle, entry: EntryBase) -> dict[str, object]:
+    unmappable = entry.status == Status.unmappable
+    millis = _epoch_millis(entry.decided_at)
+    return {
+        "sourceCode": entry.source_code,
+        "sourceName": entry.source_text,
+        "sourceFrequency": entry.frequency if entry.frequency is not None else -1,
+        "sourceAutoAssignedConceptIds": "",
+        "matchScore": 0,
+        "mappingStatus": "APPROVED",
+        "equivalence": "UNMATCHED" if unmappable else USAGI_EQUIVALENCE[entry.relationship or "equivalent"],
+        "statusSetBy": entry.confirmed_by or entry.decided_by or "",
+        "statusSetOn": millis,
+        "conceptId": 0 if unmappable else omop_concept_id(bundle.project.target_terminology, entry.target_code),
+        "conceptName": "Unmapped" if unmappable else entry.target_display or "",
+        "domainId": "",
+        "mappingType": "MAPS_TO",
+        "comment": entry.comment or "",
+        "createdBy": entry.decided_by or "",
+        "createdOn": millis,
+        "assignedReviewer": entry.confirmed_by or "",
+    }
+
+
+def _epoch_millis(timestamp: str | None) -> int:
+    if not timestamp:
+        return 0
+    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000)
