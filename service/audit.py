@@ -12,44 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel, col, select
 
-from service.store.tables import (
-    ApiToken,
-    AuditEvent,
-    AuditEventPublic,
-    Project,
-    Release,
-    ReleaseEntry,
-    SourceItem,
-    Suggestion,
-    SuggestionBatch,
-    VerifyResult,
-    utcnow,
-)
+from service.store.audited import AUDITED
+from service.store.tables import AuditEvent, AuditEventPublic, Project, VerifyResult, utcnow
 
 GENESIS = "0" * 64
 HASHED_FIELDS = ("seq", "time", "actor", "action", "entity", "project_id", "before", "after", "model_version")
 _PG_CHAIN_LOCK = 0x63776175  # "cwau": one advisory lock serialises appends to the chain on PostgreSQL
-
-
-@dataclass(frozen=True)
-class Audited:
-    kind: str  # the entity prefix in audit_event.entity
-    children: tuple[type[SQLModel], str] | None = None  # rows owned by this one, and their foreign key
-
-
-AUDITED: dict[type[SQLModel], Audited] = {
-    Project: Audited("project"),
-    SourceItem: Audited("item"),
-    SuggestionBatch: Audited("suggestion_batch", (Suggestion, "batch_id")),
-    Release: Audited("release", (ReleaseEntry, "release_id")),
-    ApiToken: Audited("token"),
-}
 
 
 def canonical(data: Any) -> str:

@@ -72,8 +72,12 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision`; the service runs this at start, `crosswalk db upgrade` by hand."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Bring the schema to `revision`; the service runs this at start, `crosswalk db upgrade` by hand.
+
+    "heads": features add their tables in migrations of their own, each branching from the revision
+    they build on, so several may be at head at once.
+    """
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection

@@ -13,6 +13,8 @@ from typing import Any, Literal
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from service.store.audited import audited
+
 
 def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -332,3 +334,10 @@ class VerifyResult(SQLModel):
     events: int
     first_bad_seq: int | None = None
     problems: list[str] = Field(default_factory=list)
+
+
+audited(Project, "project")
+audited(SourceItem, "item")
+audited(SuggestionBatch, "suggestion_batch", children=(Suggestion, "batch_id"))
+audited(Release, "release", children=(ReleaseEntry, "release_id"))
+audited(ApiToken, "token")
