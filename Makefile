@@ -20,8 +20,11 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/crosswalk demo
 
+# The store tests run on SQLite and on PostgreSQL (the local server unless the URL says otherwise).
+TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
 test: install
-	$(BIN)/python -m pytest
+	CROSSWALK_TEST_POSTGRES_URL="$${CROSSWALK_TEST_POSTGRES_URL:-$(TEST_POSTGRES_URL)}" $(BIN)/python -m pytest
 
 bench: install
 	$(BIN)/python benchmarks/mapping.py

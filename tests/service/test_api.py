@@ -11,6 +11,7 @@ from fhir.resources.parameters import Parameters
 
 from service.api.roles import ROLE_PERMISSIONS
 from service.store.tables import Role
+from tests.service.conftest import BACKENDS, FakeSuggester, Service, postgres_url
 
 # The issue's rules, written out independently of service/api/roles.py.
 EXPECTED_ROLES = {
@@ -51,13 +52,17 @@ EXPECTED_ROUTES = {
 }
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory, monkeypatch_module):
-    """One app with a released project, shared by the matrix (its requests change nothing)."""
-    from tests.service.conftest import FakeSuggester, Service
-
+@pytest.fixture(scope="module", params=BACKENDS)
+def api(request, tmp_path_factory, monkeypatch_module):
+    """One app with a released project per backend, shared by the matrix (its requests change nothing)."""
     home = tmp_path_factory.mktemp("api")
-    service = Service(f"sqlite:///{home / 'store.db'}", home, FakeSuggester(), monkeypatch_module)
+    if request.param == "sqlite":
+        url = f"sqlite:///{home / 'store.db'}"
+    else:
+        urls = postgres_url()
+        url = next(urls)
+        request.addfinalizer(lambda: next(urls, None))  # drops the schema
+    service = Service(url, home, FakeSuggester(), monkeypatch_module)
     project = service.ready_project()
     service.decide(project, "GLU", action="approve")
     service.call("POST", f"/projects/{project}/releases", Role.reviewer, json={})
@@ -160,6 +165,7 @@ def test_openapi_documents_every_operation(api):
     ],
 )
 def test_errors_are_problem_json(api, method, path, kwargs, status, phrase):
+    kwargs = dict(kwargs)  # the parameters are shared by both backends' runs: never mutate them
     headers = {**api.auth(Role.admin), **kwargs.pop("headers", {})}
     response = api.client.request(method, path, headers=headers, **kwargs)
     assert response.status_code == status, response.text
