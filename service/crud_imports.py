@@ -40,9 +40,11 @@ class SuggesterLike(Protocol):
     model_version: str
     terminology: Terminology
 
-    def suggest(self, items: Sequence[ModelItem], top_k: int = 10) -> list[list[ModelSuggestion]]: ...
+    def suggest(
+        self, items: Sequence[ModelItem], top_k: int = 10, where: dict[str, Any] | None = None
+    ) -> list[list[ModelSuggestion]]: ...
 
-    def search(self, text: str, top_k: int = 10) -> list[ModelSuggestion]: ...
+    def search(self, text: str, top_k: int = 10, where: dict[str, Any] | None = None) -> list[ModelSuggestion]: ...
 
 
 @dataclass(frozen=True)
@@ -134,10 +136,22 @@ def generate_suggestions(
     items = _items_to_suggest(session, project, request)
     queries = [(i.id, ModelItem(code=i.code, text=i.text, context=i.context)) for i in items]
     session.commit()  # let other writers in while the model runs; items are re-read below
-    results = suggester.suggest([q for _, q in queries], top_k=request.top_k) if queries else []
+    results = rank(suggester, project, [q for _, q in queries], request.top_k) if queries else []
     if not queries:
         return SuggestResult(batch_id=None, model_version=suggester.model_version, items=0)
     return _store_batch(session, project, suggester.model_version, request.top_k, queries, results, actor)
+
+
+def rank(suggester: SuggesterLike, project: Project, queries: Sequence[ModelItem], top_k: int) -> list[list[ModelSuggestion]]:
+    """The suggester's candidates within the project's target filter; a filter nothing meets is a 422."""
+    try:
+        return suggester.suggest(queries, top_k=top_k, where=project.target_filter or None)
+    except ValueError as error:  # models.suggest: "no concept of X matches the filter ..."
+        raise Invalid(f"project {project.name!r}: {error}; change the project's target filter") from None
+
+
+def search(suggester: SuggesterLike, project: Project, text: str, top_k: int) -> list[ModelSuggestion]:
+    return rank(suggester, project, [ModelItem(code="", text=text)], top_k)[0]
 
 
 def _items_to_suggest(session: Session, project: Project, request: SuggestRequest) -> list[SourceItem]:

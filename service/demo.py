@@ -50,7 +50,8 @@ def _project(session, terminology: str, source: Path):
     existing = [p for p in crud.list_projects(session) if p.name == PROJECT]
     if existing:
         return existing[0]
-    data = ProjectCreate(name=PROJECT, source_system=f"demo: {source.stem}", target_terminology=terminology)
+    billable = {"billable": True} if terminology == "icd10cm" else {}  # claims need billable codes
+    data = ProjectCreate(name=PROJECT, source_system=f"demo: {source.stem}", target_terminology=terminology, target_filter=billable)
     return crud.create_project(session, data, DEMO_USER)
 
 

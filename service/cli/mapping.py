@@ -18,7 +18,7 @@ terminology_app = typer.Typer(help="Load and list terminologies.", no_args_is_he
 app.add_typer(terminology_app, name="terminology")
 
 
-def _parse_where(conditions: list[str]) -> dict[str, object]:
+def parse_where(conditions: list[str]) -> dict[str, object]:
     """`--where billable=true --where domain=Measurement` -> attribute filter."""
     wanted: dict[str, object] = {}
     for condition in conditions:
@@ -64,7 +64,7 @@ def suggest(
     items = read_source_items(input, encoding)
     if not output.parent.exists():  # say so now, not after minutes of ranking
         raise UserError(f"{output}: the folder {output.parent} does not exist")
-    filters = _parse_where(where)
+    filters = parse_where(where)
     engine = _suggester(terminology)
     with tqdm(total=len(items), unit="item", desc="suggesting", file=sys.stderr, disable=None) as bar:
         try:

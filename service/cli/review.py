@@ -158,12 +158,24 @@ def project_create(
     target: Annotated[str, typer.Option("--target", help="Target terminology name, e.g. icd10cm or loinc.")],
     four_eyes: Annotated[bool, typer.Option("--four-eyes", help="Approvals need a second reviewer.")] = False,
     source_uri: Annotated[str | None, typer.Option(help="FHIR system URI of the source codes.")] = None,
+    where: Annotated[
+        list[str] | None, typer.Option("--where", help="Only suggest concepts with ATTRIBUTE=VALUE, e.g. billable=true.")
+    ] = None,
 ) -> None:
     """Create a mapping project."""
     from service import crud
+    from service.cli.mapping import parse_where
     from service.store.tables import ProjectCreate
 
-    data = _valid(ProjectCreate, name=name, source_system=source_system, target_terminology=target, four_eyes=four_eyes, source_uri=source_uri)
+    data = _valid(
+        ProjectCreate,
+        name=name,
+        source_system=source_system,
+        target_terminology=target,
+        four_eyes=four_eyes,
+        source_uri=source_uri,
+        target_filter=parse_where(where or []),
+    )
     with transaction() as session:
         project = crud.create_project(session, data, actor())
     typer.echo(f"project {project.id}: {project.name} ({project.source_system} -> {project.target_terminology})")

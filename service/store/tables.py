@@ -60,6 +60,11 @@ class ProjectBase(SQLModel):
     )
     target_terminology: str = Field(min_length=1, max_length=100, description="Catalog name, e.g. icd10cm.")
     four_eyes: bool = Field(default=False, description="Approvals need a second, different reviewer.")
+    target_filter: dict[str, str | bool] = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False),
+        description='Only concepts with these attributes are suggested, e.g. {"billable": true} for ICD-10-CM.',
+    )
 
 
 class Project(ProjectBase, table=True):

@@ -48,20 +48,23 @@ class FakeSuggester:
             Concept("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood"),
             Concept("2951-2", "Sodium [Moles/volume] in Serum or Plasma"),
             Concept("2823-3", "Potassium [Moles/volume] in Serum or Plasma"),
-            Concept("5767-9", "Appearance of Urine"),
+            Concept("5767-9", "Appearance of Urine", attributes={"class": "UA"}),
             Concept("2160-0", "Creatinine [Mass/volume] in Serum or Plasma"),
         ]
         self.terminology = Terminology("loinc", "test", "2.77", concepts)
         self.calls = 0
 
-    def suggest(self, items: Sequence[SourceItem], top_k: int = 10) -> list[list[Suggestion]]:
+    def suggest(self, items: Sequence[SourceItem], top_k: int = 10, where: dict | None = None) -> list[list[Suggestion]]:
         self.calls += 1
-        return [self.search(item.text, top_k) for item in items]
+        return [self.search(item.text, top_k, where) for item in items]
 
-    def search(self, text: str, top_k: int = 10) -> list[Suggestion]:
+    def search(self, text: str, top_k: int = 10, where: dict | None = None) -> list[Suggestion]:
         words = set(re.findall(r"[a-z0-9]+", text.lower()))
+        allowed = [c for c in self.terminology if all(c.attributes.get(k) == v for k, v in (where or {}).items())]
+        if not allowed:  # as models.suggest.Suggester does
+            raise ValueError(f"no concept of {self.terminology.name} matches the filter {where}")
         scored = []
-        for concept in self.terminology:
+        for concept in allowed:
             shared = words & set(re.findall(r"[a-z0-9]+", concept.display.lower()))
             scored.append((len(shared) / (len(words) or 1), concept))
         scored.sort(key=lambda pair: (-pair[0], pair[1].code))

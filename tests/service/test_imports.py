@@ -107,3 +107,23 @@ def test_missing_file_and_bad_format_are_422(sqlite_service):
     project = sqlite_service.project()
     assert sqlite_service.call("POST", f"/projects/{project}/imports", Role.mapper).status_code == 422
     assert sqlite_service.import_csv(project, LAB_CSV, fmt="xlsx").status_code == 422
+
+
+def test_a_project_target_filter_restricts_suggestions_and_search(sqlite_service):
+    body = {"name": "Urine", "source_system": "LIS", "target_terminology": "loinc", "target_filter": {"class": "UA"}}
+    project = sqlite_service.call("POST", "/projects", Role.mapper, json=body).json()["id"]
+    assert sqlite_service.import_csv(project).status_code == 200
+    sqlite_service.suggest(project)
+    glucose = sqlite_service.item(project, "GLU")["suggestions"]
+    assert [s["code"] for s in glucose] == ["5767-9"]  # the one UA-class concept, though it shares no word
+    found = sqlite_service.call("GET", f"/projects/{project}/search", Role.viewer, params={"q": "sodium"}).json()
+    assert [c["code"] for c in found] == ["5767-9"]
+
+
+def test_a_target_filter_nothing_meets_is_422_and_stores_nothing(sqlite_service):
+    body = {"name": "Nothing", "source_system": "LIS", "target_terminology": "loinc", "target_filter": {"class": "NOPE"}}
+    project = sqlite_service.call("POST", "/projects", Role.mapper, json=body).json()["id"]
+    assert sqlite_service.import_csv(project).status_code == 200
+    response = sqlite_service.call("POST", f"/projects/{project}/suggestions", Role.mapper, json={"top_k": 3})
+    assert response.status_code == 422 and "target filter" in response.json()["detail"]
+    assert sqlite_service.item(project, "GLU")["suggestions"] == []

@@ -10,7 +10,7 @@ from service import crud
 from service.api.deps import CurrentPrincipal, ProjectDep, SessionDep, SuggesterDep, allow
 from service.api.problems import MAX_BODY_BYTES
 from service.api.roles import Permission
-from service.crud_imports import ImportFormat, generate_suggestions, import_items, parse_source_file
+from service.crud_imports import ImportFormat, generate_suggestions, import_items, parse_source_file, search
 from service.store.errors import TooLarge
 from service.store.tables import (
     ConceptPublic,
@@ -77,5 +77,6 @@ def search_concepts(
     """Search the target terminology for a concept to remap to (an exact code comes first)."""
     exact = suggester.terminology.get(q.strip())
     found = [ConceptPublic(code=exact.code, display=exact.display)] if exact else []
-    found += [ConceptPublic(code=s.code, display=s.display, score=s.score) for s in suggester.search(q, top_k) if not exact or s.code != exact.code]
+    ranked = search(suggester, project, q, top_k)
+    found += [ConceptPublic(code=s.code, display=s.display, score=s.score) for s in ranked if not exact or s.code != exact.code]
     return found[:top_k]

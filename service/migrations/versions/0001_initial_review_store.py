@@ -52,6 +52,7 @@ def upgrade() -> None:
     sa.Column('source_uri', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=True),
     sa.Column('target_terminology', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('four_eyes', sa.Boolean(), nullable=False),
+    sa.Column('target_filter', sa.JSON(), nullable=False),
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
