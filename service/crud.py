@@ -6,6 +6,7 @@ Reads are plain queries; every write goes through `audit.record`. Callers own th
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from service import audit
 from service.store.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionRequired, StaleVersion
 from service.store.tables import (
     ApiToken,
+    AuditEvent,
     DecisionCreate,
     ItemPublic,
     Project,
@@ -140,6 +142,40 @@ def confirm(session: Session, project: Project, code: str, actor: str, version: 
         changes["comment"] = comment
     audit.record(session, actor, "decision.confirm", item, changes, model_version=model_version_of(session, item))
     return item
+
+
+def revert(session: Session, project: Project, code: str, actor: str, version: int | None, comment: str | None = None) -> SourceItem:
+    """Undo the item's latest decision: a new audited decision that restores the state before it.
+
+    Nothing is deleted; the log keeps both the decision and its revert (reverting a revert redoes it).
+    """
+    audit.lock_chain(session)
+    item = _item_at(session, project, code, version)
+    last = _latest_decision(session, item)
+    if last is None or last.before is None:
+        raise Conflict(f"{code!r} has no decision to undo")
+    before = json.loads(last.before)
+    changes = {name: before.get(name) for name in DECISION_FIELDS}
+    if changes["status"] in (Status.new, Status.suggested):  # suggestions may have arrived since
+        changes["status"] = Status.suggested if item.suggestion_batch_id else Status.new
+    if comment:
+        changes["comment"] = comment
+    audit.record(session, actor, "decision.revert", item, changes, model_version=model_version_of(session, item))
+    return item
+
+
+# What a decision sets on an item, and so what a revert puts back.
+DECISION_FIELDS = (
+    "status", "target_code", "target_display", "relationship", "comment",
+    "proposed_status", "decided_by", "decided_at", "confirmed_by",
+)
+
+
+def _latest_decision(session: Session, item: SourceItem) -> AuditEvent | None:
+    query = select(AuditEvent).where(
+        AuditEvent.entity == audit.entity_of(item), col(AuditEvent.action).startswith("decision.")
+    )
+    return session.exec(query.order_by(col(AuditEvent.seq).desc()).limit(1)).first()
 
 
 def _item_at(session: Session, project: Project, code: str, version: int | None) -> SourceItem:

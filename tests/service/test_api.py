@@ -36,6 +36,7 @@ EXPECTED_ROUTES = {
     ("get", "/projects/{project_id}/items/{code}"): "read",
     ("post", "/projects/{project_id}/items/{code}/decisions"): "decide",
     ("post", "/projects/{project_id}/items/{code}/confirmations"): "confirm",
+    ("post", "/projects/{project_id}/items/{code}/reverts"): "decide",
     ("get", "/projects/{project_id}/items/{code}/history"): "read",
     ("post", "/projects/{project_id}/releases"): "release",
     ("get", "/projects/{project_id}/releases"): "read",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from sqlmodel import Field, SQLModel
 
 from service import audit, crud
 from service.api.deps import CurrentPrincipal, IfMatch, ProjectDep, SessionDep, SuggesterFactoryDep, allow
@@ -71,6 +72,27 @@ def confirm(
     """Four-eyes: confirm another person's pending decision, which then becomes final."""
     version = _version(if_match, confirmation.version)
     item = crud.confirm(session, project, code, principal.name, version, confirmation.comment)
+    response.headers["ETag"] = f'"{item.version}"'
+    return crud.item_public(session, item)
+
+
+class RevertCreate(SQLModel):
+    comment: str | None = Field(default=None, max_length=4000)
+    version: int | None = Field(default=None, description="Item version the undo was made against (or If-Match).")
+
+
+@router.post("/{code}/reverts", response_model=ItemPublic, **allow(Permission.decide, 404, 409, 422, 428))
+def revert(
+    project: ProjectDep,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    code: str,
+    body: RevertCreate,
+    if_match: IfMatch,
+    response: Response,
+) -> ItemPublic:
+    """Undo the item's latest decision with a new audited decision restoring the state before it."""
+    item = crud.revert(session, project, code, principal.name, _version(if_match, body.version), body.comment)
     response.headers["ETag"] = f'"{item.version}"'
     return crud.item_public(session, item)
 
