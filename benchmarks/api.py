@@ -47,10 +47,10 @@ class WordSuggester:
         concepts = [Concept(f"B{i:04d}", f"{w} {s} panel {i}") for i, (w, s) in enumerate((w, s) for w in WORDS for s in SPECIMENS)]
         self.terminology = Terminology("bench", "test", "1", concepts)
 
-    def suggest(self, items, top_k: int = 10):
+    def suggest(self, items, top_k: int = 10, where=None):
         return [self.search(item.text, top_k) for item in items]
 
-    def search(self, text: str, top_k: int = 10):
+    def search(self, text: str, top_k: int = 10, where=None):
         words = set(re.findall(r"[a-z]+", text.lower()))
         scored = sorted(self.terminology, key=lambda c: (-len(words & set(c.display.split())), c.code))[:top_k]
         return [Suggestion(c.code, c.display, 0.5, r, {"lexical": 0.5, "semantic": 0.5}) for r, c in enumerate(scored, 1)]

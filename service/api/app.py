@@ -60,9 +60,16 @@ def _engine_suggesters(settings: Settings) -> SuggesterFactory:
 
 
 async def _log_requests(request: Request, call_next):
-    """Method, route template, status and time: never query strings, bodies or headers (PHI, tokens)."""
+    """Method, route template, status and time: never query strings, bodies or headers (PHI, tokens).
+
+    An unexpected error becomes a 500 problem here: past this point Starlette would hand it to the
+    server, which logs the traceback and the message, and either may quote a source text.
+    """
     started = time.perf_counter()
-    response = await call_next(request)
+    try:
+        response = await call_next(request)
+    except Exception as error:  # noqa: BLE001
+        response = problems.unexpected(request, error)
     route = getattr(request.scope.get("route"), "path", "-")
     log.info("%s %s %d %.1f ms", request.method, route, response.status_code, (time.perf_counter() - started) * 1000)
     return response

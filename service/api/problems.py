@@ -53,7 +53,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
 
 
@@ -81,8 +80,8 @@ async def _validation_error(_request: Request, error: Exception) -> JSONResponse
     return problem(422, detail, "Invalid request", errors=where)
 
 
-async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-    # The type and route only: messages and tracebacks can carry source texts or tokens.
+def unexpected(request: Request, error: Exception) -> JSONResponse:
+    """A 500 problem; the log gets the type and route only: messages and tracebacks can carry PHI or tokens."""
     route = getattr(request.scope.get("route"), "path", "?")
     log.error("unexpected %s on %s %s; nothing was written", type(error).__name__, request.method, route)
     return problem(500, "an unexpected error; the request was not applied. The server log names the error type.")

@@ -207,3 +207,17 @@ def test_logs_carry_no_source_texts_or_tokens(sqlite_service, caplog):
     assert "POST /projects/{project_id}/items/{code}/decisions 200" in caplog.text
     for secret in ("Glucose serum", "Potassium serum", "Secret patient-ish text", *sqlite_service.tokens.values()):
         assert secret not in caplog.text
+
+
+def test_an_unexpected_error_is_a_500_problem_and_its_message_stays_out_of_the_logs(sqlite_service, caplog, monkeypatch):
+    from service import crud
+
+    def boom(session):
+        raise RuntimeError("Secret patient-ish text in an error message")
+
+    monkeypatch.setattr(crud, "list_projects", boom)
+    caplog.set_level(logging.DEBUG)
+    response = sqlite_service.call("GET", "/projects", Role.viewer)  # TestClient re-raises what reaches the server
+    assert response.status_code == 500 and response.headers["content-type"] == "application/problem+json"
+    assert "unexpected RuntimeError on GET /projects" in caplog.text
+    assert "Secret patient-ish text" not in caplog.text and "Traceback" not in caplog.text
