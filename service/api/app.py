@@ -8,6 +8,7 @@ import time
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.routing import APIRoute
 
+from service import ui
 from service.api import problems
 from service.api.deps import SuggesterFactory
 from service.api.roles import __doc__ as ROLE_TABLE
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, suggester_factory: SuggesterFac
     for module in (health, projects, items, releases, audit, tokens, fhir):
         _summaries_from_docstrings(module.router)
         app.include_router(module.router)
+    ui.install(app)  # the browser pages under /ui, and / -> /ui/ (left out of the OpenAPI document)
     return app
 
 

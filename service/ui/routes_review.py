@@ -1,0 +1,227 @@
+"""The review queue, one item at a time, its decisions and its history.
+
+Decisions call the same crud functions as the API (`crud.decide`, `crud.confirm`, `crud.revert`),
+in the request's one transaction, as the logged-in token's owner: there is no second write path.
+Forms work without JavaScript (POST, then 303 to the next item); static/ui.js adds the keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlmodel import Session
+
+from service import audit, crud
+from service.api.deps import SessionDep
+from service.api.roles import Permission
+from service.crud_imports import search as search_concepts
+from service.store.errors import Invalid, StoreError
+from service.store.tables import DecisionCreate, Project, SourceItem, Status
+from service.ui import queue
+from service.ui.queue import Filters
+from service.ui.render import RELATIONSHIPS, render
+from service.ui.session import Browser, BrowserDep, FormDep
+
+router = APIRouter(prefix="/ui/projects/{project_id}", include_in_schema=False)
+SIMPLE_ACTIONS = ("approve", "reject", "flag", "unmappable")
+MAX_PATH = 8  # hierarchy levels shown above a candidate
+
+
+@router.get("", response_class=HTMLResponse)
+def queue_page(request: Request, browser: BrowserDep, session: SessionDep, project_id: int, offset: Annotated[int, Query(ge=0)] = 0):
+    project = crud.get_project(session, project_id)
+    filters = Filters.parse(request.query_params)
+    total, rows = queue.page(session, project, filters, offset)
+    return render(
+        request, "queue.html", browser=browser, project=project, filters=filters, total=total, rows=rows, offset=offset,
+        page_size=queue.PAGE_SIZE, choices=_filter_choices(session, project), band_of=queue.band_of,
+    )
+
+
+def _filter_choices(session: Session, project: Project) -> dict[str, Any]:
+    return {
+        "status": queue.STATUS_CHOICES, "band": queue.BANDS,
+        "reviewer": queue.reviewers(session, project), "domain": queue.domains(session, project),
+    }
+
+
+@router.get("/review", response_class=HTMLResponse)
+def review_page(
+    request: Request,
+    browser: BrowserDep,
+    session: SessionDep,
+    project_id: int,
+    pos: Annotated[int, Query(ge=0)] = 0,
+    code: str | None = None,
+    q: Annotated[str | None, Query(max_length=500)] = None,
+    last: str | None = None,
+    lastv: int | None = None,
+    undone: str | None = None,
+) -> HTMLResponse:
+    project = crud.get_project(session, project_id)
+    filters = Filters.parse(request.query_params)
+    view = _view(request, session, project, filters, pos, code)
+    notice = _notice(session, project, last, lastv, undone)
+    return _render_review(request, browser, session, project, filters, view, q=q, notice=notice)
+
+
+@dataclass
+class View:
+    """The item on screen and where it sits in the filtered queue."""
+
+    row: queue.QueueRow | None
+    total: int
+    position: int | None  # None: opened by code, not in this queue
+    requested: int = 0  # the queue position asked for: 'next' goes on from here when position is None
+
+    @property
+    def here(self) -> int:
+        return self.requested if self.position is None else self.position
+
+
+def _view(request: Request, session: Session, project: Project, filters: Filters, pos: int, code: str | None) -> View:
+    total, row = queue.at(session, project, filters, pos)
+    if code:
+        row = queue.row_of(session, project, crud.get_item(session, project, code))
+        return View(row, total, queue.position_of(session, project, filters, row), pos)
+    position = pos if row is None else min(pos, max(total - 1, 0))
+    return View(row, total, position, position)
+
+
+def _notice(session: Session, project: Project, last: str | None, lastv: int | None, undone: str | None) -> dict | None:
+    """What the previous action did, read back from the store (never text taken from the URL)."""
+    code = last or undone
+    if not code:
+        return None
+    try:
+        item = crud.get_item(session, project, code)
+    except StoreError:
+        return None
+    return {"item": item, "undone": bool(undone), "can_undo": bool(last) and item.version == lastv}
+
+
+def _render_review(
+    request: Request, browser: Browser, session: Session, project: Project, filters: Filters, view: View,
+    q: str | None = None, notice: dict | None = None, error: str | None = None, status_code: int = 200,
+) -> HTMLResponse:
+    item = view.row.item if view.row else None
+    context = _item_context(request, session, project, item) if item else {}
+    return render(
+        request, "review.html", status_code, browser=browser, project=project, filters=filters, view=view,
+        item=item, notice=notice, error=error, q=q or "", results=_search(request, project, q) if item and q else None,
+        choices=_filter_choices(session, project), band_of=queue.band_of, **context,
+    )
+
+
+def _item_context(request: Request, session: Session, project: Project, item: SourceItem) -> dict[str, Any]:
+    terminology = _terminology(request, project)
+    suggestions = crud.current_suggestions(session, item)
+    paths = {s.code: _path(terminology, s.code) for s in suggestions} if terminology else {}
+    default = item.relationship if item.relationship in RELATIONSHIPS else "equivalent"
+    return {
+        "suggestions": suggestions, "paths": paths, "relationship": default,
+        "history": audit.history(session, entity=audit.entity_of(item)),
+        "model_version": crud.model_version_of(session, item),
+    }
+
+
+def _terminology(request: Request, project: Project):
+    """The target terminology, for hierarchy paths; the page still renders when it is not loaded."""
+    try:
+        return request.app.state.suggester_factory(project.target_terminology).terminology
+    except (StoreError, LookupError, OSError, ValueError):
+        return None
+
+
+def _path(terminology, code: str) -> list[tuple[str, str]]:
+    """Ancestors from the root down to the concept's parent (first parent at each level)."""
+    path: list[tuple[str, str]] = []
+    concept = terminology.get(code)
+    while concept is not None and concept.parents and len(path) < MAX_PATH:
+        concept = terminology.get(concept.parents[0])
+        if concept is None or any(c == concept.code for c, _ in path):
+            break
+        path.append((concept.code, concept.display))
+    return path[::-1]
+
+
+def _search(request: Request, project: Project, q: str) -> list[tuple[str, str, float | None]] | str:
+    """Concepts to remap to: an exact code first, then the ranked search (as GET .../search)."""
+    try:
+        suggester = request.app.state.suggester_factory(project.target_terminology)
+        exact = suggester.terminology.get(q.strip())
+        found = [(exact.code, exact.display, None)] if exact else []
+        ranked = search_concepts(suggester, project, q, 10)
+    except StoreError as error:
+        return error.detail
+    return (found + [(s.code, s.display, s.score) for s in ranked if not exact or s.code != exact.code])[:10]
+
+
+# -- decisions ----------------------------------------------------------------------------------------
+@router.post("/items/{code}/decide", response_class=HTMLResponse)
+def decide(request: Request, browser: BrowserDep, session: SessionDep, form: FormDep, project_id: int, code: str):
+    project = crud.get_project(session, project_id)
+    filters, choice = Filters.parse(form), form.get("choice", "")
+    pos = _int(form.get("pos")) or 0
+    try:
+        item = _apply(request, session, browser, project, code, choice, form)
+    except StoreError as error:
+        session.rollback()  # nothing of the refused decision stays; the page is read afresh
+        view = _view(request, session, project, filters, pos, code)
+        return _render_review(request, browser, session, project, filters, view, error=error.detail, status_code=error.status)
+    if choice == "revert":
+        return _redirect(project, filters, pos=pos, code=code, undone=code)
+    next_pos = pos + 1 if queue.matches(session, project, filters, item) else pos
+    return _redirect(project, filters, pos=next_pos, last=code, lastv=item.version)
+
+
+def _apply(request: Request, session: Session, browser: Browser, project: Project, code: str, choice: str, form: dict[str, str]) -> SourceItem:
+    actor, version = browser.principal.name, _int(form.get("version"))
+    if choice == "confirm":
+        browser.require(Permission.confirm)
+        return crud.confirm(session, project, code, actor, version, _comment(form))
+    browser.require(Permission.decide)
+    if choice == "revert":
+        return crud.revert(session, project, code, actor, version)
+    decision = _decision(choice, form)
+    lookup = request.app.state.suggester_factory(project.target_terminology).terminology.get
+    return crud.decide(session, project, code, decision, actor, version, lookup)
+
+
+def _decision(choice: str, form: dict[str, str]) -> DecisionCreate:
+    """`approve`, `reject`, `flag`, `unmappable`, `pick:<code>` (a candidate) or `remap:<code>` (a search hit)."""
+    action, _, target = choice.partition(":")
+    relationship = form.get("relationship") if form.get("relationship") in RELATIONSHIPS else None
+    if action in SIMPLE_ACTIONS and not target:
+        return DecisionCreate(action=action, relationship=relationship if action == "approve" else None, comment=_comment(form))
+    if action in ("pick", "remap") and target:
+        kind = "approve" if action == "pick" else "remap"
+        return DecisionCreate(action=kind, target_code=target, relationship=relationship, comment=_comment(form))
+    raise Invalid(f"unknown action {choice!r}; use the buttons or keys shown on the page")
+
+
+def _comment(form: dict[str, str]) -> str | None:
+    comment = (form.get("comment") or "").strip()
+    if len(comment) > 4000:
+        raise Invalid("the comment is over 4,000 characters; shorten it")
+    return comment or None
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.strip().isdigit() else None
+
+
+def _redirect(project: Project, filters: Filters, **extra: Any) -> RedirectResponse:
+    return RedirectResponse(f"/ui/projects/{project.id}/review?{filters.query(**extra)}", status_code=303)
+
+
+# -- history ------------------------------------------------------------------------------------------
+@router.get("/items/{code}/history", response_class=HTMLResponse)
+def history_page(request: Request, browser: BrowserDep, session: SessionDep, project_id: int, code: str) -> HTMLResponse:
+    project = crud.get_project(session, project_id)
+    item = crud.get_item(session, project, code)
+    events = audit.history(session, entity=audit.entity_of(item))
+    return render(request, "history.html", browser=browser, project=project, item=item, history=events, statuses=Status)

@@ -1,0 +1,188 @@
+"""The review pages over HTTP (no browser): login, roles, the queue's order and filters, decisions
+through the API's crud path, undo, history, releases and their downloads, CSRF and error pages."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from service import audit
+from service.store.db import session_scope
+from service.store.tables import Role
+from tests.ui.conftest import csrf_of, login
+
+
+def _codes_in_queue(html: str) -> list[str]:
+    return re.findall(r'<th scope="row"><a href="[^"]*">([^<]+)</a></th>', html)
+
+
+def _decide(client, project, code, choice, page_html, **extra):
+    version = re.search(r'name="version" value="(\d+)"', page_html).group(1)
+    data = {"csrf": csrf_of(page_html), "version": version, "choice": choice, "pos": "0", **extra}
+    return client.post(f"/ui/projects/{project}/items/{code}/decide", data=data, follow_redirects=False)
+
+
+def test_pages_need_a_login_and_come_back_after_it(ui_service, project):
+    client = ui_service.client
+    response = client.get(f"/ui/projects/{project}", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == f"/ui/login?next=%2Fui%2Fprojects%2F{project}"
+    assert client.get("/", follow_redirects=False).headers["location"] == "/ui/"
+    page = client.get("/ui/login")
+    bad = client.post("/ui/login", data={"token": "cw_wrong", "csrf": csrf_of(page.text), "next": "/ui/"})
+    assert bad.status_code == 401 and "Unknown or revoked API token" in bad.text
+    no_csrf = client.post("/ui/login", data={"token": ui_service.tokens[Role.viewer], "csrf": "forged"})
+    assert no_csrf.status_code == 400 and "cw_session" not in no_csrf.headers.get("set-cookie", "")
+
+
+def test_the_session_cookie_is_httponly_strict_and_ends_with_the_token(ui_service, project):
+    client = login(ui_service, Role.viewer)
+    cookie = next(c for c in client.cookies.jar if c.name == "cw_session")
+    assert cookie.path == "/ui" and cookie.has_nonstandard_attr("HttpOnly")
+    assert cookie.get_nonstandard_attr("SameSite").lower() == "strict"
+    assert client.get("/ui/").status_code == 200
+    token_id = next(t["id"] for t in ui_service.call("GET", "/tokens").json() if t["name"] == "viewer-1")
+    ui_service.call("DELETE", f"/tokens/{token_id}")
+    assert client.get("/ui/", follow_redirects=False).status_code == 303  # revoked: back to the login
+
+
+def test_the_queue_is_ordered_by_expected_value_and_filters(ui_service, project):
+    client = login(ui_service, Role.mapper)
+    html = client.get(f"/ui/projects/{project}").text
+    with session_scope(ui_service.engine) as session:
+        from service import crud
+
+        items = crud.list_items(session, crud.get_project(session, project), limit=100)[1]
+        value = {}
+        for item in items:
+            top = crud.current_suggestions(session, item)
+            value[item.code] = (item.frequency or 1) * (1 - (top[0].score if top else 0))
+    expected = sorted(value, key=lambda code: (-value[code], code))
+    assert _codes_in_queue(html) == expected
+    urinalysis = _codes_in_queue(client.get(f"/ui/projects/{project}?domain=urinalysis").text)
+    assert set(urinalysis) == {"UA", "NAU", "KU", "APP"}
+    high = _codes_in_queue(client.get(f"/ui/projects/{project}?band=high").text)
+    assert high and all(value[c] <= 0.2 * 900 for c in high)
+
+
+def test_a_decision_goes_through_the_audited_path_and_moves_on(ui_service, project):
+    client = login(ui_service, Role.mapper)
+    first = client.get(f"/ui/projects/{project}/review")
+    code = re.search(r'<h1 id="item-title"><code>([^<]+)</code>', first.text).group(1)
+    response = _decide(client, project, code, "pick:2951-2", first.text, relationship="source-is-narrower-than-target")
+    assert response.status_code == 303
+    item = ui_service.item(project, code)
+    assert (item["status"], item["target_code"], item["relationship"], item["decided_by"]) == (
+        "approved", "2951-2", "source-is-narrower-than-target", "mapper-1",
+    )
+    after = client.get(response.headers["location"]).text
+    assert f"<strong>{code}</strong> approved" in after and 'data-key="z"' in after
+    assert re.search(r'<h1 id="item-title"><code>([^<]+)</code>', after).group(1) != code
+    with session_scope(ui_service.engine) as session:
+        events = [e for e in audit.history(session, entity=f"item:{_item_id(session, project, code)}")]
+        assert events[-1].action == "decision.approve" and events[-1].actor == "mapper-1"
+        assert audit.verify(session).ok
+
+
+def _item_id(session, project, code):
+    from service import crud
+
+    return crud.get_item(session, crud.get_project(session, project), code).id
+
+
+def test_undo_restores_and_a_stale_page_is_refused_with_the_reason(ui_service, project):
+    client = login(ui_service, Role.mapper)
+    page = client.get(f"/ui/projects/{project}/review?code=GLU&status=all").text
+    assert _decide(client, project, "GLU", "reject", page).status_code == 303
+    stale = _decide(client, project, "GLU", "approve", page)  # the page still shows the old version
+    assert stale.status_code == 409 and "changed since version" in stale.text and 'role="alert"' in stale.text
+    after = client.get(f"/ui/projects/{project}/review?status=all&last=GLU&lastv={ui_service.item(project, 'GLU')['version']}").text
+    undo = re.search(r'<form method="post" action="[^"]+/items/GLU/decide" class="inline">.*?</form>', after, re.S).group(0)
+    version = re.search(r'name="version" value="(\d+)"', undo).group(1)
+    data = {"csrf": csrf_of(after), "version": version, "choice": "revert", "pos": "0", "status": "all"}
+    response = client.post(f"/ui/projects/{project}/items/GLU/decide", data=data, follow_redirects=False)
+    assert response.status_code == 303
+    assert ui_service.item(project, "GLU")["status"] == "suggested"
+    assert "Undid the last decision on <strong>GLU</strong>" in client.get(response.headers["location"]).text
+
+
+def test_a_viewer_sees_but_cannot_act(ui_service, project):
+    client = login(ui_service, Role.viewer)
+    page = client.get(f"/ui/projects/{project}/review").text
+    assert "can see this item but not change it" in page and 'value="approve"' not in page
+    response = _decide(client, project, "GLU", "approve", page)
+    assert response.status_code == 403 and "role 'viewer' may not decide" in html.unescape(response.text)
+    releases = client.get(f"/ui/projects/{project}/releases").text
+    assert "Create release" not in releases
+    refused = client.post(f"/ui/projects/{project}/releases", data={"csrf": csrf_of(page)})
+    assert refused.status_code == 403
+    assert ui_service.item(project, "GLU")["status"] == "suggested"
+
+
+def test_forms_need_the_csrf_value_and_this_origin(ui_service, project):
+    client = login(ui_service, Role.mapper)
+    page = client.get(f"/ui/projects/{project}/review?code=GLU&status=all").text
+    version = re.search(r'name="version" value="(\d+)"', page).group(1)
+    url = f"/ui/projects/{project}/items/GLU/decide"
+    assert client.post(url, data={"csrf": "forged", "version": version, "choice": "approve"}).status_code == 403
+    other_site = client.post(url, data={"csrf": csrf_of(page), "version": version, "choice": "approve"}, headers={"Origin": "https://evil.example"})
+    assert other_site.status_code == 403
+    assert ui_service.item(project, "GLU")["status"] == "suggested"
+
+
+def test_history_lists_who_did_what_with_the_model_version(ui_service, project):
+    ui_service.decide(project, "NA", action="flag", comment="ask the lab")
+    client = login(ui_service, Role.viewer)
+    html = client.get(f"/ui/projects/{project}/items/NA/history").text
+    for text in ("item.import", "item.suggest", "decision.flag", "mapper-1", "fake-words@1", "ask the lab"):
+        assert text in html
+
+
+def test_search_offers_concepts_to_remap_to(ui_service, project):
+    client = login(ui_service, Role.mapper)
+    page = client.get(f"/ui/projects/{project}/review?code=XYZ&status=all&q=creatinine").text
+    assert 'value="remap:2160-0"' in page
+    response = _decide(client, project, "XYZ", "remap:2160-0", page, status="all")
+    assert response.status_code == 303 and ui_service.item(project, "XYZ")["target_code"] == "2160-0"
+    bad = _decide(client, project, "UA", "remap:9999-9", client.get(f"/ui/projects/{project}/review?code=UA").text)
+    assert bad.status_code == 422 and "not a code of loinc" in html.unescape(bad.text)
+
+
+def test_releases_diff_and_downloads(ui_service, project):
+    ui_service.decide(project, "GLU", action="approve")
+    client = login(ui_service, Role.reviewer)
+    page = client.get(f"/ui/projects/{project}/releases").text
+    created = client.post(f"/ui/projects/{project}/releases", data={"csrf": csrf_of(page), "note": "first"}, follow_redirects=False)
+    assert created.status_code == 303 and created.headers["location"] == f"/ui/projects/{project}/releases/1"
+    ui_service.decide(project, "NA", action="approve")
+    ui_service.decide(project, "GLU", action="remap", target_code="2160-0")
+    client.post(f"/ui/projects/{project}/releases", data={"csrf": csrf_of(page)})
+    diff = client.get(f"/ui/projects/{project}/releases/2").text
+    assert "1 added" in diff and "1 changed" in diff and "0 removed" in diff
+    conceptmap = client.get(f"/ui/projects/{project}/releases/2/export/fhir-r4")
+    assert conceptmap.status_code == 200 and "attachment" in conceptmap.headers["content-disposition"]
+    assert conceptmap.json()["resourceType"] == "ConceptMap"
+    assert client.get(f"/ui/projects/{project}/releases/2/export/pdf").status_code == 422
+
+
+def test_an_empty_release_re_renders_with_the_reason(ui_service, project):
+    client = login(ui_service, Role.reviewer)
+    page = client.get(f"/ui/projects/{project}/releases").text
+    response = client.post(f"/ui/projects/{project}/releases", data={"csrf": csrf_of(page), "note": "too early"})
+    assert response.status_code == 422 and "no approved mappings to release" in response.text
+    assert 'value="too early"' in response.text
+
+
+def test_errors_under_ui_are_pages_and_the_api_keeps_problem_json(ui_service, project):
+    client = login(ui_service, Role.viewer)
+    missing = client.get("/ui/projects/999")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert "no project '999'" in html.unescape(missing.text)
+    assert ui_service.call("GET", "/projects/999").headers["content-type"] == "application/problem+json"
+
+
+def test_pages_are_not_in_the_openapi_document_and_carry_a_strict_csp(ui_service, project):
+    assert not [p for p in ui_service.app.openapi()["paths"] if p.startswith("/ui") or p == "/"]
+    client = login(ui_service, Role.viewer)
+    response = client.get(f"/ui/projects/{project}/review")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert "<script>" not in response.text and "http://" not in response.text.replace("http://testserver", "")
