@@ -120,13 +120,43 @@ def decide(
     actor: str,
     version: int | None,
     lookup: ConceptLookup,
+    terminology_version: str | None = None,
 ) -> SourceItem:
-    """Apply a reviewer's decision made against item `version`; a newer item -> StaleVersion (409)."""
+    """Apply a reviewer's decision made against item `version`; a newer item -> StaleVersion (409).
+
+    `terminology_version`: the target terminology's release the decision is made against; kept on
+    the item so that a later release can say what it was approved against (service/living).
+    """
     audit.lock_chain(session)  # read the item only once no other writer can change it
     item = _item_at(session, project, code, version)
+    _refuse_if_dual(session, item)
     changes = _decision_changes(session, project, item, decision, actor, lookup)
+    if decision.action in ("approve", "remap", "unmappable"):
+        changes["terminology_version"] = terminology_version or _registered_version(session, project)
+    elif decision.action == "reject":
+        changes["terminology_version"] = None
     audit.record(session, actor, f"decision.{decision.action}", item, changes, model_version=model_version_of(session, item))
     return item
+
+
+def _registered_version(session: Session, project: Project) -> str | None:
+    """The target terminology's latest release the store recorded, for callers that do not say."""
+    from service.living.terminology import latest_release
+
+    release = latest_release(session, project.target_terminology)
+    return release.version if release else None
+
+
+def _refuse_if_dual(session: Session, item: SourceItem) -> None:
+    """An item under dual independent mapping is decided by its two mappers (or reconciled)."""
+    from service.living.dual import open_dual  # living builds on crud: imported when used
+
+    dual = open_dual(session, item)
+    if dual is not None:
+        raise Conflict(
+            f"{item.code!r} is under dual independent mapping ({dual.status}) by {dual.mapper_a} and {dual.mapper_b}; "
+            "choose through .../dual/{code}/choices, or reconcile"
+        )
 
 
 def confirm(session: Session, project: Project, code: str, actor: str, version: int | None, comment: str | None) -> SourceItem:

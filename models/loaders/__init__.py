@@ -20,6 +20,7 @@ FORMATS: dict[str, str] = {
     "snomed": "snomed",
     "omop": "omop",
     "fhir": "fhir",
+    "icd10cm-codes": "icd10cm_codes",  # a CMS ICD-10-CM code file, e.g. an earlier year to diff against
 }
 
 

@@ -23,6 +23,8 @@ CONCEPT_COLUMNS = (
     "standard_concept", "concept_code", "invalid_reason",
 )
 IS_A = "Is a"
+# What an invalid concept became, best first: its upgrade, then where it maps (models/release_diff.py).
+SUCCESSOR_RELATIONSHIPS = ("Concept replaced by", "Maps to")
 
 
 @without_gc
@@ -35,6 +37,7 @@ def load(path: Path, name: str = "omop") -> Terminology:
         _add_synonyms(synonyms, concepts)
     if relationships := _sibling(folder, "CONCEPT_RELATIONSHIP.csv"):
         _add_parents(relationships, concepts)
+        _add_successors(relationships, concepts)
     vocabularies = _sibling(folder, "VOCABULARY.csv")
     version = _version(vocabularies) if vocabularies else "unknown"
     return Terminology(name, FORMAT, version, list(concepts.values()))
@@ -112,6 +115,25 @@ def _add_parents(path: Path, concepts: dict[str, Concept]) -> None:
         child, parent = concepts.get(fields[child_at].strip()), fields[parent_at].strip()
         if child is not None and parent in concepts and parent not in child.parents:
             child.parents.append(parent)
+
+
+def _add_successors(path: Path, concepts: dict[str, Concept]) -> None:
+    """`replaced_by` of each invalid concept ('U' upgraded, 'D' deleted): valid `Concept replaced
+    by` then `Maps to` targets. One pass per relationship, only when the release has invalid concepts."""
+    invalid = {code for code, concept in concepts.items() if not concept.active}
+    if not invalid:
+        return
+    columns = ("concept_id_1", "concept_id_2", "relationship_id", "invalid_reason")
+    found: dict[str, list[str]] = {}
+    for relationship in SUCCESSOR_RELATIONSHIPS:
+        table = Table(path, required=columns)
+        source_at, target_at, kind_at, invalid_at = (table.index(c) for c in columns)
+        for _, fields in table.rows(containing=relationship):
+            source, target = fields[source_at].strip(), fields[target_at].strip()
+            if fields[kind_at] == relationship and not fields[invalid_at] and source in invalid and target != source:
+                found.setdefault(source, []).append(target)
+    for code, targets in found.items():
+        concepts[code].attributes["replaced_by"] = distinct(targets)
 
 
 def _version(path: Path) -> str:

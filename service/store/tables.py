@@ -108,6 +108,8 @@ class SourceItem(SQLModel, table=True):
     decided_at: str | None = None
     confirmed_by: str | None = None
     suggestion_batch_id: int | None = None
+    # the target terminology's release the decision was made against (migration 0004_living)
+    terminology_version: str | None = Field(default=None, max_length=200)
     version: int = 1  # bumped by every audited change; decisions must name the version they saw
 
 
@@ -156,6 +158,7 @@ class ItemPublic(SQLModel):
     decided_by: str | None
     decided_at: str | None
     confirmed_by: str | None
+    terminology_version: str | None = Field(default=None, description="Target terminology release decided against.")
     version: int = Field(description="Send it back as If-Match (or `version`) with a decision.")
     model_version: str | None = Field(default=None, description="Model that produced the suggestions.")
     suggestions: list[SuggestionPublic] = Field(default_factory=list)

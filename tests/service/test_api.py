@@ -50,6 +50,21 @@ EXPECTED_ROUTES = {
     ("delete", "/tokens/{token_id}"): "admin",
     ("get", "/fhir/ConceptMap/$translate"): "read",
     ("post", "/fhir/ConceptMap/$translate"): "read",
+    ("get", "/terminology-releases"): "read",
+    ("get", "/terminology-releases/{number}"): "read",
+    ("get", "/projects/{project_id}/reopenings"): "read",
+    ("post", "/projects/{project_id}/source-updates"): "edit",
+    ("get", "/projects/{project_id}/items/{code}/reuse"): "read",
+    ("post", "/projects/{project_id}/items/{code}/reuse"): "decide",
+    ("post", "/projects/{project_id}/dual"): "confirm",
+    ("get", "/projects/{project_id}/dual"): "read",
+    ("get", "/projects/{project_id}/dual/agreement"): "read",
+    ("get", "/projects/{project_id}/dual/{code}"): "read",
+    ("post", "/projects/{project_id}/dual/{code}/choices"): "decide",
+    ("post", "/projects/{project_id}/dual/{code}/reconciliation"): "confirm",
+    ("post", "/projects/{project_id}/bulk/approve"): "confirm",
+    ("post", "/projects/{project_id}/bulk/reassign"): "confirm",
+    ("post", "/projects/{project_id}/bulk/resuggest"): "edit",
 }
 
 

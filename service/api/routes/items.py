@@ -54,7 +54,8 @@ def decide(
     def lookup(target: str):
         return factory(project.target_terminology).terminology.get(target)
 
-    item = crud.decide(session, project, code, decision, principal.name, version, lookup)
+    release = None if decision.action in ("reject", "flag") else factory(project.target_terminology).terminology.version
+    item = crud.decide(session, project, code, decision, principal.name, version, lookup, release)
     response.headers["ETag"] = f'"{item.version}"'
     return crud.item_public(session, item)
 
