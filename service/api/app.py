@@ -12,7 +12,7 @@ from service import ui
 from service.api import problems
 from service.api.deps import SuggesterFactory
 from service.api.roles import __doc__ as ROLE_TABLE
-from service.api.routes import audit, fhir, health, items, living, projects, releases, tokens
+from service.api.routes import audit, feeds, fhir, health, items, living, projects, releases, tokens
 from service.settings import Settings, get_settings
 from service.store.db import engine_for, upgrade
 from service.store.errors import Invalid
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, suggester_factory: SuggesterFac
     app.state.suggester_factory = suggester_factory or _engine_suggesters(settings)
     problems.install(app)
     app.middleware("http")(_log_requests)
-    for module in (health, projects, items, releases, audit, tokens, fhir, living):
+    for module in (health, projects, items, releases, audit, tokens, fhir, feeds, living):
         _summaries_from_docstrings(module.router)
         app.include_router(module.router)
     ui.install(app)  # the browser pages under /ui, and / -> /ui/ (left out of the OpenAPI document)

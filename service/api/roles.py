@@ -2,13 +2,14 @@
 
 | permission | what it covers                                              | viewer | mapper | reviewer | admin | ops | ml |
 |------------|-------------------------------------------------------------|:------:|:------:|:--------:|:-----:|:---:|:--:|
-| read       | projects, items, suggestions, search, releases, exports, $translate, item history | x | x | x | x | x | x |
+| read       | projects, items, suggestions, search, releases, exports, $translate, item history; feeds, contracts, batches, alerts, Evidently reports, webhook deliveries | x | x | x | x | x | x |
 | edit       | create projects, import source codes, generate suggestions  |        | x      | x        | x     |     |    |
 | decide     | approve, reject, flag, remap, unmappable                     |        | x      | x        | x     |     |    |
 | confirm    | four-eyes confirmation of another person's approval         |        |        | x        | x     |     |    |
 | release    | create releases                                              |        |        | x        | x     |     |    |
 | audit      | the project-wide audit log and chain verification           |        |        | x        | x     | x   |    |
 | admin      | API tokens                                                   |        |        |          | x     |     |    |
+| monitor    | register feeds, edit contracts, post batches, configure webhooks, deliver, acknowledge and resolve alerts |  |  |  | x | x |  |
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Permission(StrEnum):
     release = "release"
     audit = "audit"
     admin = "admin"
+    monitor = "monitor"
 
 
 _EVERYONE = {Permission.read}
@@ -37,7 +39,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         _EVERYONE | {Permission.edit, Permission.decide, Permission.confirm, Permission.release, Permission.audit}
     ),
     Role.admin: frozenset(set(Permission) - {Permission.public}),
-    Role.ops: frozenset(_EVERYONE | {Permission.audit}),
+    Role.ops: frozenset(_EVERYONE | {Permission.audit, Permission.monitor}),
     Role.ml: frozenset(_EVERYONE),
 }
 

@@ -23,6 +23,7 @@ EXPECTED_ROLES = {
     "release": {"reviewer", "admin"},
     "audit": {"reviewer", "admin", "ops"},
     "admin": {"admin"},
+    "monitor": {"ops", "admin"},
 }
 EXPECTED_ROUTES = {
     ("get", "/health"): "public",
@@ -65,6 +66,23 @@ EXPECTED_ROUTES = {
     ("post", "/projects/{project_id}/bulk/approve"): "confirm",
     ("post", "/projects/{project_id}/bulk/reassign"): "confirm",
     ("post", "/projects/{project_id}/bulk/resuggest"): "edit",
+    ("post", "/feeds"): "monitor",
+    ("get", "/feeds"): "read",
+    ("get", "/feeds/{feed}"): "read",
+    ("get", "/feeds/{feed}/contract"): "read",
+    ("put", "/feeds/{feed}/contract"): "monitor",
+    ("post", "/feeds/{feed}/webhooks"): "monitor",
+    ("get", "/feeds/{feed}/webhooks"): "read",
+    ("get", "/feeds/{feed}/deliveries"): "read",
+    ("post", "/feeds/{feed}/deliveries"): "monitor",
+    ("post", "/feeds/{feed}/batches"): "monitor",
+    ("get", "/feeds/{feed}/batches"): "read",
+    ("get", "/feeds/{feed}/batches/{number}"): "read",
+    ("get", "/feeds/{feed}/batches/{number}/report"): "read",
+    ("get", "/feeds/{feed}/window"): "read",
+    ("get", "/feeds/{feed}/alerts"): "read",
+    ("post", "/feeds/{feed}/alerts/{uid}/acknowledge"): "monitor",
+    ("post", "/feeds/{feed}/alerts/{uid}/resolve"): "monitor",
 }
 
 
@@ -108,7 +126,7 @@ def test_every_route_declares_the_expected_permission(api):
 
 def _request(api, method: str, path: str, role: Role | None):
     """A request that passes routing; write bodies are invalid, so an allowed role gets 422, not a change."""
-    concrete = path.format(project_id=1, code="GLU", number=1, token_id="not-a-number")
+    concrete = path.format(project_id=1, code="GLU", number=1, token_id="not-a-number", feed=1, uid="0123abcd")
     headers = api.auth(role) if role else {}
     params = {"base": 1, "format": "fhir-r4", "q": "glucose", "code": "GLU", "project": "1"}
     body = {"json": ["not", "an", "object"]} if method in ("post", "delete") else {}

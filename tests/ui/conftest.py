@@ -4,15 +4,18 @@ with twelve lab codes and suggestions, and a TestClient logged in through the lo
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from models.items import SourceItem, Suggestion
+from models.terminology import Concept, Terminology
 from service.store.tables import Role
-from tests.service.conftest import FakeSuggester, Service
+from tests.service.conftest import Service
 
-# Twelve codes (the keyboard test reviews ten); frequencies make the expected-value order checkable.
+# Fifteen codes (the keyboard test reviews ten and skips one after two are approved); frequencies make the expected-value order checkable.
 UI_CSV = b"""source_code,source_text,frequency,unit,domain
 GLU,Glucose serum,900,mg/dL,chemistry
 HBA1C,Hemoglobin A1c,450,%,chemistry
@@ -26,12 +29,70 @@ KU,Potassium urine,250,mmol/L,urinalysis
 APP,Urine appearance,200,,urinalysis
 HGB,Hemoglobin blood,600,g/dL,hematology
 XYZ,Unknown legacy test,50,,
+CL,Chloride serum,500,mmol/L,chemistry
+BUN,Urea nitrogen serum,550,mg/dL,chemistry
+ALB,Albumin serum,350,g/L,chemistry
 """
+
+
+# A small LOINC-like terminology with a hierarchy and synonyms, so pages show paths and matched synonyms.
+GROUPS = [Concept("LG-CHEM", "Chemistry"), Concept("LG-LYTES", "Electrolytes", parents=["LG-CHEM"])]
+CONCEPTS = [
+    Concept("2345-7", "Glucose [Mass/volume] in Serum or Plasma", ["Glucose SerPl"], ["LG-CHEM"]),
+    Concept("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", ["HbA1c"], ["LG-CHEM"]),
+    Concept("2951-2", "Sodium [Moles/volume] in Serum or Plasma", ["Na SerPl"], ["LG-LYTES"]),
+    Concept("2823-3", "Potassium [Moles/volume] in Serum or Plasma", ["K SerPl", "Potassium serum"], ["LG-LYTES"]),
+    Concept("5767-9", "Appearance of Urine", ["Urine appearance"]),
+    Concept("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", ["Creat SerPl"], ["LG-CHEM"]),
+    Concept("2075-0", "Chloride [Moles/volume] in Serum or Plasma", ["Cl SerPl"], ["LG-LYTES"]),
+    Concept("3094-0", "Urea nitrogen [Mass/volume] in Serum or Plasma", ["BUN SerPl"], ["LG-CHEM"]),
+    Concept("1751-7", "Albumin [Mass/volume] in Serum or Plasma", ["Albumin SerPl"], ["LG-CHEM"]),
+]
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+class UiSuggester:
+    """Word overlap against every string of a concept (display and synonyms): deterministic, instant.
+
+    The lexical score is the share of query words matched, the 'semantic' one a Jaccard overlap,
+    the fused score their mean; the evidence names the string that matched, as the real suggester does.
+    """
+
+    model_version = "fake-words@1"
+
+    def __init__(self) -> None:
+        self.terminology = Terminology("loinc", "test", "2.77", CONCEPTS + GROUPS)
+
+    def suggest(self, items: Sequence[SourceItem], top_k: int = 10, where: dict | None = None) -> list[list[Suggestion]]:
+        return [self.search(item.text, top_k, where) for item in items]
+
+    def search(self, text: str, top_k: int = 10, where: dict | None = None) -> list[Suggestion]:
+        words = _words(text)
+        ranked = sorted(CONCEPTS, key=lambda c: (-self._score(words, c)[0], c.code))[:top_k]
+        return [self._suggestion(words, concept, rank) for rank, concept in enumerate(ranked, start=1)]
+
+    def _suggestion(self, words: set[str], concept: Concept, rank: int) -> Suggestion:
+        score, lexical, semantic, matched = self._score(words, concept)
+        evidence = {"lexical": lexical, "semantic": semantic, "matched_text": matched, "matched_synonym": matched != concept.display}
+        return Suggestion(concept.code, concept.display, score, rank, evidence)
+
+    @staticmethod
+    def _score(words: set[str], concept: Concept) -> tuple[float, float, float, str]:
+        best = (0.0, 0.0, concept.display)
+        for text in concept.texts():
+            other = _words(text)
+            lexical = len(words & other) / (len(words) or 1)
+            semantic = len(words & other) / (len(words | other) or 1)
+            best = max(best, (lexical, semantic, text), key=lambda b: b[0] + b[1])
+        return round((best[0] + best[1]) / 2, 4), round(best[0], 4), round(best[1], 4), best[2]
 
 
 @pytest.fixture
 def ui_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Service:
-    return Service(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, FakeSuggester(), monkeypatch)
+    return Service(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, UiSuggester(), monkeypatch)
 
 
 @pytest.fixture

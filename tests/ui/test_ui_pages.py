@@ -186,3 +186,14 @@ def test_pages_are_not_in_the_openapi_document_and_carry_a_strict_csp(ui_service
     response = client.get(f"/ui/projects/{project}/review")
     assert "script-src 'self'" in response.headers["content-security-policy"]
     assert "<script>" not in response.text and "http://" not in response.text.replace("http://testserver", "")
+
+
+def test_the_item_view_shows_context_candidates_and_their_evidence(ui_service, project):
+    client = login(ui_service, Role.viewer)
+    page = html.unescape(client.get(f"/ui/projects/{project}/review?code=K&status=all").text)
+    assert "<dt>unit</dt><dd>mmol/L</dd>" in page and "<dt>Frequency</dt><dd>780</dd>" in page
+    first = page[page.index('<li class="candidate">'):page.index("</li>", page.index('<li class="candidate">'))]
+    assert "2823-3" in first and "Potassium [Moles/volume] in Serum or Plasma" in first
+    assert "matched synonym “Potassium serum”" in first
+    assert '<span title="LG-CHEM">Chemistry</span> › <span title="LG-LYTES">Electrolytes</span> › <span>2823-3</span>' in first
+    assert "lexical" in first and "semantic" in first

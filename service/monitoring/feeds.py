@@ -1,0 +1,390 @@
+"""Feeds and their batches: the monitors' library (`monitors/`) run inside the review store.
+
+A batch is read once, profiled once and scored against the reference *profile*; its profile is kept, so a
+window of batches is a merge of kept profiles (`window_report`) and the anomaly check's history never
+re-reads data. Alerts are reconciled by `monitors.alerts.process_batch` on the `feed_alert` table and the
+events worth a message are queued in the webhook outbox, all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import tempfile
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+from sqlalchemy import func
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from monitors.alerts import AlertEvent, process_batch
+from monitors.batches import BatchError, read_batch
+from monitors.checks import CheckConfig
+from monitors.contract import Contract, ContractError, infer_contract
+from monitors.profile import Profile, merge_all, profile_frame
+from monitors.report import MonitorReport, evidently_html, score_profiles, summarise
+from monitors.rules import PlausibilityRules
+from service import audit
+from service.monitoring import files
+from service.monitoring.alerts import StoreAlerts, active_counts, plain
+from service.monitoring.outbox import queue_events
+from service.store.errors import Conflict, Invalid, NotFound, StaleVersion
+from service.store.feeds import BatchPublic, Feed, FeedBatch, FeedPublic, FeedWebhook, WebhookCreate
+from service.store.tables import Project, SourceItem, Status, utcnow
+
+log = logging.getLogger("crosswalk.monitoring")
+HISTORY = 30  # past batch profiles the batch-anomaly check learns from
+EVIDENTLY_ROWS = 20_000  # rows of each side in the drill-down report: it is for eyes, not for alerting
+SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".parquet", ".pq", ".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
+
+
+class FeedCreate(SQLModel):
+    name: str = Field(min_length=1, max_length=200, description="Unique, e.g. 'st-mary-labs'.")
+    description: str | None = Field(default=None, max_length=4000)
+    segment_columns: list[str] | None = Field(
+        default=None, description="Columns to split by (site, sending facility); default: guessed from names."
+    )
+    mapping_project_id: int | None = Field(
+        default=None, description="Review project whose approved mappings decide which codes are unmapped."
+    )
+    mapped_columns: list[str] = Field(
+        default_factory=list, description="Code columns that project maps (default: every code column)."
+    )
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    data: bytes
+
+
+# -- reading uploads --------------------------------------------------------------------------------
+def safe_name(filename: str | None) -> str:
+    """The upload's base name with odd characters replaced; it picks the reader (CSV, Parquet, NDJSON)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename or "").name).strip("._") or "upload"
+    return name if name.lower().endswith(SUFFIXES) else name + ".csv"
+
+
+def read_upload(upload: Upload, contract: Contract | None = None) -> pd.DataFrame:
+    """The upload as a frame, or Invalid (422) with the reader's one-line reason, naming the upload."""
+    name = safe_name(upload.filename)
+    if not upload.data.strip():
+        raise Invalid(f"{name}: empty batch (no bytes)")
+    with tempfile.TemporaryDirectory(prefix="crosswalk-batch-") as folder:
+        path = Path(folder) / name
+        path.write_bytes(upload.data)
+        try:
+            return read_batch(path, contract)
+        except BatchError as error:
+            raise Invalid(str(error).replace(str(path), name)) from None
+
+
+# -- feeds ------------------------------------------------------------------------------------------
+def get_feed(session: Session, ref: int | str) -> Feed:
+    """A feed by id, or by name (paths and the CLI accept either)."""
+    ref = str(ref)
+    feed = session.get(Feed, int(ref)) if ref.isdigit() else None
+    feed = feed or session.exec(select(Feed).where(Feed.name == ref)).first()
+    if feed is None:
+        raise NotFound(f"no feed {ref!r}; `crosswalk feed list` or GET /feeds shows the feeds")
+    return feed
+
+
+def list_feeds(session: Session) -> list[Feed]:
+    return list(session.exec(select(Feed).order_by(Feed.id)))
+
+
+def feed_public(session: Session, feed: Feed) -> FeedPublic:
+    batches = session.exec(select(func.count()).where(FeedBatch.feed_id == feed.id)).one()
+    return FeedPublic.model_validate(
+        feed,
+        update={
+            "segment_columns": feed.contract.get("segment_columns", []),
+            "batches": batches,
+            "active_alerts": active_counts(session, feed),
+        },
+    )
+
+
+def valid_feed(**fields: Any) -> FeedCreate:
+    try:
+        return FeedCreate(**fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise Invalid(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def create_feed(session: Session, home: Path, data: FeedCreate, reference: Upload, actor: str) -> Feed:
+    """Register a feed: its reference upload is kept, its contract inferred, its reference profiled once."""
+    audit.lock_chain(session)
+    if session.exec(select(Feed).where(Feed.name == data.name)).first():
+        raise Conflict(f"a feed named {data.name!r} already exists; choose another name")
+    if data.mapping_project_id is not None and session.get(Project, data.mapping_project_id) is None:
+        raise Invalid(f"mapping_project_id: no project {data.mapping_project_id}")
+    frame = read_upload(reference)
+    _require_columns(frame, data.segment_columns or [], "segment column")
+    contract = infer_contract(frame, feed=data.name, segment_columns=data.segment_columns)
+    _require_columns(frame, data.mapped_columns, "mapped column")
+    folder = home / files.ROOT / f"{_slug(data.name)}-{secrets.token_hex(4)}"
+    name = safe_name(reference.filename)
+    written: list[str] = []
+    try:
+        ref_file, ref_sha = files.write_bytes(home, folder / f"reference{_suffix(name)}", reference.data)
+        written.append(ref_file)
+        profile_file, profile_sha = _write_reference_profile(home, folder, frame, contract, version=1)
+        written.append(profile_file)
+        feed = Feed(
+            **data.model_dump(exclude={"segment_columns"}),
+            contract=plain(contract.to_dict()),
+            reference_filename=name,
+            reference_file=ref_file,
+            reference_sha256=ref_sha,
+            reference_rows=len(frame),
+            reference_profile=profile_file,
+            reference_profile_sha256=profile_sha,
+            created_by=actor,
+        )
+        audit.record(session, actor, "feed.create", feed)
+    except BaseException:
+        files.remove(home, written)
+        raise
+    return feed
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "feed"
+
+
+def _suffix(name: str) -> str:
+    lowered = name.lower()
+    return next(s for s in sorted(SUFFIXES, key=len, reverse=True) if lowered.endswith(s))
+
+
+def _require_columns(frame: pd.DataFrame, names: list[str], what: str) -> None:
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise Invalid(f"{what} {', '.join(map(repr, missing))} not in the reference; its columns: {', '.join(map(str, frame.columns))}")
+
+
+def _write_reference_profile(home: Path, folder: Path, frame: pd.DataFrame, contract: Contract, version: int) -> tuple[str, str]:
+    segment = contract.segment_columns[0] if contract.segment_columns else None
+    profile = profile_frame(frame, contract, segment, PlausibilityRules())
+    return files.write_profile(home, folder / f"reference-v{version}.profile.json.gz", profile)
+
+
+def folder_of(home: Path, feed: Feed) -> Path:
+    return home / Path(feed.reference_file).parent
+
+
+def reference_frame(home: Path, feed: Feed) -> pd.DataFrame:
+    data = files.read_checked(home, feed.reference_file, feed.reference_sha256)
+    return read_upload(Upload(feed.reference_filename, data))
+
+
+# -- the contract -----------------------------------------------------------------------------------
+def update_contract(session: Session, home: Path, feed: Feed, data: dict[str, Any], actor: str, version: int | None) -> Feed:
+    """Replace the contract (checked against the reference) and re-profile the reference under it."""
+    audit.lock_chain(session)
+    session.refresh(feed)
+    if version is not None and version != feed.version:
+        raise StaleVersion(
+            f"feed {feed.name!r} changed since version {version} (now version {feed.version}); reload the contract and edit again",
+            {"current": feed_public(session, feed).model_dump(mode="json")},
+        )
+    try:
+        contract = Contract.from_dict({**data, "feed": feed.name})
+    except ContractError as error:
+        raise Invalid(str(error)) from None
+    if plain(contract.to_dict()) == feed.contract:
+        return feed
+    frame = reference_frame(home, feed)
+    _check_contract(contract, frame)
+    profile_file, profile_sha = _write_reference_profile(home, folder_of(home, feed), frame, contract, feed.version + 1)
+    changes = {"contract": plain(contract.to_dict()), "reference_profile": profile_file, "reference_profile_sha256": profile_sha}
+    audit.record(session, actor, "feed.contract", feed, changes)
+    return feed
+
+
+def _check_contract(contract: Contract, frame: pd.DataFrame) -> None:
+    _require_columns(frame, contract.names(), "contract column")
+    names = set(contract.names())
+    referenced = {
+        "segment_columns": contract.segment_columns,
+        "row_key_columns": contract.row_key_columns,
+        "value_unit_pairs": [n for p in contract.value_unit_pairs for n in (p.value, p.unit, p.code)],
+    }
+    for field, used in referenced.items():
+        unknown = [n for n in used if n not in names]
+        if unknown:
+            raise Invalid(f"contract {field}: {', '.join(map(repr, unknown))} not among the contract's columns")
+
+
+# -- webhooks ---------------------------------------------------------------------------------------
+def add_webhook(session: Session, home: Path, feed: Feed, data: WebhookCreate, actor: str) -> FeedWebhook:
+    """Configure a receiver; its secret goes to a private file, only its sha256 into the store."""
+    if session.exec(select(FeedWebhook).where(FeedWebhook.feed_id == feed.id, FeedWebhook.url == data.url)).first():
+        raise Conflict(f"feed {feed.name!r} already posts to {data.url}")
+    name = f"webhook-{secrets.token_hex(8)}.secret"
+    secret_file, secret_sha = files.write_bytes(home, folder_of(home, feed) / name, data.secret.encode(), private=True)
+    row = FeedWebhook(
+        feed_id=feed.id, secret_file=secret_file, secret_sha256=secret_sha, created_by=actor, **data.model_dump(exclude={"secret"})
+    )
+    try:
+        audit.record(session, actor, "webhook.create", row)
+    except BaseException:
+        files.remove(home, [secret_file])
+        raise
+    return row
+
+
+def list_webhooks(session: Session, feed: Feed) -> list[FeedWebhook]:
+    return list(session.exec(select(FeedWebhook).where(FeedWebhook.feed_id == feed.id).order_by(FeedWebhook.id)))
+
+
+# -- batches ----------------------------------------------------------------------------------------
+def post_batch(session: Session, home: Path, feed: Feed, upload: Upload, actor: str) -> tuple[FeedBatch, list[AlertEvent]]:
+    """Score one batch: read, profile once, compare with the reference profile, reconcile alerts, queue
+    webhook messages, keep the profile and an Evidently drill-down. A bad batch changes nothing."""
+    audit.lock_chain(session)  # batch numbers and alert dedup see every earlier batch of the feed
+    contract = Contract.from_dict(feed.contract)
+    frame = read_upload(upload, contract)
+    number = (session.exec(select(func.max(FeedBatch.number)).where(FeedBatch.feed_id == feed.id)).one() or 0) + 1
+    segment = contract.segment_columns[0] if contract.segment_columns else None
+    profile = profile_frame(frame, contract, segment, PlausibilityRules())
+    report = score_profiles(
+        files.read_profile(home, feed.reference_profile, feed.reference_profile_sha256),
+        profile,
+        contract,
+        feed=feed.name,
+        batch_id=str(number),
+        approved=approved_codes(session, feed, contract),
+        history=_history(session, home, feed),
+    )
+    events = process_batch(
+        StoreAlerts(session, feed, actor), feed.name, str(number), report.findings, report.scored_segments, utcnow()
+    )
+    queue_events(session, feed, events, actor)
+    folder, stem = folder_of(home, feed), f"batch-{number:06d}"
+    written: list[str] = []
+    try:
+        profile_file, profile_sha = files.write_profile(home, folder / f"{stem}.profile.json.gz", profile)
+        written.append(profile_file)
+        report_file, note = _evidently(home, feed, frame, contract, folder / f"{stem}.html")
+        written += [report_file] if report_file else []
+        batch = FeedBatch(
+            feed_id=feed.id,
+            number=number,
+            filename=safe_name(upload.filename),
+            sha256=files.sha256_bytes(upload.data),
+            rows=len(frame),
+            received_by=actor,
+            profile_file=profile_file,
+            profile_sha256=profile_sha,
+            report_file=report_file,
+            report_note=note,
+            summary=plain(_summary(report, events)),
+            alerts=plain([_alert_line(e) for e in events if e.kind != "resolved"]),
+        )
+        audit.record(session, actor, "batch.post", batch)
+    except BaseException:
+        files.remove(home, written)
+        raise
+    return batch, events
+
+
+def approved_codes(session: Session, feed: Feed, contract: Contract) -> dict[str, set[str]] | None:
+    """Codes with an approved mapping in the feed's review project, for each mapped code column."""
+    if feed.mapping_project_id is None:
+        return None
+    query = select(SourceItem.code).where(SourceItem.project_id == feed.mapping_project_id, SourceItem.status == Status.approved)
+    codes = set(session.exec(query))
+    return {column: codes for column in feed.mapped_columns or contract.code_columns}
+
+
+def _history(session: Session, home: Path, feed: Feed) -> list[Profile]:
+    """The kept profiles of the feed's last batches, oldest first (the anomaly check's history)."""
+    query = select(FeedBatch).where(FeedBatch.feed_id == feed.id).order_by(col(FeedBatch.number).desc()).limit(HISTORY)
+    return [files.read_profile(home, b.profile_file, b.profile_sha256) for b in reversed(session.exec(query).all())]
+
+
+def _evidently(home: Path, feed: Feed, frame: pd.DataFrame, contract: Contract, path: Path) -> tuple[str | None, str | None]:
+    """Evidently's DataDriftPreset for drill-down. Its failure never blocks scoring: the note says why."""
+    try:
+        reference = reference_frame(home, feed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scipy's divide-by-zero chatter on empty categories
+            evidently_html(_sample(reference), _sample(frame), path, contract)
+        return files.relative(home, path), None
+    except Exception as error:  # evidently raises many types on odd columns; the alerts do not depend on it
+        log.warning("no Evidently report for feed %s: %s", feed.id, type(error).__name__)
+        path.unlink(missing_ok=True)
+        return None, f"Evidently could not build a report: {type(error).__name__}: {str(error)[:300]}"
+
+
+def _sample(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame if len(frame) <= EVIDENTLY_ROWS else frame.sample(EVIDENTLY_ROWS, random_state=0)
+
+
+def _summary(report: MonitorReport, events: list[AlertEvent]) -> dict[str, Any]:
+    return {
+        "tests": report.tests,
+        "segment_column": report.segment_column,
+        "segments": report.segments,
+        "alerts": summarise(report.alerts),
+        "events": dict(Counter(e.kind for e in events)),
+        "resolved": [e.alert.id for e in events if e.kind == "resolved"],
+    }
+
+
+def _alert_line(event: AlertEvent) -> dict[str, Any]:
+    a = event.alert
+    return {"uid": a.id, "event": event.kind, "check": a.check, "column": a.column, "segment": a.segment,
+            "severity": a.severity, "statistic": a.statistic, "threshold": a.threshold, "message": a.message}
+
+
+def list_batches(session: Session, feed: Feed, offset: int = 0, limit: int = 100) -> list[FeedBatch]:
+    query = select(FeedBatch).where(FeedBatch.feed_id == feed.id).order_by(col(FeedBatch.number).desc())
+    return list(session.exec(query.offset(offset).limit(limit)))
+
+
+def get_batch(session: Session, feed: Feed, number: int) -> FeedBatch:
+    batch = session.exec(select(FeedBatch).where(FeedBatch.feed_id == feed.id, FeedBatch.number == number)).first()
+    if batch is None:
+        raise NotFound(f"feed {feed.name!r} has no batch {number}")
+    return batch
+
+
+def batch_public(batch: FeedBatch) -> BatchPublic:
+    return BatchPublic.model_validate(batch, update={"has_report": batch.report_file is not None})
+
+
+def report_html(home: Path, feed: Feed, batch: FeedBatch) -> Path:
+    if batch.report_file is None:
+        raise NotFound(f"batch {batch.number} of feed {feed.name!r} has no Evidently report: {batch.report_note}")
+    path = home / batch.report_file
+    if not path.is_file():
+        raise NotFound(f"batch {batch.number}'s report file {batch.report_file} is missing under {home}")
+    return path
+
+
+def window_report(session: Session, home: Path, feed: Feed, first: int, last: int) -> dict[str, Any]:
+    """Batches first..last as one window (a merge of their kept profiles, no data re-read) against the
+    reference: slow drifts too small for one batch's tests show over a month of batches. Nothing is stored."""
+    if first > last:
+        raise Invalid(f"window {first}..{last}: first must not be after last")
+    query = select(FeedBatch).where(FeedBatch.feed_id == feed.id, FeedBatch.number >= first, FeedBatch.number <= last)
+    batches = list(session.exec(query.order_by(FeedBatch.number)))
+    if not batches:
+        raise NotFound(f"feed {feed.name!r} has no batches in {first}..{last}")
+    contract = Contract.from_dict(feed.contract)
+    window = merge_all([files.read_profile(home, b.profile_file, b.profile_sha256) for b in batches])
+    reference = files.read_profile(home, feed.reference_profile, feed.reference_profile_sha256)
+    report = score_profiles(reference, window, contract, feed=feed.name, batch_id=f"{first}..{last}",
+                            approved=approved_codes(session, feed, contract), config=CheckConfig())
+    return plain({**report.to_dict(), "batches": [b.number for b in batches]})

@@ -1,0 +1,236 @@
+"""End to end in headless Chromium: log in, review ten items with the keyboard alone, create a
+release, download its ConceptMap; then the store and the audit chain hold exactly those actions.
+
+Needs Debian's /usr/bin/chromium and the playwright package (never `playwright install`): without
+them these tests skip, unless CROSSWALK_REQUIRE_E2E=1, which makes a missing browser a failure.
+Screenshots at 1280x800 go to docs/screenshots/ (linked from the README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from service import audit, crud
+from service.store.db import session_scope
+from service.store.tables import AuditEvent, Role
+
+pytestmark = pytest.mark.e2e
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def _browser_or_skip():
+    """playwright's sync API, or a skip (a failure under CROSSWALK_REQUIRE_E2E=1) saying what is missing."""
+    reason = None
+    try:
+        from playwright import sync_api
+    except ImportError:
+        reason = "the playwright package is not installed (pip install playwright)"
+    if reason is None and not CHROMIUM.exists():
+        reason = f"no {CHROMIUM} (apt-get install -y chromium)"
+    if reason is None:
+        return sync_api
+    if os.environ.get("CROSSWALK_REQUIRE_E2E") == "1":
+        pytest.fail(f"CROSSWALK_REQUIRE_E2E=1 but {reason}")
+    pytest.skip(f"end-to-end UI tests need a browser: {reason}")
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    sync_api = _browser_or_skip()
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def live(ui_service) -> Iterator[str]:
+    """The service's app under uvicorn on 127.0.0.1 (as `crosswalk serve`), on a free port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(ui_service.app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+def _seed_release_1(service, project: int) -> None:
+    """Before the browser: release 1 with two approvals, then one of them remapped (a 'changed' row)."""
+    for code in ("GLU", "NA"):
+        assert service.decide(project, code, action="approve").status_code == 200
+    assert service.call("POST", f"/projects/{project}/releases", Role.reviewer, json={"note": "seed"}).status_code == 201
+    assert service.decide(project, "NA", action="remap", target_code="2823-3", relationship="related-to").status_code == 200
+
+
+def _last_seq(service) -> int:
+    with session_scope(service.engine) as session:
+        return max((e.seq for e in audit.history(session)), default=0)
+
+
+def _shown(page) -> str:
+    return page.locator("#item-title code").inner_text()
+
+
+def _press(page, key: str) -> None:
+    """A key that submits a form or follows a link: wait for the next page."""
+    with page.expect_navigation():
+        page.keyboard.press(key)
+
+
+def _candidate(page, number: int) -> str:
+    return page.locator(f'button[data-key="{number}"]').get_attribute("value").removeprefix("pick:")
+
+
+def _login(page, base: str, token: str, path: str) -> None:
+    page.goto(base + path)
+    assert "/ui/login" in page.url
+    page.keyboard.type(token)  # the token box has the focus
+    _press(page, "Enter")
+    assert page.url == base + path
+
+
+def _review_ten(page) -> list[tuple[str, str, dict]]:
+    """Ten decisions and one skip, keys only; returns (action, code, expected item fields) in order."""
+    done: list[tuple[str, str, dict]] = []
+    code = _shown(page)
+    _press(page, "a")
+    done.append(("approve", code, {"status": "approved", "relationship": "equivalent"}))
+    page.screenshot(path=str(SCREENSHOTS / "item.png"))
+    code, second = _shown(page), _candidate(page, 2)
+    _press(page, "2")
+    done.append(("approve", code, {"status": "approved", "target_code": second}))
+    code = _shown(page)
+    page.keyboard.press("<")  # relationship: source narrower than target, no page load
+    _press(page, "a")
+    done.append(("approve", code, {"status": "approved", "relationship": "source-is-narrower-than-target"}))
+    for key, status, action in (("r", "rejected", "reject"), ("f", "flagged", "flag"), ("u", "unmappable", "unmappable")):
+        code = _shown(page)
+        _press(page, key)
+        done.append((action, code, {"status": status}))
+    skipped = _shown(page)
+    _press(page, "n")  # skip one: it stays undecided, the queue moves past it
+    done.append(("skip", skipped, {"status": "suggested"}))
+    return done + _undo_search_comment(page)
+
+
+def _undo_search_comment(page) -> list[tuple[str, str, dict]]:
+    done: list[tuple[str, str, dict]] = []
+    code = _shown(page)
+    _press(page, "a")
+    _press(page, "z")  # undo: the same item is back, undecided
+    assert _shown(page) == code and "Undid the last decision" in page.locator(".notice").inner_text()
+    page.keyboard.press("t")  # cycle: equivalent -> narrower
+    third = _candidate(page, 3)
+    _press(page, "3")
+    done += [("approve", code, {}), ("revert", code, {}), ("approve", code, {"status": "approved", "target_code": third, "relationship": "source-is-narrower-than-target"})]
+    code = _shown(page)
+    page.keyboard.press("/")
+    page.keyboard.type("creatinine")
+    _press(page, "Enter")  # search; the first Remap button takes the focus
+    _press(page, "Enter")
+    done.append(("remap", code, {"status": "approved", "target_code": "2160-0"}))
+    code = _shown(page)
+    page.keyboard.press("m")
+    page.keyboard.type("checked with the lab")
+    page.keyboard.press("Escape")
+    _press(page, "a")
+    done.append(("approve", code, {"status": "approved", "comment": "checked with the lab"}))
+    code = _shown(page)
+    page.keyboard.press("=")
+    _press(page, "1")
+    done.append(("approve", code, {"status": "approved", "relationship": "equivalent"}))
+    return done
+
+
+def test_review_release_and_download_in_a_browser(browser, live, ui_service, project, tmp_path):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    _seed_release_1(ui_service, project)
+    seed_seq = _last_seq(ui_service)
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = context.new_page()
+    _login(page, live, ui_service.tokens[Role.reviewer], f"/ui/projects/{project}")
+    page.screenshot(path=str(SCREENSHOTS / "queue.png"))
+    _press(page, "s")  # start reviewing
+    done = _review_ten(page)
+    decided = {code for action, code, _ in done if action != "skip"}
+    assert len(decided) == 10
+
+    page.goto(f"{live}/ui/projects/{project}/releases")
+    page.get_by_label("Note").fill("browser review")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create release").click()
+    assert page.url.endswith(f"/ui/projects/{project}/releases/2")
+    page.screenshot(path=str(SCREENSHOTS / "release-diff.png"), full_page=False)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="FHIR ConceptMap R4").click()
+    conceptmap = json.loads(Path(download.value.path()).read_text())
+    context.close()
+
+    _assert_store(ui_service, project, seed_seq, done, conceptmap)
+
+
+def _assert_store(service, project: int, seed_seq: int, done, conceptmap: dict) -> None:
+    expected_events = [(f"decision.{action}", code) for action, code, _ in done if action != "skip"]
+    with session_scope(service.engine) as session:
+        events = [e for e in session.exec(_after(seed_seq))]
+        decisions = [(e.action, _code_of(session, e)) for e in events if e.action.startswith("decision.")]
+        assert decisions == expected_events
+        others = [(e.action, e.actor) for e in events if not e.action.startswith("decision.")]
+        assert others == [("release.create", "reviewer-1")]  # nothing else was written
+        assert {e.actor for e in events} == {"reviewer-1"}
+        p = crud.get_project(session, project)
+        for action, code, fields in done:
+            item = crud.get_item(session, p, code)
+            assert {k: getattr(item, k) for k in fields} == fields, (action, code)
+        assert audit.verify(session).ok
+        released = {e.source_code: e.target_code for e in crud_releases_entries(session, p, 2)}
+    elements = [el for group in conceptmap["group"] for el in group["element"]]
+    mapped = {el["code"]: el["target"][0]["code"] for el in elements if el.get("target") and el["target"][0].get("code")}
+    assert conceptmap["resourceType"] == "ConceptMap"
+    assert {el["code"] for el in elements} == set(released)  # unmappable ones too, without a target code
+    assert {c: t for c, t in released.items() if t} == mapped
+
+
+def _after(seq: int):
+    from sqlmodel import select
+
+    return select(AuditEvent).where(AuditEvent.seq > seq).order_by(AuditEvent.seq)
+
+
+def _code_of(session, event: AuditEvent) -> str:
+    from service.store.tables import SourceItem
+
+    return session.get(SourceItem, int(event.entity.split(":")[1])).code
+
+
+def crud_releases_entries(session, project, number: int):
+    from service import crud_releases
+
+    return crud_releases.entries_of(session, crud_releases.get_release(session, project, number))
