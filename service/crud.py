@@ -181,6 +181,7 @@ def revert(session: Session, project: Project, code: str, actor: str, version: i
     """
     audit.lock_chain(session)
     item = _item_at(session, project, code, version)
+    _refuse_if_dual(session, item)
     last = _latest_decision(session, item)
     if last is None or last.before is None:
         raise Conflict(f"{code!r} has no decision to undo")
@@ -197,7 +198,7 @@ def revert(session: Session, project: Project, code: str, actor: str, version: i
 # What a decision sets on an item, and so what a revert puts back.
 DECISION_FIELDS = (
     "status", "target_code", "target_display", "relationship", "comment",
-    "proposed_status", "decided_by", "decided_at", "confirmed_by",
+    "proposed_status", "decided_by", "decided_at", "confirmed_by", "terminology_version",
 )
 
 

@@ -187,8 +187,9 @@ def _apply(request: Request, session: Session, browser: Browser, project: Projec
     if choice == "revert":
         return crud.revert(session, project, code, actor, version)
     decision = _decision(choice, form)
-    lookup = request.app.state.suggester_factory(project.target_terminology).terminology.get
-    return crud.decide(session, project, code, decision, actor, version, lookup)
+    terminology = request.app.state.suggester_factory(project.target_terminology).terminology
+    release = None if decision.action in ("reject", "flag") else terminology.version  # as the API route records it
+    return crud.decide(session, project, code, decision, actor, version, terminology.get, release)
 
 
 def _decision(choice: str, form: dict[str, str]) -> DecisionCreate:

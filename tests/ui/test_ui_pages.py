@@ -74,6 +74,7 @@ def test_a_decision_goes_through_the_audited_path_and_moves_on(ui_service, proje
     assert (item["status"], item["target_code"], item["relationship"], item["decided_by"]) == (
         "approved", "2951-2", "source-is-narrower-than-target", "mapper-1",
     )
+    assert item["terminology_version"] == "2.77"  # the release decided against, as the API records it
     after = client.get(response.headers["location"]).text
     assert f"<strong>{code}</strong> approved" in after and 'data-key="z"' in after
     assert re.search(r'<h1 id="item-title"><code>([^<]+)</code>', after).group(1) != code

@@ -43,3 +43,10 @@ def test_revert_needs_the_current_version_and_a_decision(ui_service, project):
     assert stale.status_code == 409 and "changed since" in stale.json()["detail"]
     assert _revert(ui_service, project, "K", decided["version"], Role.viewer).status_code == 403
     assert ui_service.item(project, "K")["status"] == "approved"
+
+
+def test_revert_also_restores_the_terminology_release_decided_against(ui_service, project):
+    decided = ui_service.decide(project, "HGB", action="approve").json()
+    assert decided["terminology_version"] == "2.77"
+    undone = _revert(ui_service, project, "HGB", decided["version"]).json()
+    assert undone["terminology_version"] is None and undone["status"] == "suggested"
