@@ -9,6 +9,8 @@ for the speed difference).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from monitors.checks.base import Context, Finding, categorical_shift, has_rows, numeric_shift
 from monitors.profile import PairProfile, SegmentProfile
 
@@ -67,34 +69,37 @@ def dominant_unit(pair: PairProfile, code: str) -> str | None:
     return max(units, key=units.get) if units else None
 
 
-def check_lab_drift(ref: SegmentProfile, cur: SegmentProfile, ctx: Context) -> list[Finding]:
-    """Per lab code: is this code's value distribution (in its reference unit) different?"""
-    out = []
+def matched_lab_codes(ref: SegmentProfile, cur: SegmentProfile) -> Iterator[tuple[PairProfile, PairProfile, str]]:
+    """(reference pair, current pair, code) for every lab code both sides saw in the same value+unit pair."""
     reference = {(p.value, p.unit, p.code): p for p in ref.pairs}
     for pair in cur.pairs:
         before = reference.get((pair.value, pair.unit, pair.code))
-        if before is None:
+        if before is not None:
+            yield from ((before, pair, code) for code in sorted(pair.codes() & before.codes()))
+
+
+def check_lab_drift(ref: SegmentProfile, cur: SegmentProfile, ctx: Context) -> list[Finding]:
+    """Per lab code: is this code's value distribution (in its reference unit) different?"""
+    out = []
+    for before, pair, code in matched_lab_codes(ref, cur):
+        unit = dominant_unit(before, code)
+        a, b = before.stats.get((code, unit)), pair.stats.get((code, unit))
+        if a is None or b is None or b.n < ctx.config.min_rows or a.n < ctx.config.min_rows or a.std == 0:
             continue
-        for code in sorted(pair.codes() & before.codes()):
-            unit = dominant_unit(before, code)
-            a, b = before.stats.get((code, unit)), pair.stats.get((code, unit))
-            if a is None or b is None or b.n < ctx.config.min_rows or a.n < ctx.config.min_rows or a.std == 0:
-                continue
-            effect, p = numeric_shift(a, b)
-            column = f"{pair.value}[{code}]"
-            out.append(
-                ctx.finding(
-                    "lab_drift",
-                    column,
-                    effect,
-                    ctx.config.lab_drift,
-                    f"{code_name(code)} values ({unit}) shifted by {effect:.2f} reference SDs (mean {a.mean:.4g} -> "
-                    f"{b.mean:.4g}, n={b.n})",
-                    critical=1.0,
-                    p_value=p,
-                    details={"code": code, "unit": unit, "mean_reference": a.mean, "mean_current": b.mean},
-                )
+        effect, p = numeric_shift(a, b)
+        out.append(
+            ctx.finding(
+                "lab_drift",
+                f"{pair.value}[{code}]",
+                effect,
+                ctx.config.lab_drift,
+                f"{code_name(code)} values ({unit}) shifted by {effect:.2f} reference SDs (mean {a.mean:.4g} -> "
+                f"{b.mean:.4g}, n={b.n})",
+                critical=1.0,
+                p_value=p,
+                details={"code": code, "unit": unit, "mean_reference": a.mean, "mean_current": b.mean},
             )
+        )
     return out
 
 

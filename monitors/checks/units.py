@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from monitors.checks.base import Context, Finding, numeric_shift, pct, two_proportion_p
-from monitors.checks.drift import code_name, dominant_unit
+from monitors.checks.drift import code_name, dominant_unit, matched_lab_codes
 from monitors.profile import PairProfile, SegmentProfile
 
 # factor by which values are multiplied when converting from the first unit to the second
@@ -25,14 +25,9 @@ MIN_CODE_ROWS = 10
 
 def check_units(ref: SegmentProfile, cur: SegmentProfile, ctx: Context) -> list[Finding]:
     out = []
-    reference = {(p.value, p.unit, p.code): p for p in ref.pairs}
-    for pair in cur.pairs:
-        before = reference.get((pair.value, pair.unit, pair.code))
-        if before is None:
-            continue
-        for code in sorted(pair.codes() & before.codes()):
-            out.extend(_unit_mix(before, pair, code, ctx))
-            out.extend(_scale_jump(before, pair, code, ctx))
+    for before, pair, code in matched_lab_codes(ref, cur):
+        out.extend(_unit_mix(before, pair, code, ctx))
+        out.extend(_scale_jump(before, pair, code, ctx))
     return out
 
 
