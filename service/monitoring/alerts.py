@@ -145,6 +145,14 @@ def get_alert(session: Session, feed: Feed, uid: str) -> FeedAlert:
     return row
 
 
+def find_alert(session: Session, uid: str) -> tuple[Feed, FeedAlert]:
+    """An alert by uid alone (uids are unique across feeds), with its feed."""
+    row = session.exec(select(FeedAlert).where(FeedAlert.uid == uid)).first()
+    if row is None:
+        raise NotFound(f"no alert {uid!r}; `crosswalk alerts list` shows the active ones")
+    return session.get(Feed, row.feed_id), row
+
+
 def acknowledge(session: Session, feed: Feed, uid: str, actor: str) -> tuple[FeedAlert, AlertEvent]:
     """Someone is on it: the alert stays active (and is updated by later batches) but stops being 'open'."""
     audit.lock_chain(session)

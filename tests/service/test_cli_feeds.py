@@ -1,0 +1,83 @@
+"""`crosswalk feed` and `crosswalk alerts` on the embedded store: the same functions as the API."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from service.cli import app as cli
+from service.store.db import engine_for, session_scope
+from tests.conftest import SAMPLES
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("CROSSWALK_HOME", str(tmp_path))
+    monkeypatch.setenv("CROSSWALK_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("CROSSWALK_ACTOR", "ops-cli")
+    frame = pd.read_csv(SAMPLES / "monitoring" / "measurements.csv")
+    order = np.random.default_rng(0).permutation(len(frame))
+    reference, current = frame.iloc[order[:800]], frame.iloc[order[800:]].copy()
+    reference.to_csv(tmp_path / "reference.csv", index=False)
+    current.to_csv(tmp_path / "clean.csv", index=False)
+    rows = (current.measurement_source_value == "29463-7") & (current.site == "south")
+    current.loc[rows, "value_as_number"] *= 2.2046
+    current.loc[rows, "unit_source_value"] = "[lb_av]"
+    current.to_csv(tmp_path / "pounds.csv", index=False)
+    return tmp_path
+
+
+def run(*args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_feed_create_post_and_alert_lifecycle(env):
+    assert "feed 1: labs (800 reference rows; segments: site)" in run("feed", "create", "labs", "--reference", str(env / "reference.csv"), "--segment", "site")
+    out = run("feed", "post", "labs", str(env / "clean.csv"), str(env / "pounds.csv"), str(env / "pounds.csv"))
+    assert "batch 1" in out and "opened 1" in out and "updated 1" in out
+    assert "labs" in run("feed", "list") and "critical=1" in run("feed", "list")
+
+    listed = run("alerts", "list", "--feed", "labs").splitlines()
+    [line] = [row for row in listed if "unit_change" in row]
+    uid = line.split()[0]
+    assert "south" in line and "open" in line
+    assert "acknowledged by ops-cli" in run("alerts", "ack", uid)
+    assert "resolved by ops-cli" in run("alerts", "resolve", uid)
+    assert not [row for row in run("alerts", "list").splitlines() if "unit_change" in row]  # default: active only
+    assert uid in run("alerts", "list", "--status", "resolved")
+
+    contract = json.loads(run("feed", "contract", "labs"))
+    assert contract["segment_columns"] == ["site"]
+    with session_scope(engine_for(f"sqlite:///{env / 'cli.db'}")) as session:
+        from service import audit
+
+        assert audit.verify(session).ok
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["feed", "post", "labs", "{home}/empty.csv"], "empty.csv: empty batch"),
+        (["feed", "post", "labs", "{home}/missing.csv"], "missing.csv: no such file"),
+        (["feed", "post", "nope", "{home}/clean.csv"], "no feed 'nope'"),
+        (["feed", "create", "labs", "--reference", "{home}/reference.csv"], "already exists"),
+        (["alerts", "ack", "0000"], "no alert '0000'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(env, monkeypatch, capsys, args, phrase):
+    from service.cli.app import main
+
+    run("feed", "create", "labs", "--reference", str(env / "reference.csv"))
+    (env / "empty.csv").write_text("")
+    monkeypatch.setattr("sys.argv", ["crosswalk", *(a.format(home=env) for a in args)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert phrase in err and err.count("\n") == 1 and "Traceback" not in err
