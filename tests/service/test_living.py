@@ -343,3 +343,30 @@ def test_reopenings_are_rows_of_their_own(sqlite_service):
         rows = list(session.exec(select(Reopening)))
     assert [(r.cause, r.change_kind, r.approved_version) for r in rows] == [("terminology", "replaced", "2.77")]
     assert json.loads(json.dumps(rows[0].replacements)) == ["99999-1"]
+
+
+# -- migration --------------------------------------------------------------------------------------
+def test_items_stored_before_0004_still_verify_after_the_upgrade(sqlite_url):
+    """0004 adds source_item.terminology_version; an `item.migrate` event per existing item records it."""
+    from sqlalchemy import text
+
+    from service.store.db import engine_for, upgrade
+    from service.store.tables import ProjectCreate
+
+    engine = engine_for(sqlite_url)
+    upgrade(engine, "0001")
+    with session_scope(engine) as session:  # what a service before 0004 wrote: row and event without the column
+        crud.create_project(session, ProjectCreate(name="old", source_system="lis", target_terminology="loinc"), "old-service")
+        session.execute(text("INSERT INTO source_item (id, project_id, code, text, context, status, version) "
+                             "VALUES (1, 1, 'GLU', 'Glucose', '{}', 'new', 1)"))
+        row = SourceItem(id=1, project_id=1, code="GLU", text="Glucose", context={}, status="new", version=1)
+        before_0004 = {k: v for k, v in row.model_dump(mode="json").items() if k != "terminology_version"}
+        audit._append(session, "old-service", "item.import", row, None, before_0004, None)
+    upgrade(engine)
+    with session_scope(engine) as session:
+        assert audit.verify(session).ok
+        last = session.exec(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
+        assert (last.action, last.entity, json.loads(last.after)["terminology_version"]) == ("item.migrate", "item:1", None)
+    upgrade(engine)  # idempotent: nothing more to record
+    with session_scope(engine) as session:
+        assert [e.action for e in session.exec(select(AuditEvent))].count("item.migrate") == 1
