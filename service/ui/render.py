@@ -40,7 +40,7 @@ EXPORT_FORMATS = {
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    response = templates.TemplateResponse(request, name, {"Permission": Permission, **context}, status_code=status_code)
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
     response.headers.update(SECURITY_HEADERS)
     return response
 
@@ -82,4 +82,5 @@ templates.env.filters["score"] = _score
 templates.env.filters["when"] = _when
 templates.env.filters["percent"] = _percent
 templates.env.globals["RELATIONSHIPS"] = RELATIONSHIPS
+templates.env.globals["Permission"] = Permission  # macros (imported without context) check roles too
 templates.env.globals["EXPORT_FORMATS"] = EXPORT_FORMATS

@@ -116,3 +116,37 @@ def login(service: Service, role: Role | str) -> TestClient:
 
 def csrf_of(html: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+# -- a monitored feed with alerts (for the ops pages) ------------------------------------------------
+MEASUREMENTS = Path(__file__).resolve().parents[1].parent / "data" / "samples" / "monitoring" / "measurements.csv"
+WEIGHT = "29463-7"
+
+
+def seed_feed(service: Service) -> dict:
+    """A feed of the Synthea lab sample (segmented by site): a clean batch, then site south sends body
+    weight in pounds (a critical unit alert), then site north stops sending half its values."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.read_csv(MEASUREMENTS)
+    order = np.random.default_rng(0).permutation(len(frame))
+    reference, current = frame.iloc[order[:800]].reset_index(drop=True), frame.iloc[order[800:]].reset_index(drop=True)
+    pounds = current.copy()
+    rows = (pounds.measurement_source_value == WEIGHT) & (pounds.site == "south")
+    pounds.loc[rows, "value_as_number"] *= 2.2046
+    pounds.loc[rows, "unit_source_value"] = "[lb_av]"
+    gaps = pounds.copy()
+    north = gaps.index[gaps.site == "north"]
+    gaps.loc[north[: len(north) // 2], "value_as_number"] = np.nan
+    form = {"name": "st-mary-labs", "description": "St Mary LIS results", "segment_columns": ["site"]}
+    created = service.call("POST", "/feeds", Role.ops, data=form, files={"file": ("reference.csv", _csv(reference))})
+    assert created.status_code == 201, created.text
+    for name, batch in (("monday.csv", current), ("tuesday.csv", pounds), ("wednesday.csv", gaps)):
+        posted = service.call("POST", "/feeds/st-mary-labs/batches", Role.ops, files={"file": (name, _csv(batch))})
+        assert posted.status_code == 201, posted.text
+    return created.json()
+
+
+def _csv(frame) -> bytes:
+    return frame.to_csv(index=False).encode()

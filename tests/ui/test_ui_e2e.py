@@ -1,5 +1,6 @@
 """End to end in headless Chromium: log in, review ten items with the keyboard alone, create a
-release, download its ConceptMap; then the store and the audit chain hold exactly those actions.
+release, download its ConceptMap, acknowledge an alert as ops; then the store and the audit chain
+hold exactly those actions.
 
 Needs Debian's /usr/bin/chromium and the playwright package (never `playwright install`): without
 them these tests skip, unless CROSSWALK_REQUIRE_E2E=1, which makes a missing browser a failure.
@@ -21,7 +22,9 @@ import uvicorn
 
 from service import audit, crud
 from service.store.db import session_scope
+from service.store.feeds import FeedAlert
 from service.store.tables import AuditEvent, Role
+from tests.ui.conftest import seed_feed
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = Path("/usr/bin/chromium")
@@ -172,6 +175,7 @@ def _undo_search_comment(page) -> list[tuple[str, str, dict]]:
 def test_review_release_and_download_in_a_browser(browser, live, ui_service, project, tmp_path):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     _seed_release_1(ui_service, project)
+    seed_feed(ui_service)  # batches with alerts, for the ops part
     seed_seq = _last_seq(ui_service)
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     page = context.new_page()
@@ -191,20 +195,40 @@ def test_review_release_and_download_in_a_browser(browser, live, ui_service, pro
     with page.expect_download() as download:
         page.get_by_role("link", name="FHIR ConceptMap R4").click()
     conceptmap = json.loads(Path(download.value.path()).read_text())
+    acknowledged = _acknowledge_as_ops(page, live, ui_service.tokens[Role.ops])
     context.close()
 
-    _assert_store(ui_service, project, seed_seq, done, conceptmap)
+    _assert_store(ui_service, project, seed_seq, done, conceptmap, acknowledged)
 
 
-def _assert_store(service, project: int, seed_seq: int, done, conceptmap: dict) -> None:
+def _acknowledge_as_ops(page, base: str, token: str) -> str:
+    """Sign out, sign in as ops, drill into the critical alert, acknowledge it; returns its uid."""
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign out").click()
+    _login(page, base, token, "/ui/ops")
+    page.screenshot(path=str(SCREENSHOTS / "ops.png"))
+    link = page.locator("table.alerts tr", has=page.locator(".sev-critical")).first.locator("td a")
+    with page.expect_navigation():
+        link.click()
+    uid = page.url.rsplit("/", 1)[1]
+    page.frame_locator("iframe.report").locator("body").wait_for()  # the Evidently report loads in its sandbox
+    page.screenshot(path=str(SCREENSHOTS / "ops-alert.png"))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Acknowledge alert").click()
+    assert "acknowledged" in page.locator("dl.context").inner_text()
+    return uid
+
+
+def _assert_store(service, project: int, seed_seq: int, done, conceptmap: dict, acknowledged: str) -> None:
     expected_events = [(f"decision.{action}", code) for action, code, _ in done if action != "skip"]
     with session_scope(service.engine) as session:
         events = [e for e in session.exec(_after(seed_seq))]
         decisions = [(e.action, _code_of(session, e)) for e in events if e.action.startswith("decision.")]
         assert decisions == expected_events
         others = [(e.action, e.actor) for e in events if not e.action.startswith("decision.")]
-        assert others == [("release.create", "reviewer-1")]  # nothing else was written
-        assert {e.actor for e in events} == {"reviewer-1"}
+        assert others == [("release.create", "reviewer-1"), ("alert.acknowledge", "ops-1")]  # nothing else was written
+        ack = session.get(FeedAlert, int(events[-1].entity.split(":")[1]))
+        assert (ack.uid, ack.status, ack.acknowledged_by, ack.severity) == (acknowledged, "acknowledged", "ops-1", "critical")
         p = crud.get_project(session, project)
         for action, code, fields in done:
             item = crud.get_item(session, p, code)
