@@ -198,3 +198,23 @@ def test_the_item_view_shows_context_candidates_and_their_evidence(ui_service, p
     assert "matched synonym “Potassium serum”" in first
     assert '<span title="LG-CHEM">Chemistry</span> › <span title="LG-LYTES">Electrolytes</span> › <span>2823-3</span>' in first
     assert "lexical" in first and "semantic" in first
+
+
+def test_four_eyes_a_reviewer_confirms_what_a_mapper_proposed(ui_service):
+    from tests.ui.conftest import UI_CSV
+
+    project = ui_service.project(four_eyes=True, name="four eyes")
+    ui_service.import_csv(project, UI_CSV)
+    ui_service.suggest(project)
+    mapper = login(ui_service, Role.mapper)
+    page = mapper.get(f"/ui/projects/{project}/review?code=GLU&status=all").text
+    assert _decide(mapper, project, "GLU", "approve", page, status="all").status_code == 303
+    assert ui_service.item(project, "GLU")["status"] == "pending"
+    assert 'value="confirm"' not in mapper.get(f"/ui/projects/{project}/review?status=pending").text
+
+    reviewer = login(ui_service, Role.reviewer)
+    pending = reviewer.get(f"/ui/projects/{project}/review?status=pending").text
+    assert 'value="confirm" data-key="c"' in pending
+    assert _decide(reviewer, project, "GLU", "confirm", pending, status="pending").status_code == 303
+    item = ui_service.item(project, "GLU")
+    assert (item["status"], item["decided_by"], item["confirmed_by"]) == ("approved", "mapper-1", "reviewer-1")
