@@ -12,7 +12,7 @@ from service import ui
 from service.api import problems
 from service.api.deps import SuggesterFactory
 from service.api.roles import __doc__ as ROLE_TABLE
-from service.api.routes import audit, feeds, fhir, health, items, living, projects, releases, tokens
+from service.api.routes import audit, feeds, fhir, health, items, living, models, projects, releases, tokens
 from service.settings import Settings, get_settings
 from service.store.db import engine_for, upgrade
 from service.store.errors import Invalid
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, suggester_factory: SuggesterFac
     app.state.suggester_factory = suggester_factory or _engine_suggesters(settings)
     problems.install(app)
     app.middleware("http")(_log_requests)
-    for module in (health, projects, items, releases, audit, tokens, fhir, feeds, living):
+    for module in (health, projects, items, releases, audit, tokens, fhir, feeds, models, living):
         _summaries_from_docstrings(module.router)
         app.include_router(module.router)
     ui.install(app)  # the browser pages under /ui, and / -> /ui/ (left out of the OpenAPI document)
@@ -49,16 +49,19 @@ def _summaries_from_docstrings(router: APIRouter) -> None:
 
 
 def _engine_suggesters(settings: Settings) -> SuggesterFactory:
-    def factory(terminology: str):
+    """The registry's champion (else the bundled model) per terminology; POST /models/reload swaps them."""
+    from service.retraining import ServedSuggesters
+
+    def build(terminology: str):
         from models.catalog import UnknownTerminology
-        from service.engine import get_suggester  # loads the matchers: only when a route needs them
+        from service.engine import build_suggester  # loads the matchers: only when a route needs them
 
         try:
-            return get_suggester(settings, terminology)
+            return build_suggester(settings, terminology)
         except UnknownTerminology as error:
             raise Invalid(f"{error}; load it with `crosswalk terminology load`") from None
 
-    return factory
+    return ServedSuggesters(build)
 
 
 async def _log_requests(request: Request, call_next):

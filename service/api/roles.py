@@ -10,6 +10,7 @@
 | audit      | the project-wide audit log and chain verification           |        |        | x        | x     | x   |    |
 | admin      | API tokens                                                   |        |        |          | x     |     |    |
 | monitor    | register feeds, edit contracts, post batches, configure webhooks, deliver, acknowledge and resolve alerts |  |  |  | x | x |  |
+| models     | train and promote mapping models, reload the served champion |  |  |  | x |  | x |
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Permission(StrEnum):
     audit = "audit"
     admin = "admin"
     monitor = "monitor"
+    models = "models"  # issue 5: retraining, promotion, reload
 
 
 _EVERYONE = {Permission.read}
@@ -40,7 +42,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     Role.admin: frozenset(set(Permission) - {Permission.public}),
     Role.ops: frozenset(_EVERYONE | {Permission.audit, Permission.monitor}),
-    Role.ml: frozenset(_EVERYONE),
+    Role.ml: frozenset(_EVERYONE | {Permission.models}),
 }
 
 

@@ -8,3 +8,4 @@ below, so that the schema (Alembic) and the audit check (`audited.AUDITED`) alwa
 from service.store import tables  # noqa: F401
 from service.store import feeds  # noqa: F401  (monitored feeds, batches, alerts, webhooks: issue 4)
 from service.store import living  # noqa: F401  (terminology releases, source updates, reuse, dual mapping: issue 7)
+from service.store import registry  # noqa: F401  (model promotions: issue 5)

@@ -24,6 +24,7 @@ EXPECTED_ROLES = {
     "audit": {"reviewer", "admin", "ops"},
     "admin": {"admin"},
     "monitor": {"ops", "admin"},
+    "models": {"ml", "admin"},
 }
 EXPECTED_ROUTES = {
     ("get", "/health"): "public",
@@ -83,6 +84,9 @@ EXPECTED_ROUTES = {
     ("get", "/feeds/{feed}/alerts"): "read",
     ("post", "/feeds/{feed}/alerts/{uid}/acknowledge"): "monitor",
     ("post", "/feeds/{feed}/alerts/{uid}/resolve"): "monitor",
+    ("get", "/models"): "read",
+    ("post", "/models/reload"): "models",
+    ("get", "/suggestions/{suggestion_id}/lineage"): "read",
 }
 
 
@@ -126,7 +130,7 @@ def test_every_route_declares_the_expected_permission(api):
 
 def _request(api, method: str, path: str, role: Role | None):
     """A request that passes routing; write bodies are invalid, so an allowed role gets 422, not a change."""
-    concrete = path.format(project_id=1, code="GLU", number=1, token_id="not-a-number", feed=1, uid="0123abcd")
+    concrete = path.format(project_id=1, code="GLU", number=1, token_id="not-a-number", feed=1, uid="0123abcd", suggestion_id=1)
     headers = api.auth(role) if role else {}
     params = {"base": 1, "format": "fhir-r4", "q": "glucose", "code": "GLU", "project": "1"}
     body = {"json": ["not", "an", "object"]} if method in ("post", "delete") else {}

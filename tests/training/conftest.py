@@ -1,0 +1,73 @@
+"""Retraining fixtures: approved mappings onto the tiny ICD terminology, stand-in encoders and fine-tuner.
+
+The pipeline's plumbing (splits, mining, fusion, calibration, MLflow, the gate, the store) is tested
+with the HashingEncoder of tests/conftest.py and a fine-tuner that copies files; one slow test runs
+a real sentence-transformers fine-tune of a few steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.finetune import FineTuneResult
+from training.sets import ApprovedMapping
+
+# Ways a source system words a concept: what a team approves again and again.
+VARIANTS = ("{}", "{} nos", "history of {}", "{} unspecified", "{} (finding)", "known {}", "{} disorder", "chronic {}")
+
+
+def approved_mappings(terminology) -> list[ApprovedMapping]:
+    out = []
+    for concept in terminology:
+        if not concept.active or not concept.attributes.get("billable"):
+            continue
+        for index, variant in enumerate(VARIANTS):
+            out.append(ApprovedMapping(f"{concept.code}-{index}", variant.format(concept.display.lower()), (concept.code,)))
+    return out
+
+
+@pytest.fixture
+def mappings(tiny_icd) -> list[ApprovedMapping]:
+    return approved_mappings(tiny_icd)
+
+
+class RandomEncoder:
+    """Deterministic noise: every text a random unit vector. A deliberately useless semantic matcher."""
+
+    model_id = "random-test-encoder@1"
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        out = np.stack(
+            [np.random.default_rng(int(hashlib.md5(t.encode()).hexdigest()[:8], 16)).normal(size=64) for t in texts]
+        ).astype(np.float32) if texts else np.zeros((0, 64), np.float32)
+        return out / np.linalg.norm(out, axis=1, keepdims=True) if len(out) else out
+
+
+class FakeFineTuner:
+    """Writes a stand-in model folder and remembers what it was asked to train on."""
+
+    def __init__(self) -> None:
+        self.train, self.validation = [], []
+
+    def __call__(self, base_dir: Path, out_dir: Path, train, validation, config, progress=True) -> FineTuneResult:
+        self.train, self.validation = list(train), list(validation)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "model.safetensors").write_bytes(b"stand-in weights")
+        return FineTuneResult(out_dir, len(train), 3, 2, 1.0, 0.5, False, 0.01, "cpu")
+
+
+@pytest.fixture
+def fake_fine_tuner() -> FakeFineTuner:
+    return FakeFineTuner()
+
+
+def backwards_fusion():
+    """The shipped fusion with its weights negated: ranks the worst candidate first, deliberately."""
+    from models.fusion import LogisticFusion, default_fusion
+
+    shipped = default_fusion()
+    return LogisticFusion(-shipped.coef, -shipped.intercept, "backwards")

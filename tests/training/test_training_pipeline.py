@@ -1,0 +1,95 @@
+"""Training sets, calibration, the gate and the challenger pipeline, on the tiny terminology."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.fusion import FEATURES, LogisticFusion
+from models.suggest import Suggester
+from training.datasets import is_test_code
+from training.evaluate import calibrate, evaluate, expected_calibration_error, ranking_metrics
+from training.finetune import FineTuneConfig
+from training.gate import GatePolicy, decide
+from training.pipeline import TrainConfig, train_challenger
+from training.sets import ApprovedMapping, data_hash, is_fit_code, mine_hard_negatives, split_by_code, triplets
+
+
+def test_split_is_by_source_code_and_the_same_in_every_run(mappings):
+    split = split_by_code(mappings)
+    again = split_by_code(list(reversed(mappings)))
+    assert {m.source_code for m in split.heldout} == {m.source_code for m in again.heldout}
+    assert all(is_test_code(m.source_code) for m in split.heldout)
+    assert all(is_fit_code(m.source_code) for m in split.fit)
+    assert not any(is_test_code(m.source_code) or is_fit_code(m.source_code) for m in split.train)
+    parts = [{m.source_code for m in part} for part in (split.train, split.fit, split.heldout)]
+    assert all(parts) and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert sum(map(len, parts)) == len(mappings)
+
+
+def test_data_hash_depends_on_the_data_not_its_order(mappings):
+    assert data_hash(mappings) == data_hash(list(reversed(mappings)))
+    changed = [*mappings[:-1], ApprovedMapping(mappings[-1].source_code, mappings[-1].source_text, ("I10",))]
+    assert data_hash(changed) != data_hash(mappings)
+
+
+def test_hard_negatives_are_high_ranking_wrong_codes_and_reviewer_rejections_come_first(tiny_icd, encoder, mappings):
+    suggester = Suggester(tiny_icd, encoder)
+    mined = mine_hard_negatives(suggester, mappings, per_query=2)
+    assert all(len(codes) == 2 and not set(codes) & set(m.targets) for codes, m in zip(mined, mappings))
+    rejected = ApprovedMapping("X1", "type 2 diabetes without complications", ("E11.9",), negatives=("I10",))
+    display = {c.code: c.display for c in tiny_icd}
+    [triplet] = triplets([rejected], [("E11.65",)], display)
+    assert triplet.positive == "type 2 diabetes mellitus without complications"
+    assert triplet.negative == "essential primary hypertension"  # the reviewer's rejection, not the mined one
+    assert triplets([rejected], [("E11.65",)], display, max_pairs=1) == [triplet]
+
+
+def test_ece_measures_the_gap_between_confidence_and_accuracy():
+    assert expected_calibration_error([0.9] * 10, [True] * 9 + [False]) == pytest.approx(0.0)
+    assert expected_calibration_error([0.9] * 10, [True] * 5 + [False] * 5) == pytest.approx(0.4)
+    assert ranking_metrics([["a", "b"], ["c", "d"]], [("b",), ("x",)]) == {
+        "acc@1": 0.0, "acc@5": 0.5, "acc@10": 0.5, "mrr@10": 0.25,
+    }
+
+
+def test_platt_calibration_keeps_the_ranking_and_fixes_overconfidence():
+    rng = np.random.default_rng(0)
+    fusion = LogisticFusion(np.ones(len(FEATURES), np.float32), 4.0, "overconfident")  # top scores ~0.99
+    pools = []
+    for _ in range(300):
+        features = rng.normal(size=(5, len(FEATURES))).astype(np.float32)
+        labels = np.zeros(5, bool)
+        labels[int(np.argmax(features.sum(1)))] = rng.random() < 0.5  # the top is right half the time
+        pools.append((features, labels))
+    calibrated, report = calibrate(fusion, pools)
+    assert report["fit_ece_uncalibrated"] > 0.3 and report["fit_ece_calibrated"] < 0.1
+    features = pools[0][0]
+    assert (np.argsort(-calibrated.score(features)) == np.argsort(-fusion.score(features))).all()
+
+
+def test_gate_needs_the_margin_and_no_worse_calibration():
+    champion = {"acc@1": 0.60, "ece": 0.04}
+    assert decide({"acc@1": 0.63, "ece": 0.03}, champion).promote
+    assert not decide({"acc@1": 0.605, "ece": 0.03}, champion).promote  # below the 0.01 margin
+    worse_calibrated = decide({"acc@1": 0.70, "ece": 0.06}, champion)
+    assert not worse_calibrated.promote and "worse" in worse_calibrated.reasons[1]
+    assert decide({"acc@1": 0.70, "ece": 0.06}, champion, GatePolicy(ece_tolerance=0.03)).promote
+
+
+def test_challenger_pipeline_trains_on_train_codes_and_fits_fusion_on_others(tiny_icd, encoder, mappings, fake_fine_tuner, tmp_path):
+    split = split_by_code(mappings)
+    base = Suggester(tiny_icd, encoder, cache_dir=tmp_path / "cache")
+    challenger = train_challenger(
+        base, tmp_path / "base", split, tmp_path / "out", lambda model_dir: encoder, tmp_path / "cache",
+        TrainConfig(FineTuneConfig(max_pairs=10)), progress=False, fine_tuner=fake_fine_tuner,
+    )
+    train_queries = {t.anchor for t in fake_fine_tuner.train}
+    heldout_texts = {m.source_text for m in split.heldout}
+    assert len(fake_fine_tuner.train) == 10 and fake_fine_tuner.validation
+    assert not train_queries & heldout_texts  # never trained on a held-out code
+    assert (tmp_path / "out" / "fusion.json").exists()
+    assert challenger.fusion.version.startswith("fusion-ft") and challenger.suggester.fusion is challenger.fusion
+    metrics = evaluate(challenger.suggester, split.heldout)
+    assert set(metrics) >= {"acc@1", "acc@5", "acc@10", "mrr@10", "ece", "latency_p95_ms"}
+    assert metrics["acc@10"] == 1.0  # every tiny-ICD concept fits in a top 10
