@@ -43,7 +43,7 @@ def _profile(home: Path, relative: str, sha256: str) -> Profile:
 
 def plottable_columns(feed: Feed) -> list[str]:
     contract = Contract.from_dict(feed.contract)
-    return contract.names("numeric", "categorical", "code")
+    return contract.names("numeric", "categorical", "code", "unit")
 
 
 def column_history(session: Session, home: Path, feed: Feed, column: str) -> ColumnHistory:

@@ -73,6 +73,11 @@ def test_the_drill_down_plots_missingness_and_drift_per_segment(ui_service, feed
     values = [float(v) for v in re.findall(r">([\d.]+)%<", north)]
     assert len(values) == 3 and values[0] == values[1] and values[2] > values[1] + 20
     assert "north, batch 3: " in page  # each point has a tooltip
+    units = html.unescape(client.get("/ui/ops/feeds/st-mary-labs?column=unit_source_value").text)
+    assert "<option selected>unit_source_value</option>" in units and "population stability index" in units
+    south = re.search(r'<th scope="row">south</th><td>drift</td>(.*?)</tr>', units).group(1)
+    psi = [float(v) for v in re.findall(r">([\d.]+)<", south)]
+    assert psi[1] > 0.2 > psi[0]  # site south switched to pounds in batch 2: its unit mix jumps
 
 
 def test_the_alert_drill_down_embeds_the_batchs_evidently_report_sandboxed(ui_service, feed):
