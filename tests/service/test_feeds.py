@@ -173,7 +173,7 @@ def test_evidently_report_and_window_from_kept_profiles(feeds, halves):
     assert batch["has_report"] is True
     html = feeds.call("GET", f"/feeds/st-mary-labs/batches/{batch['number']}/report", Role.viewer)
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
-    assert "value_as_number" in html.text
+    assert "value_as_number" in html.text and html.headers["content-security-policy"] == "sandbox allow-scripts"
     assert feeds.call("GET", f"/feeds/{feed['id']}/batches/9/report", Role.viewer).status_code == 404
 
     feeds.post(feed["id"], csv_bytes(current))

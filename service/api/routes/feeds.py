@@ -35,6 +35,9 @@ from service.store.feeds import (
 log = logging.getLogger("crosswalk.api")
 AFTER_POST_DELIVERY_S = 10.0  # retry a failing receiver this long after a batch; then the worker takes over
 WORKER_INTERVAL_S = 5.0
+# Evidently's HTML runs scripts and quotes data values: sandboxed, it gets an opaque origin, so it can
+# neither read the UI's cookie nor call the API as the person viewing it.
+REPORT_HEADERS = {"Content-Security-Policy": "sandbox allow-scripts", "X-Content-Type-Options": "nosniff"}
 
 
 @asynccontextmanager
@@ -216,7 +219,7 @@ def get_batch(feed: FeedDep, session: SessionDep, number: int) -> BatchPublic:
 def get_batch_report(feed: FeedDep, session: SessionDep, home: HomeDep, number: int) -> FileResponse:
     """The batch's Evidently DataDriftPreset report (HTML) for drill-down."""
     path = crud_feeds.report_html(home, feed, crud_feeds.get_batch(session, feed, number))
-    return FileResponse(path, media_type="text/html")
+    return FileResponse(path, media_type="text/html", headers=REPORT_HEADERS)
 
 
 @router.get("/{feed}/window", response_model=dict[str, Any], **allow(Permission.read, 404, 422))
