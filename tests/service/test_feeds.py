@@ -308,3 +308,27 @@ def test_large_uploads_are_refused(feeds, halves, monkeypatch):
     monkeypatch.setattr(feed_routes, "MAX_BODY_BYTES", 1000)
     response = feeds.call("POST", f"/feeds/{feed['id']}/batches", files={"file": ("big.csv", io.BytesIO(csv_bytes(halves[1])))})
     assert response.status_code == 413 and response.headers["content-type"] == problems.PROBLEM_JSON
+
+
+def test_the_services_background_worker_retries_pending_messages(feeds, halves, service, monkeypatch):
+    """While the API runs (its lifespan), queued messages go out without anyone asking."""
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setattr(feed_routes, "AFTER_POST_DELIVERY_S", 0.0)
+    monkeypatch.setattr(feed_routes, "WORKER_INTERVAL_S", 0.05)
+    feed = feeds.create(csv_bytes(halves[0]))
+    receiver = Receiver(failures=1)  # the attempt right after the batch fails; the worker's succeeds
+    try:
+        feeds.call("POST", f"/feeds/{feed['id']}/webhooks", json={"url": receiver.url, "secret": SECRET, "base_delay": 0.01})
+        feeds.post(feed["id"], csv_bytes(unit_switch(halves[1])))
+        assert receiver.attempts == 1 and not receiver.accepted
+        with TestClient(service.app) as client:  # runs the lifespan: the delivery worker starts
+            headers = service.auth(Role.viewer)
+            for _ in range(200):
+                [delivery] = client.get(f"/feeds/{feed['id']}/deliveries", headers=headers).json()
+                if delivery["status"] == "delivered":
+                    break
+                threading.Event().wait(0.05)
+    finally:
+        receiver.close()
+    assert delivery["status"] == "delivered" and delivery["attempts"] == 2 and len(receiver.accepted) == 1
