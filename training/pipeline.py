@@ -68,7 +68,7 @@ def train_challenger(
     where: dict | None = None,
     fusion_version: str = "fusion-ft",
     progress: bool = True,
-    fine_tuner: FineTuner = fine_tune,
+    fine_tuner: FineTuner | None = None,
 ) -> Challenger:
     display = {c.code: c.display for c in base.terminology}
     max_pairs = config.finetune.max_pairs
@@ -78,7 +78,7 @@ def train_challenger(
     per = config.negatives_per_query
     train_triplets = triplets(chosen, mine_hard_negatives(base, chosen, per, where), display, max_pairs)
     val_triplets = triplets(validation, mine_hard_negatives(base, validation, per, where), display)
-    tuned = fine_tuner(base_model_dir, out_dir / "encoder", train_triplets, val_triplets, config.finetune, progress=progress)
+    tuned = (fine_tuner or fine_tune)(base_model_dir, out_dir / "encoder", train_triplets, val_triplets, config.finetune, progress=progress)
     _say(progress, f"fine-tuned {tuned.steps} steps in {tuned.seconds:.0f} s; encoding the concept strings with it (once per model)")
     encoder = encoder_factory(tuned.model_dir)
     suggester = Suggester(base.terminology, encoder, cache_dir=cache_dir, lexical=base.lexical, progress=progress)

@@ -13,6 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.suggest import Suggester
+from service import crud, crud_imports, crud_releases
+from service.settings import Settings
+from service.store.db import engine_for, session_scope, upgrade
+from service.store.tables import DecisionCreate, ProjectCreate, SuggestRequest
+from training import tracking
 from training.finetune import FineTuneResult
 from training.sets import ApprovedMapping
 
@@ -71,3 +77,30 @@ def backwards_fusion():
 
     shipped = default_fusion()
     return LogisticFusion(-shipped.coef, -shipped.intercept, "backwards")
+
+
+@pytest.fixture
+def store(tmp_path, tiny_icd, encoder, mappings, monkeypatch):
+    """A project onto tiny-icd with every mapping approved (one rejected first) and released as release 1."""
+    monkeypatch.delenv(tracking.URI_SETTING, raising=False)
+    settings = Settings(home=tmp_path / "home")
+    engine = engine_for(f"sqlite:///{tmp_path / 'store.db'}")
+    upgrade(engine)
+    suggester = Suggester(tiny_icd, encoder)
+    # One source whose words point at a sibling: the reviewer rejects the top suggestion, then remaps.
+    tricky = ApprovedMapping("DM-X", "type 2 diabetes mellitus with hyperglycemia", ("E11.9",))
+    mappings.append(tricky)
+    rows = [crud_imports.ImportRow(m.source_code, m.source_text) for m in mappings]
+    with session_scope(engine) as session:
+        project = crud.create_project(session, ProjectCreate(name="legacy dx", source_system="dx", target_terminology="tiny-icd"), "setup")
+        crud_imports.import_items(session, project, rows, "setup")
+        crud_imports.generate_suggestions(session, project, suggester, SuggestRequest(top_k=3), "setup")
+        item = crud.get_item(session, project, tricky.source_code)
+        crud.decide(session, project, tricky.source_code, DecisionCreate(action="reject"), "rev", item.version, tiny_icd.get)
+        for m in mappings:
+            item = crud.get_item(session, project, m.source_code)
+            decision = DecisionCreate(action="remap", target_code=m.targets[0])
+            crud.decide(session, project, m.source_code, decision, "rev", item.version, tiny_icd.get)
+        crud_releases.create_release(session, project, "lead")
+        project_id = project.id
+    return settings, engine, project_id

@@ -13,43 +13,15 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from models.suggest import Suggester
-from service import audit, crud, crud_imports, crud_releases, retraining
+from service import audit, crud, crud_imports, retraining
 from service.api import create_app
-from service.settings import Settings
-from service.store.db import engine_for, session_scope, upgrade
+from service.store.db import session_scope
 from service.store.registry import ModelPromotion
-from service.store.tables import DecisionCreate, ProjectCreate, Role, Suggestion, SuggestRequest
+from service.store.tables import Role, Suggestion, SuggestRequest
 from training import tracking
 from training.finetune import FineTuneConfig
 from training.pipeline import TrainConfig
-from training.sets import ApprovedMapping, split_by_code
-
-
-@pytest.fixture
-def store(tmp_path, tiny_icd, encoder, mappings, monkeypatch):
-    """A project onto tiny-icd with every mapping approved (one rejected first) and released as release 1."""
-    monkeypatch.delenv(tracking.URI_SETTING, raising=False)
-    settings = Settings(home=tmp_path / "home")
-    engine = engine_for(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(engine)
-    suggester = Suggester(tiny_icd, encoder)
-    # One source whose words point at a sibling: the reviewer rejects the top suggestion, then remaps.
-    tricky = ApprovedMapping("DM-X", "type 2 diabetes mellitus with hyperglycemia", ("E11.9",))
-    mappings.append(tricky)
-    rows = [crud_imports.ImportRow(m.source_code, m.source_text) for m in mappings]
-    with session_scope(engine) as session:
-        project = crud.create_project(session, ProjectCreate(name="legacy dx", source_system="dx", target_terminology="tiny-icd"), "setup")
-        crud_imports.import_items(session, project, rows, "setup")
-        crud_imports.generate_suggestions(session, project, suggester, SuggestRequest(top_k=3), "setup")
-        item = crud.get_item(session, project, tricky.source_code)
-        crud.decide(session, project, tricky.source_code, DecisionCreate(action="reject"), "rev", item.version, tiny_icd.get)
-        for m in mappings:
-            item = crud.get_item(session, project, m.source_code)
-            decision = DecisionCreate(action="remap", target_code=m.targets[0])
-            crud.decide(session, project, m.source_code, decision, "rev", item.version, tiny_icd.get)
-        crud_releases.create_release(session, project, "lead")
-        project_id = project.id
-    return settings, engine, project_id
+from training.sets import split_by_code
 
 
 def _train(store, base, fine_tuner, encoder_factory, margin=0.01):
