@@ -70,8 +70,8 @@ def csrf_for(token: str) -> str:
 def current_browser(request: Request, session: SessionDep) -> Browser:
     token = request.cookies.get(SESSION_COOKIE)
     found = crud.token_for(session, token) if token else None
-    if found is None:
-        raise LoginRequired(_here(request))
+    if found is None:  # after signing in, a GET comes back here; a refused POST goes to the start page
+        raise LoginRequired(_here(request) if request.method == "GET" else "/ui/")
     return Browser(Principal(name=found.name, role=Role(found.role)), csrf_for(token))
 
 
