@@ -36,7 +36,7 @@ from service.store.living import (
     DualStatus,
     PairAgreement,
 )
-from service.store.tables import DecisionCreate, Project, SourceItem, Status, utcnow
+from service.store.tables import AuditEventPublic, DecisionCreate, Project, SourceItem, Status, utcnow
 
 ConceptLookup = Callable[[str], Concept | None]
 OPEN_TO_DUAL = (Status.new, Status.suggested, Status.flagged)  # items not yet decided
@@ -248,3 +248,18 @@ def _stats(mappers: list[str], domain: str | None, labels: list[tuple[str, str]]
         mappers=mappers, domain=domain, items=len(labels), agreed=agreed,
         percent_agreement=round(100 * agreed / len(labels), 2) if labels else None, kappa=kappa,
     )
+
+
+def withhold_open_choices(session: Session, events: list[AuditEventPublic], viewer: str) -> list[AuditEventPublic]:
+    """The audit log, read by one of a pair, shows the other's blind choice only once the pair is settled."""
+    out = []
+    for event in events:
+        kind, _, ident = event.entity.partition(":")
+        choice = session.get(BlindChoice, int(ident)) if kind == "blind_choice" and ident.isdigit() else None
+        dual = session.get(DualAssignment, choice.dual_id) if choice is not None else None
+        hidden = dual is not None and dual.status == DualStatus.open and choice.mapper != viewer
+        if hidden and viewer in (dual.mapper_a, dual.mapper_b):
+            withheld = {"withheld": "the other mapper's blind choice, until both have chosen"}
+            event = event.model_copy(update={"before": None, "after": withheld})
+        out.append(event)
+    return out

@@ -275,8 +275,16 @@ def test_a_reconciler_must_be_outside_the_pair(sqlite_service):
     sqlite_service.import_csv(project, DUAL_CSV)
     body = {"mappers": ["reviewer-1", "mapper-1"], "filter": {"codes": ["D01"]}}
     assert len(sqlite_service.call("POST", f"/projects/{project}/dual", Role.reviewer, json=body).json()) == 1
-    sqlite_service.call("POST", f"/projects/{project}/dual/D01/choices", Role.reviewer, json=_choice(X))
     sqlite_service.call("POST", f"/projects/{project}/dual/D01/choices", Role.mapper, json=_choice(Y))
+
+    def choices_in_the_log(role) -> list:
+        events = sqlite_service.call("GET", "/audit/events", role, params={"project_id": project}).json()
+        return [e["after"] for e in events if e["entity"].startswith("blind_choice:")]
+
+    assert choices_in_the_log(Role.reviewer) == [{"withheld": "the other mapper's blind choice, until both have chosen"}]
+    assert choices_in_the_log(Role.admin)[0]["target_code"] == Y  # an auditor outside the pair sees it
+    sqlite_service.call("POST", f"/projects/{project}/dual/D01/choices", Role.reviewer, json=_choice(X))
+    assert [c["target_code"] for c in choices_in_the_log(Role.reviewer)] == [Y, X]  # settled: both visible
     response = sqlite_service.call("POST", f"/projects/{project}/dual/D01/reconciliation", Role.reviewer, json=_choice(X))
     assert response.status_code == 403 and "outside the pair" in response.json()["detail"]
     assert sqlite_service.call("POST", f"/projects/{project}/dual/D01/reconciliation", Role.admin, json=_choice(X)).status_code == 200
