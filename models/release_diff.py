@@ -87,7 +87,8 @@ def _gone(concept: Concept, after: Concept | None, new: Terminology, old: Termin
         reason = after.attributes.get("invalid_reason")
         detail = f"inactive ({reason})" if reason else "inactive"
     else:
-        detail = f"no longer billable: now a category with {len(_usable_below(concept.code, new, children))} billable subcodes"
+        below = len(_usable_below(concept.code, new, children))
+        detail = f"no longer billable: now a category with {below} billable subcodes"
     if after is not None and after.attributes.get("billable") is False:
         # an expanded code: its new subcodes (those the old release did not have) are the successors
         successors = [c for c in _usable_below(concept.code, new, children) if not usable(old.get(c))] or successors

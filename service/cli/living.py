@@ -20,9 +20,15 @@ app.add_typer(dual_app, name="dual")
 
 @terminology_app.command("update")
 def terminology_update(
-    path: Annotated[Path | None, typer.Argument(help="Release file or folder (none for the built-in ICD-10-CM).")] = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="A loader format, or icd10cm for the built-in release.")] = "",
-    name: Annotated[str, typer.Option("--name", "-n", help="The catalog name projects use as target terminology.")] = "",
+    path: Annotated[
+        Path | None, typer.Argument(help="Release file or folder (none for the built-in ICD-10-CM).")
+    ] = None,
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="A loader format, or icd10cm for the built-in release.")
+    ] = "",
+    name: Annotated[
+        str, typer.Option("--name", "-n", help="The catalog name projects use as target terminology.")
+    ] = "",
 ) -> None:
     """Load a new release of a terminology in use: report what changed and re-open the mappings it hit."""
     from models.catalog import BUILT_IN, Catalog, UnknownTerminology
@@ -87,7 +93,9 @@ def project_update_source(
     project: ProjectOption,
     path: Annotated[Path, typer.Argument(help="The whole current source list (CSV or Usagi CSV).")],
     format: Annotated[str, typer.Option("--format", help="csv or usagi.")] = "csv",
-    resuggest: Annotated[bool, typer.Option("--resuggest/--no-resuggest", help="Re-suggest new and changed texts.")] = True,
+    resuggest: Annotated[
+        bool, typer.Option("--resuggest/--no-resuggest", help="Re-suggest new and changed texts.")
+    ] = True,
 ) -> None:
     """Re-import a source list: report new, removed and changed codes; unchanged decisions carry forward."""
     from service import crud
@@ -103,11 +111,19 @@ def project_update_source(
         found = crud.get_project(session, project)
         suggester = _suggester(found.target_terminology) if resuggest else None
         report = update_source(session, found, rows, actor(), suggester)
-    for label, codes in (("new", report.new), ("removed", report.removed), ("text changed", report.text_changed),
-                         ("frequency changed", report.frequency_changed), ("context changed", report.context_changed)):
+    for label, codes in (
+        ("new", report.new),
+        ("removed", report.removed),
+        ("text changed", report.text_changed),
+        ("frequency changed", report.frequency_changed),
+        ("context changed", report.context_changed),
+    ):
         if codes:
             typer.echo(f"{label} ({len(codes)}): {', '.join(codes[:20])}{' ...' if len(codes) > 20 else ''}")
-    typer.echo(f"{report.carried_forward} decisions carried forward, {report.reopened} re-opened, {report.unchanged} codes unchanged")
+    typer.echo(
+        f"{report.carried_forward} decisions carried forward, {report.reopened} re-opened, "
+        f"{report.unchanged} codes unchanged"
+    )
 
 
 @project_app.command("reopened")

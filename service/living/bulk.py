@@ -33,7 +33,11 @@ def approve(
     terminology_version: str | None,
 ) -> BulkResult:
     audit.lock_chain(session)
-    wanted = request.filter if request.filter.statuses is not None else request.filter.model_copy(update={"statuses": APPROVABLE})
+    wanted = (
+        request.filter
+        if request.filter.statuses is not None
+        else request.filter.model_copy(update={"statuses": APPROVABLE})
+    )
     items = select_items(session, project, wanted)
     skipped: Counter[str] = Counter()
     changed = 0
@@ -56,23 +60,35 @@ def approve(
 def reassign(session: Session, project: Project, request: BulkReassign, actor: str) -> BulkResult:
     audit.lock_chain(session)
     items = select_items(session, project, request.filter)
-    current = {a.item_id: a for a in session.exec(select(ItemAssignment).where(ItemAssignment.project_id == project.id))}
+    current = {
+        a.item_id: a for a in session.exec(select(ItemAssignment).where(ItemAssignment.project_id == project.id))
+    }
     changed = 0
     for item in items:
-        assignment = current.get(item.id) or ItemAssignment(project_id=project.id, item_id=item.id, assignee="", assigned_by=actor)
+        assignment = current.get(item.id) or ItemAssignment(
+            project_id=project.id, item_id=item.id, assignee="", assigned_by=actor
+        )
         if assignment.id is not None and assignment.assignee == request.assignee:
             continue
         fields = {"assignee": request.assignee, "assigned_by": actor, "assigned_at": utcnow()}
         audit.record(session, actor, "assignment.set", assignment, fields)
         changed += 1
-    return BulkResult(matched=len(items), changed=changed, skipped={"already assigned": len(items) - changed} if len(items) > changed else {})
+    return BulkResult(
+        matched=len(items),
+        changed=changed,
+        skipped={"already assigned": len(items) - changed} if len(items) > changed else {},
+    )
 
 
-def resuggest(session: Session, project: Project, request: BulkResuggest, suggester: SuggesterLike, actor: str) -> BulkResult:
+def resuggest(
+    session: Session, project: Project, request: BulkResuggest, suggester: SuggesterLike, actor: str
+) -> BulkResult:
     items = select_items(session, project, request.filter)
     if not items:
         return BulkResult(matched=0, changed=0, model_version=suggester.model_version)
-    result = generate_suggestions(session, project, suggester, SuggestRequest(top_k=request.top_k, codes=[i.code for i in items]), actor)
+    result = generate_suggestions(
+        session, project, suggester, SuggestRequest(top_k=request.top_k, codes=[i.code for i in items]), actor
+    )
     return BulkResult(matched=len(items), changed=result.items, model_version=result.model_version)
 
 

@@ -40,8 +40,13 @@ from service.store.tables import AuditEventPublic, DecisionCreate, Project, Sour
 
 ConceptLookup = Callable[[str], Concept | None]
 OPEN_TO_DUAL = (Status.new, Status.suggested, Status.flagged)  # items not yet decided
-FINAL = {"approve": Status.approved, "remap": Status.approved, "unmappable": Status.unmappable,
-         "reject": Status.rejected, "flag": Status.flagged}
+FINAL = {
+    "approve": Status.approved,
+    "remap": Status.approved,
+    "unmappable": Status.unmappable,
+    "reject": Status.rejected,
+    "flag": Status.flagged,
+}
 
 
 # -- assigning --------------------------------------------------------------------------------------
@@ -50,7 +55,11 @@ def assign(session: Session, project: Project, data: DualCreate, actor: str) -> 
     first, second = (m.strip() for m in data.mappers)
     if not first or not second or first == second:
         raise Invalid("dual mapping needs two different mappers, e.g. mappers: ['ana', 'ben']")
-    wanted = data.filter if data.filter.statuses is not None else data.filter.model_copy(update={"statuses": list(OPEN_TO_DUAL)})
+    wanted = (
+        data.filter
+        if data.filter.statuses is not None
+        else data.filter.model_copy(update={"statuses": list(OPEN_TO_DUAL)})
+    )
     audit.lock_chain(session)
     taken = set(session.exec(select(DualAssignment.item_id).where(DualAssignment.project_id == project.id)))
     created = []
@@ -58,8 +67,12 @@ def assign(session: Session, project: Project, data: DualCreate, actor: str) -> 
         if item.id in taken:
             continue
         dual = DualAssignment(
-            project_id=project.id, item_id=item.id, mapper_a=first, mapper_b=second,
-            domain=item.context.get(data.domain_key, ""), created_by=actor,
+            project_id=project.id,
+            item_id=item.id,
+            mapper_a=first,
+            mapper_b=second,
+            domain=item.context.get(data.domain_key, ""),
+            created_by=actor,
         )
         audit.record(session, actor, "dual.assign", dual)
         created.append(dual)
@@ -101,9 +114,14 @@ def choose(
         raise Conflict(f"{mapper!r} already chose for {code!r}; a blind choice is final so agreement stays independent")
     target = _resolve(session, project, item, choice, lookup)
     row = BlindChoice(
-        dual_id=dual.id, project_id=project.id, mapper=mapper, action=choice.action,
-        target_code=target.code if target else None, target_display=target.display if target else None,
-        relationship=_relationship(choice), comment=choice.comment,
+        dual_id=dual.id,
+        project_id=project.id,
+        mapper=mapper,
+        action=choice.action,
+        target_code=target.code if target else None,
+        target_display=target.display if target else None,
+        relationship=_relationship(choice),
+        comment=choice.comment,
     )
     audit.record(session, mapper, "dual.choose", row)
     other = _choice_of(session, dual, dual.mapper_b if mapper == dual.mapper_a else dual.mapper_a)
@@ -113,7 +131,9 @@ def choose(
     return dual
 
 
-def _resolve(session: Session, project: Project, item: SourceItem, choice: BlindChoiceCreate, lookup: ConceptLookup) -> Concept | None:
+def _resolve(
+    session: Session, project: Project, item: SourceItem, choice: BlindChoiceCreate, lookup: ConceptLookup
+) -> Concept | None:
     if choice.action not in ("approve", "remap"):
         return None
     decision = DecisionCreate(action=choice.action, target_code=choice.target_code)
@@ -136,36 +156,75 @@ def label(choice: BlindChoice) -> str:
 
 
 def _settle(
-    session: Session, dual: DualAssignment, item: SourceItem, a: BlindChoice, b: BlindChoice,
-    terminology_version: str | None, actor: str,
+    session: Session,
+    dual: DualAssignment,
+    item: SourceItem,
+    a: BlindChoice,
+    b: BlindChoice,
+    terminology_version: str | None,
+    actor: str,
 ) -> None:
     """Both have chosen (`actor` second): agreement decides the item, a difference waits for reconciliation."""
     if label(a) != label(b):
         audit.record(session, actor, "dual.disagree", dual, {"status": DualStatus.disagreed})
         return
     comment = f"dual independent mapping: {a.mapper} and {b.mapper} agreed"
-    _decide(session, item, a, decided_by=a.mapper, confirmed_by=b.mapper, comment=comment, action="decision.dual_agree",
-            terminology_version=terminology_version)
-    audit.record(session, actor, "dual.agree", dual, {"status": DualStatus.agreed, "resolved_by": "agreement", "resolved_at": utcnow()})
+    _decide(
+        session,
+        item,
+        a,
+        decided_by=a.mapper,
+        confirmed_by=b.mapper,
+        comment=comment,
+        action="decision.dual_agree",
+        terminology_version=terminology_version,
+    )
+    audit.record(
+        session,
+        actor,
+        "dual.agree",
+        dual,
+        {"status": DualStatus.agreed, "resolved_by": "agreement", "resolved_at": utcnow()},
+    )
 
 
 def _decide(
-    session: Session, item: SourceItem, choice: BlindChoice | BlindChoiceCreate, *, decided_by: str, confirmed_by: str | None,
-    comment: str, action: str, terminology_version: str | None, target: Concept | None = None,
+    session: Session,
+    item: SourceItem,
+    choice: BlindChoice | BlindChoiceCreate,
+    *,
+    decided_by: str,
+    confirmed_by: str | None,
+    comment: str,
+    action: str,
+    terminology_version: str | None,
+    target: Concept | None = None,
 ) -> None:
     changes = {
-        "status": FINAL[choice.action], "proposed_status": None, "decided_by": decided_by, "decided_at": utcnow(),
-        "confirmed_by": confirmed_by, "comment": comment + (f"; {choice.comment}" if choice.comment else ""),
+        "status": FINAL[choice.action],
+        "proposed_status": None,
+        "decided_by": decided_by,
+        "decided_at": utcnow(),
+        "confirmed_by": confirmed_by,
+        "comment": comment + (f"; {choice.comment}" if choice.comment else ""),
     }
     if choice.action in ("approve", "remap"):
         code = target.code if target else choice.target_code
         display = target.display if target else getattr(choice, "target_display", None)
-        changes |= {"target_code": code, "target_display": display, "relationship": choice.relationship,
-                    "terminology_version": terminology_version}
+        changes |= {
+            "target_code": code,
+            "target_display": display,
+            "relationship": choice.relationship,
+            "terminology_version": terminology_version,
+        }
     elif choice.action in ("unmappable", "reject"):  # flag leaves the target as it was, like crud.decide
         unmappable = choice.action == "unmappable"  # "nothing fits" is a statement about one release too
-        changes |= {"target_code": None, "target_display": None, "terminology_version": terminology_version if unmappable else None,
-                    "relationship": choice.relationship if unmappable else None}
+        changes |= {
+            "target_code": None,
+            "target_display": None,
+            "terminology_version": terminology_version if unmappable else None,
+            "relationship": choice.relationship if unmappable else None,
+        }
     audit.record(session, decided_by, action, item, changes)
 
 
@@ -187,13 +246,32 @@ def reconcile(
     if actor in (dual.mapper_a, dual.mapper_b):
         raise Forbidden(f"{actor!r} chose for {code!r}; a reconciler must be someone outside the pair")
     target = _resolve(session, project, item, choice, lookup)
-    resolved = BlindChoiceCreate(action=choice.action, target_code=target.code if target else None,
-                                 relationship=_relationship(choice), comment=choice.comment)
+    resolved = BlindChoiceCreate(
+        action=choice.action,
+        target_code=target.code if target else None,
+        relationship=_relationship(choice),
+        comment=choice.comment,
+    )
     a, b = _choice_of(session, dual, dual.mapper_a), _choice_of(session, dual, dual.mapper_b)
     comment = f"reconciled: {a.mapper} chose {label(a)}, {b.mapper} chose {label(b)}"
-    _decide(session, item, resolved, decided_by=actor, confirmed_by=None, comment=comment, action="decision.reconcile",
-            terminology_version=terminology_version, target=target)
-    audit.record(session, actor, "dual.reconcile", dual, {"status": DualStatus.reconciled, "resolved_by": actor, "resolved_at": utcnow()})
+    _decide(
+        session,
+        item,
+        resolved,
+        decided_by=actor,
+        confirmed_by=None,
+        comment=comment,
+        action="decision.reconcile",
+        terminology_version=terminology_version,
+        target=target,
+    )
+    audit.record(
+        session,
+        actor,
+        "dual.reconcile",
+        dual,
+        {"status": DualStatus.reconciled, "resolved_by": actor, "resolved_at": utcnow()},
+    )
     return dual
 
 
@@ -203,8 +281,12 @@ def dual_public(session: Session, dual: DualAssignment, item: SourceItem, viewer
     choices = [_choice_of(session, dual, m) for m in (dual.mapper_a, dual.mapper_b)]
     visible = [c for c in choices if c is not None and (dual.status != DualStatus.open or c.mapper == viewer)]
     return DualPublic(
-        source_code=item.code, source_text=item.text, domain=dual.domain, status=dual.status,
-        mappers=[dual.mapper_a, dual.mapper_b], choices=[ChoicePublic.model_validate(c) for c in visible],
+        source_code=item.code,
+        source_text=item.text,
+        domain=dual.domain,
+        status=dual.status,
+        mappers=[dual.mapper_a, dual.mapper_b],
+        choices=[ChoicePublic.model_validate(c) for c in visible],
         waiting_for=[m for m, c in zip((dual.mapper_a, dual.mapper_b), choices) if c is None],
     )
 
@@ -245,8 +327,12 @@ def _stats(mappers: list[str], domain: str | None, labels: list[tuple[str, str]]
         value = float(cohen_kappa_score(xs, ys))
         kappa = None if math.isnan(value) else round(value, 4)
     return PairAgreement(
-        mappers=mappers, domain=domain, items=len(labels), agreed=agreed,
-        percent_agreement=round(100 * agreed / len(labels), 2) if labels else None, kappa=kappa,
+        mappers=mappers,
+        domain=domain,
+        items=len(labels),
+        agreed=agreed,
+        percent_agreement=round(100 * agreed / len(labels), 2) if labels else None,
+        kappa=kappa,
     )
 
 

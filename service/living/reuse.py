@@ -60,10 +60,20 @@ def _context_agrees(mine: dict[str, str], theirs: dict[str, str]) -> bool:
 
 def _offer(session: Session, other: SourceItem, project: Project, match: str, similarity: float) -> ReuseOffer:
     return ReuseOffer(
-        match=match, similarity=similarity, project_id=project.id, project_name=project.name, source_code=other.code,
-        source_text=other.text, target_code=other.target_code, target_display=other.target_display,
-        relationship=other.relationship, approved_by=other.decided_by, confirmed_by=other.confirmed_by,
-        decided_at=other.decided_at, terminology_version=other.terminology_version, release=_release_of(session, project, other),
+        match=match,
+        similarity=similarity,
+        project_id=project.id,
+        project_name=project.name,
+        source_code=other.code,
+        source_text=other.text,
+        target_code=other.target_code,
+        target_display=other.target_display,
+        relationship=other.relationship,
+        approved_by=other.decided_by,
+        confirmed_by=other.confirmed_by,
+        decided_at=other.decided_at,
+        terminology_version=other.terminology_version,
+        release=_release_of(session, project, other),
     )
 
 
@@ -79,12 +89,18 @@ def _release_of(session: Session, project: Project, item: SourceItem) -> int | N
     return session.exec(query.limit(1)).first()
 
 
-def take(session: Session, project: Project, code: str, choice: ReuseTake, actor: str, version: int | None) -> SourceItem:
+def take(
+    session: Session, project: Project, code: str, choice: ReuseTake, actor: str, version: int | None
+) -> SourceItem:
     """Adopt an offered approval for `code`, against item `version` (a newer item -> 409)."""
     audit.lock_chain(session)
     item = crud._item_at(session, project, code, version)
     offer = next(
-        (o for o in offers(session, project, item) if o.project_id == choice.from_project and o.source_code == choice.from_code),
+        (
+            o
+            for o in offers(session, project, item)
+            if o.project_id == choice.from_project and o.source_code == choice.from_code
+        ),
         None,
     )
     if offer is None:
@@ -97,11 +113,17 @@ def take(session: Session, project: Project, code: str, choice: ReuseTake, actor
     provenance = (
         f"reused from project {offer.project_name!r} code {offer.source_code!r}"
         f"{f' (release {offer.release})' if offer.release else ''}, approved by {offer.approved_by or 'unknown'}"
-        f"{f', confirmed by {offer.confirmed_by}' if offer.confirmed_by else ''}; match: {offer.match} {offer.similarity:.2f}"
+        f"{f', confirmed by {offer.confirmed_by}' if offer.confirmed_by else ''}"
+        f"; match: {offer.match} {offer.similarity:.2f}"
     )
     changes = {
-        "target_code": offer.target_code, "target_display": offer.target_display, "relationship": offer.relationship,
-        "terminology_version": offer.terminology_version, "decided_by": actor, "decided_at": utcnow(), "confirmed_by": None,
+        "target_code": offer.target_code,
+        "target_display": offer.target_display,
+        "relationship": offer.relationship,
+        "terminology_version": offer.terminology_version,
+        "decided_by": actor,
+        "decided_at": utcnow(),
+        "confirmed_by": None,
         "comment": provenance + (f"; {choice.comment}" if choice.comment else ""),
     }
     if project.four_eyes:

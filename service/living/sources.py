@@ -37,8 +37,12 @@ def update_source(
     codes = _classify(existing, rows)
     text_changed = set(codes["text_changed"])
     to_reopen = [existing[c] for c in codes["text_changed"] if existing[c].status in DECIDED]
-    carried = sum(1 for r in rows if r.code in existing and r.code not in text_changed and existing[r.code].status in DECIDED)
-    update = SourceUpdate(project_id=project.id, codes=codes, carried_forward=carried, reopened=len(to_reopen), created_by=actor)
+    carried = sum(
+        1 for r in rows if r.code in existing and r.code not in text_changed and existing[r.code].status in DECIDED
+    )
+    update = SourceUpdate(
+        project_id=project.id, codes=codes, carried_forward=carried, reopened=len(to_reopen), created_by=actor
+    )
     audit.record(session, actor, "source.update", update)
     for row in rows:
         _apply(session, project, existing.get(row.code), row, update, actor)
@@ -47,15 +51,26 @@ def update_source(
         request = SuggestRequest(top_k=top_k, codes=codes["text_changed"] + codes["new"])
         result = generate_suggestions(session, project, suggester, request, actor)
         resuggested, model_version = result.items, result.model_version
-    unchanged = len(rows) - len(codes["new"]) - len(text_changed | set(codes["frequency_changed"]) | set(codes["context_changed"]))
+    unchanged = (
+        len(rows)
+        - len(codes["new"])
+        - len(text_changed | set(codes["frequency_changed"]) | set(codes["context_changed"]))
+    )
     return SourceUpdatePublic(
-        id=update.id, **codes, unchanged=unchanged, carried_forward=carried, reopened=len(to_reopen),
-        resuggested=resuggested, model_version=model_version,
+        id=update.id,
+        **codes,
+        unchanged=unchanged,
+        carried_forward=carried,
+        reopened=len(to_reopen),
+        resuggested=resuggested,
+        model_version=model_version,
     )
 
 
 def _classify(existing: dict[str, SourceItem], rows: Sequence[ImportRow]) -> dict[str, list[str]]:
-    codes: dict[str, list[str]] = {k: [] for k in ("new", "removed", "text_changed", "frequency_changed", "context_changed")}
+    codes: dict[str, list[str]] = {
+        k: [] for k in ("new", "removed", "text_changed", "frequency_changed", "context_changed")
+    }
     for row in rows:
         item = existing.get(row.code)
         if item is None:
@@ -72,7 +87,9 @@ def _classify(existing: dict[str, SourceItem], rows: Sequence[ImportRow]) -> dic
     return codes
 
 
-def _apply(session: Session, project: Project, item: SourceItem | None, row: ImportRow, update: SourceUpdate, actor: str) -> None:
+def _apply(
+    session: Session, project: Project, item: SourceItem | None, row: ImportRow, update: SourceUpdate, actor: str
+) -> None:
     fields = {"text": row.text, "frequency": row.frequency, "context": row.context}
     if item is None:
         audit.record(session, actor, "item.import", SourceItem(project_id=project.id, code=row.code, **fields))
@@ -80,9 +97,16 @@ def _apply(session: Session, project: Project, item: SourceItem | None, row: Imp
     if row.code in update.codes["text_changed"] and item.status in DECIDED:
         reason = f"source text changed from {item.text!r} to {row.text!r}; re-check the mapping"
         reopening = Reopening(
-            project_id=project.id, item_id=item.id, cause=ReopenCause.source, source_update_id=update.id,
-            change_kind="text", old_status=item.status, old_target_code=item.target_code,
-            approved_version=item.terminology_version, reason=reason, created_by=actor,
+            project_id=project.id,
+            item_id=item.id,
+            cause=ReopenCause.source,
+            source_update_id=update.id,
+            change_kind="text",
+            old_status=item.status,
+            old_target_code=item.target_code,
+            approved_version=item.terminology_version,
+            reason=reason,
+            created_by=actor,
         )
         audit.record(session, actor, "reopening.create", reopening)
         fields |= {"status": Status.flagged, "proposed_status": None, "comment": reason}
@@ -97,4 +121,6 @@ def _normal(text: str) -> str:
 
 
 def source_updates(session: Session, project: Project) -> list[SourceUpdate]:
-    return list(session.exec(select(SourceUpdate).where(SourceUpdate.project_id == project.id).order_by(SourceUpdate.id)))
+    return list(
+        session.exec(select(SourceUpdate).where(SourceUpdate.project_id == project.id).order_by(SourceUpdate.id))
+    )

@@ -63,8 +63,12 @@ def _change_rows(diff: ReleaseDiff | None) -> list[TerminologyChange]:
         return []
     return [
         TerminologyChange(
-            code=c.code, kind=c.kind.value, old_display=c.old_display, new_display=c.new_display,
-            replacements=list(c.replacements), detail=c.detail,
+            code=c.code,
+            kind=c.kind.value,
+            old_display=c.old_display,
+            new_display=c.new_display,
+            replacements=list(c.replacements),
+            detail=c.detail,
         )
         for c in diff.changes
     ]
@@ -97,9 +101,17 @@ def _reopen_project(
         successors = _successors(change)
         reason = _reason(release, item, change, successors)
         reopening = Reopening(
-            project_id=project.id, item_id=item.id, cause=ReopenCause.terminology, terminology_release_id=release.id,
-            change_kind=change.kind.value, old_status=item.status, old_target_code=item.target_code,
-            approved_version=item.terminology_version, reason=reason, replacements=successors, created_by=actor,
+            project_id=project.id,
+            item_id=item.id,
+            cause=ReopenCause.terminology,
+            terminology_release_id=release.id,
+            change_kind=change.kind.value,
+            old_status=item.status,
+            old_target_code=item.target_code,
+            approved_version=item.terminology_version,
+            reason=reason,
+            replacements=successors,
+            created_by=actor,
         )
         audit.record(session, actor, "reopening.create", reopening)
         changes = {"status": Status.flagged, "proposed_status": None, "comment": reason}
@@ -128,15 +140,22 @@ def _replacement_batch(
         for rank, code in enumerate(successors, start=1):
             rows.append(
                 Suggestion(
-                    item_id=item.id, rank=rank, code=code, display=new.get(code).display, score=round(1 / len(successors), 4),
+                    item_id=item.id,
+                    rank=rank,
+                    code=code,
+                    display=new.get(code).display,
+                    score=round(1 / len(successors), 4),
                     evidence={"replaces": item.target_code, "change": change.kind.value, "detail": change.detail},
                 )
             )
     if not rows:
         return None
     batch = SuggestionBatch(
-        project_id=project.id, model_version=model_version, top_k=max(r.rank for r in rows),
-        item_count=len({r.item_id for r in rows}), created_by=actor,
+        project_id=project.id,
+        model_version=model_version,
+        top_k=max(r.rank for r in rows),
+        item_count=len({r.item_id for r in rows}),
+        created_by=actor,
     )
     audit.record(session, actor, "suggestions.generate", batch, children=rows, model_version=model_version)
     return batch.id
@@ -156,7 +175,9 @@ def _reason(release: TerminologyRelease, item: SourceItem, change: ConceptChange
 
 # -- reading ----------------------------------------------------------------------------------------
 def latest_release(session: Session, name: str) -> TerminologyRelease | None:
-    query = select(TerminologyRelease).where(TerminologyRelease.name == name).order_by(col(TerminologyRelease.id).desc())
+    query = (
+        select(TerminologyRelease).where(TerminologyRelease.name == name).order_by(col(TerminologyRelease.id).desc())
+    )
     return session.exec(query.limit(1)).first()
 
 
@@ -179,8 +200,12 @@ def release_detail(session: Session, release_id: int, kinds: list[str] | None = 
     return TerminologyReleaseDetail.model_validate(release, update={"changes": changes, "reopenings": reopenings})
 
 
-def reopenings_of(session: Session, project: Project | None = None, release_id: int | None = None) -> list[ReopeningPublic]:
-    query = select(Reopening, SourceItem.code).join(SourceItem, SourceItem.id == Reopening.item_id).order_by(Reopening.id)
+def reopenings_of(
+    session: Session, project: Project | None = None, release_id: int | None = None
+) -> list[ReopeningPublic]:
+    query = (
+        select(Reopening, SourceItem.code).join(SourceItem, SourceItem.id == Reopening.item_id).order_by(Reopening.id)
+    )
     if project is not None:
         query = query.where(Reopening.project_id == project.id)
     if release_id is not None:

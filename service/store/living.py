@@ -7,6 +7,7 @@ All are audited (`service.audit.record` writes them). JSON columns hold plain da
 from __future__ import annotations
 
 from enum import StrEnum
+
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -216,12 +217,16 @@ class ItemFilter(SQLModel):
     max_frequency: int | None = Field(default=None, ge=0)
     context: dict[str, str] = Field(default_factory=dict, description="Context fields that must equal these values.")
     assignee: str | None = Field(default=None, description="Only items assigned to this person.")
-    not_model_version: str | None = Field(default=None, description="Only items whose suggestions came from another model.")
+    not_model_version: str | None = Field(
+        default=None, description="Only items whose suggestions came from another model."
+    )
 
 
 class BulkApprove(SQLModel):
     filter: ItemFilter = Field(default_factory=ItemFilter)
-    min_score: float = Field(ge=0, le=1, description="Approve the top suggestion when its calibrated score is at least this.")
+    min_score: float = Field(
+        ge=0, le=1, description="Approve the top suggestion when its calibrated score is at least this."
+    )
     comment: str | None = Field(default=None, max_length=4000)
 
 
@@ -297,7 +302,9 @@ class DualPublic(SQLModel):
     domain: str
     status: str
     mappers: list[str]
-    choices: list[ChoicePublic] = Field(description="Your own choice only, until the pair is resolved or you reconcile.")
+    choices: list[ChoicePublic] = Field(
+        description="Your own choice only, until the pair is resolved or you reconcile."
+    )
     waiting_for: list[str]
 
 

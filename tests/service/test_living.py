@@ -39,7 +39,9 @@ def next_release(old: Terminology) -> Terminology:
     concepts = []
     for c in old:
         if c.code == "2345-7":
-            concepts.append(Concept(c.code, c.display, active=False, attributes={"invalid_reason": "U", "replaced_by": ["99999-1"]}))
+            concepts.append(
+                Concept(c.code, c.display, active=False, attributes={"invalid_reason": "U", "replaced_by": ["99999-1"]})
+            )
         elif c.code == "2951-2":
             concepts.append(Concept(c.code, "Sodium [Moles/volume] in Serum, Plasma or Blood"))
         elif c.code != "2160-0":
@@ -61,7 +63,11 @@ def test_a_new_release_reopens_exactly_the_mappings_whose_target_changed(service
 
     glu, na, k = (service.item(project, c) for c in ("GLU", "NA", "K"))
     assert (glu["status"], glu["target_code"], glu["terminology_version"]) == ("flagged", "2345-7", "2.77")
-    assert "2345-7 replaced" in glu["comment"] and "99999-1" in glu["comment"] and "approved against 2.77" in glu["comment"]
+    assert (
+        "2345-7 replaced" in glu["comment"]
+        and "99999-1" in glu["comment"]
+        and "approved against 2.77" in glu["comment"]
+    )
     assert [s["code"] for s in glu["suggestions"]] == ["99999-1"]
     assert glu["model_version"] == "release:loinc@2.78"
     assert na["status"] == "flagged" and "renamed" in na["comment"]
@@ -69,9 +75,13 @@ def test_a_new_release_reopens_exactly_the_mappings_whose_target_changed(service
 
     reopened = service.call("GET", f"/projects/{project}/reopenings", Role.viewer).json()
     assert {(r["source_code"], r["change_kind"], r["old_target_code"]) for r in reopened} == {
-        ("GLU", "replaced", "2345-7"), ("NA", "renamed", "2951-2")}
+        ("GLU", "replaced", "2345-7"),
+        ("NA", "renamed", "2951-2"),
+    }
     listed = service.call("GET", "/terminology-releases", Role.viewer, params={"name": "loinc"}).json()
-    detail = service.call("GET", f"/terminology-releases/{listed[-1]['id']}", Role.viewer, params={"kind": "replaced"}).json()
+    detail = service.call(
+        "GET", f"/terminology-releases/{listed[-1]['id']}", Role.viewer, params={"kind": "replaced"}
+    ).json()
     assert [c["replacements"] for c in detail["changes"]] == [["99999-1"]] and len(detail["reopenings"]) == 2
 
     service.suggester.terminology = new  # the service now runs on 2.78: approving takes the replacement
@@ -119,7 +129,9 @@ def test_reimport_with_three_changed_texts_carries_47_decisions_forward(service)
         for n in range(50):
             item = crud.get_item(session, found, f"L{n:02d}")
             decision = crud.DecisionCreate(action="approve", relationship="source-is-narrower-than-target")
-            crud.decide(session, found, item.code, decision, "ana", item.version, service.suggester.terminology.get, "2.77")
+            crud.decide(
+                session, found, item.code, decision, "ana", item.version, service.suggester.terminology.get, "2.77"
+            )
         before, seq_before = _state(session, project), len(list(session.exec(select(AuditEvent))))
 
     files = {"file": ("codes.csv", fifty_codes({3, 17, 41}), "text/csv")}
@@ -135,7 +147,10 @@ def test_reimport_with_three_changed_texts_carries_47_decisions_forward(service)
         new_events = list(session.exec(select(AuditEvent).where(AuditEvent.seq > seq_before)))
     untouched = [c for c in before if c not in {"L03", "L17", "L41"}]
     assert len(untouched) == 47 and all(after[c] == before[c] for c in untouched)  # same version, approver, equivalence
-    assert all(after[c]["relationship"] == "source-is-narrower-than-target" and after[c]["decided_by"] == "ana" for c in untouched)
+    assert all(
+        after[c]["relationship"] == "source-is-narrower-than-target" and after[c]["decided_by"] == "ana"
+        for c in untouched
+    )
     touched = {e.entity for e in new_events if e.entity.startswith("item:")}
     assert touched == {f"item:{before[c]['id']}" for c in ("L03", "L17", "L41")}
     for code in ("L03", "L17", "L41"):
@@ -149,10 +164,19 @@ def test_reimport_with_three_changed_texts_carries_47_decisions_forward(service)
 def test_reimport_reports_new_removed_and_frequency_changes_and_keeps_decisions(sqlite_service):
     project = sqlite_service.ready_project()
     approve(sqlite_service, project, "GLU")
-    changed = LAB_CSV.replace(b"GLU,Glucose serum,900", b"GLU,Glucose serum,950").replace(b"UA,Urinalysis dipstick,120,\n", b"")
+    changed = LAB_CSV.replace(b"GLU,Glucose serum,900", b"GLU,Glucose serum,950").replace(
+        b"UA,Urinalysis dipstick,120,\n", b""
+    )
     files = {"file": ("codes.csv", changed + b"CREAT,Creatinine serum,300,mg/dL\n", "text/csv")}
-    report = sqlite_service.call("POST", f"/projects/{project}/source-updates?resuggest=false", Role.mapper, files=files).json()
-    assert (report["new"], report["removed"], report["frequency_changed"], report["text_changed"]) == (["CREAT"], ["UA"], ["GLU"], [])
+    report = sqlite_service.call(
+        "POST", f"/projects/{project}/source-updates?resuggest=false", Role.mapper, files=files
+    ).json()
+    assert (report["new"], report["removed"], report["frequency_changed"], report["text_changed"]) == (
+        ["CREAT"],
+        ["UA"],
+        ["GLU"],
+        [],
+    )
     assert report["carried_forward"] == 1 and report["resuggested"] == 0
     glu = sqlite_service.item(project, "GLU")
     assert (glu["status"], glu["frequency"], glu["decided_by"]) == ("approved", 950, "mapper-1")
@@ -171,7 +195,12 @@ def test_an_approval_elsewhere_is_offered_with_provenance_and_taking_it_is_audit
     offers = service.call("GET", f"/projects/{second}/items/GLU/reuse", Role.viewer).json()
     assert len(offers) == 1
     offer = offers[0]
-    assert (offer["match"], offer["project_name"], offer["release"], offer["approved_by"]) == ("code", "St Mary LIS lab", 1, "mapper-1")
+    assert (offer["match"], offer["project_name"], offer["release"], offer["approved_by"]) == (
+        "code",
+        "St Mary LIS lab",
+        1,
+        "mapper-1",
+    )
     assert offer["target_code"] == "2345-7" and offer["terminology_version"] == "2.77"
     text_offer = service.call("GET", f"/projects/{second}/items/GLUC/reuse", Role.viewer).json()
     assert [(o["match"], o["source_code"]) for o in text_offer] == [("text", "GLU")]
@@ -179,14 +208,23 @@ def test_an_approval_elsewhere_is_offered_with_provenance_and_taking_it_is_audit
 
     version = service.item(second, "GLU")["version"]
     body = {"from_project": first, "from_code": "GLU"}
-    taken = service.call("POST", f"/projects/{second}/items/GLU/reuse", Role.mapper, json=body, headers={"If-Match": f'"{version}"'})
+    taken = service.call(
+        "POST", f"/projects/{second}/items/GLU/reuse", Role.mapper, json=body, headers={"If-Match": f'"{version}"'}
+    )
     assert taken.status_code == 200, taken.text
     item = taken.json()
     assert (item["status"], item["target_code"], item["decided_by"]) == ("approved", "2345-7", "mapper-1")
     assert "reused from project 'St Mary LIS lab' code 'GLU' (release 1), approved by mapper-1" in item["comment"]
-    stale = service.call("POST", f"/projects/{second}/items/GLU/reuse", Role.mapper, json=body, headers={"If-Match": f'"{version}"'})
+    stale = service.call(
+        "POST", f"/projects/{second}/items/GLU/reuse", Role.mapper, json=body, headers={"If-Match": f'"{version}"'}
+    )
     assert stale.status_code == 409
-    bad = service.call("POST", f"/projects/{second}/items/NA/reuse", Role.mapper, json=body | {"version": service.item(second, "NA")["version"]})
+    bad = service.call(
+        "POST",
+        f"/projects/{second}/items/NA/reuse",
+        Role.mapper,
+        json=body | {"version": service.item(second, "NA")["version"]},
+    )
     assert bad.status_code == 404 and "no approval" in bad.json()["detail"]
     assert "decision.reuse" in verified(service)
 
@@ -230,7 +268,9 @@ def test_dual_mapping_is_blind_then_measured_against_a_hand_computed_kappa(servi
     assert [c["mapper"] for c in service.call("GET", url, Role.mapper).json()["choices"]] == ["mapper-1"]
     assert service.call("GET", url, Role.reviewer).json()["choices"] == []
     assert service.call("GET", f"/projects/{project}/dual", ben).json()[0]["choices"] == []
-    assert service.call("POST", url + "/choices", Role.mapper, json=_choice(Y)).status_code == 409  # one blind choice each
+    assert (
+        service.call("POST", url + "/choices", Role.mapper, json=_choice(Y)).status_code == 409
+    )  # one blind choice each
     assert service.call("POST", url + "/choices", Role.reviewer, json=_choice(Y)).status_code == 403  # not in the pair
     direct = service.decide(project, "D02", Role.mapper, action="remap", target_code=X)
     assert direct.status_code == 409 and "dual" in direct.json()["detail"]
@@ -238,17 +278,32 @@ def test_dual_mapping_is_blind_then_measured_against_a_hand_computed_kappa(servi
     for n, (a, b) in enumerate(zip(CHOICES_A, CHOICES_B), start=1):
         code = f"D{n:02d}"
         if n > 1:
-            assert service.call("POST", f"/projects/{project}/dual/{code}/choices", Role.mapper, json=_choice(a)).status_code == 200
+            assert (
+                service.call(
+                    "POST", f"/projects/{project}/dual/{code}/choices", Role.mapper, json=_choice(a)
+                ).status_code
+                == 200
+            )
         assert service.call("POST", f"/projects/{project}/dual/{code}/choices", ben, json=_choice(b)).status_code == 200
 
     agreed = service.item(project, "D01")
-    assert (agreed["status"], agreed["target_code"], agreed["decided_by"], agreed["confirmed_by"]) == ("approved", X, "mapper-1", "ben")
+    assert (agreed["status"], agreed["target_code"], agreed["decided_by"], agreed["confirmed_by"]) == (
+        "approved",
+        X,
+        "mapper-1",
+        "ben",
+    )
     assert service.item(project, "D08")["status"] == "unmappable"
     assert service.item(project, "D04")["status"] == "new"  # a disagreement decides nothing
 
     report = service.call("GET", f"/projects/{project}/dual/agreement", Role.viewer).json()
     [pair] = report["pairs"]
-    assert (pair["mappers"], pair["items"], pair["agreed"], pair["percent_agreement"]) == (["ben", "mapper-1"], 10, 7, 70.0)
+    assert (pair["mappers"], pair["items"], pair["agreed"], pair["percent_agreement"]) == (
+        ["ben", "mapper-1"],
+        10,
+        7,
+        70.0,
+    )
     assert pair["kappa"] == pytest.approx(0.31 / 0.61, abs=1e-4)
     domains = {d["domain"]: d for d in report["domains"]}
     assert domains["lab"]["kappa"] == pytest.approx(2 / 3, abs=1e-4)
@@ -259,7 +314,9 @@ def test_dual_mapping_is_blind_then_measured_against_a_hand_computed_kappa(servi
     assert [d["source_code"] for d in side_by_side] == ["D04", "D07", "D09"]
     assert {c["mapper"]: c["target_code"] for c in side_by_side[0]["choices"]} == {"mapper-1": X, "ben": Y}
     reconcile = f"/projects/{project}/dual/D04/reconciliation"
-    assert service.call("POST", reconcile, Role.mapper, json=_choice(Y)).status_code == 403  # mapper-1 has no confirm right
+    assert (
+        service.call("POST", reconcile, Role.mapper, json=_choice(Y)).status_code == 403
+    )  # mapper-1 has no confirm right
     done = service.call("POST", reconcile, Role.reviewer, json=_choice(Y))
     assert done.status_code == 200 and done.json()["status"] == "reconciled"
     d04 = service.item(project, "D04")
@@ -267,7 +324,15 @@ def test_dual_mapping_is_blind_then_measured_against_a_hand_computed_kappa(servi
     assert "mapper-1 chose 2345-7, ben chose 2951-2" in d04["comment"]
     assert service.call("POST", reconcile, Role.reviewer, json=_choice(Y)).status_code == 409
     logged = verified(service)
-    assert {"dual.assign", "dual.choose", "dual.agree", "dual.disagree", "dual.reconcile", "decision.dual_agree", "decision.reconcile"} <= set(logged)
+    assert {
+        "dual.assign",
+        "dual.choose",
+        "dual.agree",
+        "dual.disagree",
+        "dual.reconcile",
+        "decision.dual_agree",
+        "decision.reconcile",
+    } <= set(logged)
 
 
 def test_a_reconciler_must_be_outside_the_pair(sqlite_service):
@@ -281,13 +346,22 @@ def test_a_reconciler_must_be_outside_the_pair(sqlite_service):
         events = sqlite_service.call("GET", "/audit/events", role, params={"project_id": project}).json()
         return [e["after"] for e in events if e["entity"].startswith("blind_choice:")]
 
-    assert choices_in_the_log(Role.reviewer) == [{"withheld": "the other mapper's blind choice, until both have chosen"}]
+    assert choices_in_the_log(Role.reviewer) == [
+        {"withheld": "the other mapper's blind choice, until both have chosen"}
+    ]
     assert choices_in_the_log(Role.admin)[0]["target_code"] == Y  # an auditor outside the pair sees it
     sqlite_service.call("POST", f"/projects/{project}/dual/D01/choices", Role.reviewer, json=_choice(X))
     assert [c["target_code"] for c in choices_in_the_log(Role.reviewer)] == [Y, X]  # settled: both visible
-    response = sqlite_service.call("POST", f"/projects/{project}/dual/D01/reconciliation", Role.reviewer, json=_choice(X))
+    response = sqlite_service.call(
+        "POST", f"/projects/{project}/dual/D01/reconciliation", Role.reviewer, json=_choice(X)
+    )
     assert response.status_code == 403 and "outside the pair" in response.json()["detail"]
-    assert sqlite_service.call("POST", f"/projects/{project}/dual/D01/reconciliation", Role.admin, json=_choice(X)).status_code == 200
+    assert (
+        sqlite_service.call(
+            "POST", f"/projects/{project}/dual/D01/reconciliation", Role.admin, json=_choice(X)
+        ).status_code
+        == 200
+    )
     bad = sqlite_service.call("POST", f"/projects/{project}/dual", Role.reviewer, json={"mappers": ["ana", "ana"]})
     assert bad.status_code == 422 and "two different mappers" in bad.json()["detail"]
 
@@ -314,7 +388,10 @@ def test_bulk_approve_reassign_and_resuggest_are_audited_per_item(service):
     glu = service.item(project, "GLU")
     assert (glu["status"], glu["decided_by"], glu["terminology_version"]) == ("approved", "reviewer-1", "2.77")
     assert "bulk approval: top suggestion score 1.000 >= 0.9" in glu["comment"]
-    assert service.call("POST", f"/projects/{project}/bulk/approve", Role.mapper, json={"min_score": 0.9}).status_code == 403
+    assert (
+        service.call("POST", f"/projects/{project}/bulk/approve", Role.mapper, json={"min_score": 0.9}).status_code
+        == 403
+    )
 
     body = {"filter": {"statuses": ["suggested"]}, "assignee": "ben"}
     assert service.call("POST", f"/projects/{project}/bulk/reassign", Role.reviewer, json=body).json()["changed"] == 1
@@ -323,11 +400,21 @@ def test_bulk_approve_reassign_and_resuggest_are_audited_per_item(service):
     assert service.call("POST", f"/projects/{project}/bulk/reassign", Role.reviewer, json=mine).json()["changed"] == 1
 
     service.suggester.model_version = "fake-words@2"
-    again = service.call("POST", f"/projects/{project}/bulk/resuggest", Role.mapper, json={"filter": {"not_model_version": "fake-words@2"}})
+    again = service.call(
+        "POST",
+        f"/projects/{project}/bulk/resuggest",
+        Role.mapper,
+        json={"filter": {"not_model_version": "fake-words@2"}},
+    )
     assert again.json() == {"matched": 5, "changed": 5, "skipped": {}, "model_version": "fake-words@2"}
     assert service.item(project, "UA")["model_version"] == "fake-words@2"
     assert service.item(project, "GLU")["status"] == "approved"  # new suggestions never undo a decision
-    none_left = service.call("POST", f"/projects/{project}/bulk/resuggest", Role.mapper, json={"filter": {"not_model_version": "fake-words@2"}})
+    none_left = service.call(
+        "POST",
+        f"/projects/{project}/bulk/resuggest",
+        Role.mapper,
+        json={"filter": {"not_model_version": "fake-words@2"}},
+    )
     assert none_left.json()["matched"] == 0
     logged = verified(service)
     assert logged.count("decision.approve") == 4 and logged.count("assignment.set") == 2
@@ -336,9 +423,17 @@ def test_bulk_approve_reassign_and_resuggest_are_audited_per_item(service):
 def test_bulk_approve_in_a_four_eyes_project_proposes(sqlite_service):
     project = sqlite_service.ready_project(four_eyes=True)
     body = {"min_score": 0.5, "filter": {"codes": ["GLU", "NA"]}}
-    assert sqlite_service.call("POST", f"/projects/{project}/bulk/approve", Role.reviewer, json=body).json()["changed"] == 2
+    assert (
+        sqlite_service.call("POST", f"/projects/{project}/bulk/approve", Role.reviewer, json=body).json()["changed"]
+        == 2
+    )
     assert sqlite_service.item(project, "GLU")["status"] == "pending"
-    unknown = sqlite_service.call("POST", f"/projects/{project}/bulk/approve", Role.reviewer, json={"min_score": 0.5, "filter": {"codes": ["NOPE"]}})
+    unknown = sqlite_service.call(
+        "POST",
+        f"/projects/{project}/bulk/approve",
+        Role.reviewer,
+        json={"min_score": 0.5, "filter": {"codes": ["NOPE"]}},
+    )
     assert unknown.status_code == 404 and "NOPE" in unknown.json()["detail"]
 
 
@@ -364,9 +459,15 @@ def test_items_stored_before_0004_still_verify_after_the_upgrade(sqlite_url):
     engine = engine_for(sqlite_url)
     upgrade(engine, "0001")
     with session_scope(engine) as session:  # what a service before 0004 wrote: row and event without the column
-        crud.create_project(session, ProjectCreate(name="old", source_system="lis", target_terminology="loinc"), "old-service")
-        session.execute(text("INSERT INTO source_item (id, project_id, code, text, context, status, version) "
-                             "VALUES (1, 1, 'GLU', 'Glucose', '{}', 'new', 1)"))
+        crud.create_project(
+            session, ProjectCreate(name="old", source_system="lis", target_terminology="loinc"), "old-service"
+        )
+        session.execute(
+            text(
+                "INSERT INTO source_item (id, project_id, code, text, context, status, version) "
+                "VALUES (1, 1, 'GLU', 'Glucose', '{}', 'new', 1)"
+            )
+        )
         row = SourceItem(id=1, project_id=1, code="GLU", text="Glucose", context={}, status="new", version=1)
         before_0004 = {k: v for k, v in row.model_dump(mode="json").items() if k != "terminology_version"}
         audit._append(session, "old-service", "item.import", row, None, before_0004, None)
@@ -374,7 +475,11 @@ def test_items_stored_before_0004_still_verify_after_the_upgrade(sqlite_url):
     with session_scope(engine) as session:
         assert audit.verify(session).ok
         last = session.exec(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
-        assert (last.action, last.entity, json.loads(last.after)["terminology_version"]) == ("item.migrate", "item:1", None)
+        assert (last.action, last.entity, json.loads(last.after)["terminology_version"]) == (
+            "item.migrate",
+            "item:1",
+            None,
+        )
     upgrade(engine)  # idempotent: nothing more to record
     with session_scope(engine) as session:
         assert [e.action for e in session.exec(select(AuditEvent))].count("item.migrate") == 1

@@ -38,22 +38,37 @@ def refused(*args: str) -> str:
 
 
 def test_terminology_update_reopens_and_audit_verify_still_passes(env: Path):
-    v1 = release(env / "v1", "v5 2024", [concept("1", "Diabetes mellitus"), concept("2", "Prediabetes"), concept("4", "Hypertension")])
-    v2 = release(env / "v2", "v5 2025", [
-        concept("1", "Diabetes mellitus"), concept("2", "Prediabetes", standard="", invalid="U"),
-        concept("4", "Hypertension"), concept("6", "Prediabetes (finding)"),
-    ], ["2\t6\tConcept replaced by\t20250101\t20991231\t\n"])
+    v1 = release(
+        env / "v1",
+        "v5 2024",
+        [concept("1", "Diabetes mellitus"), concept("2", "Prediabetes"), concept("4", "Hypertension")],
+    )
+    v2 = release(
+        env / "v2",
+        "v5 2025",
+        [
+            concept("1", "Diabetes mellitus"),
+            concept("2", "Prediabetes", standard="", invalid="U"),
+            concept("4", "Hypertension"),
+            concept("6", "Prediabetes (finding)"),
+        ],
+        ["2\t6\tConcept replaced by\t20250101\t20991231\t\n"],
+    )
     assert "first release recorded" in run("terminology", "update", str(v1), "--format", "omop", "--name", "conditions")
     run("project", "create", "--name", "clinic", "--source-system", "clinic dx", "--target", "conditions")
     source = env / "codes.csv"
-    source.write_text("source_code,source_text,frequency\nPD,prediabetes,10\nDM,diabetes,20\nHT,high blood pressure,5\n")
+    source.write_text(
+        "source_code,source_text,frequency\nPD,prediabetes,10\nDM,diabetes,20\nHT,high blood pressure,5\n"
+    )
     run("project", "import", "-p", "clinic", str(source))
     first = load_terminology("omop", v1, "conditions")
     with session_scope(engine_for(f"sqlite:///{env / 'cli.db'}")) as session:
         project = crud.get_project(session, "clinic")
         for code, target in (("PD", "2"), ("DM", "1")):
             decision = DecisionCreate(action="remap", target_code=target)
-            crud.decide(session, project, code, decision, "ana", crud.get_item(session, project, code).version, first.get)
+            crud.decide(
+                session, project, code, decision, "ana", crud.get_item(session, project, code).version, first.get
+            )
         assert crud.get_item(session, project, "PD").terminology_version == "v5 2024"  # the release the store recorded
 
     out = run("terminology", "update", str(v2), "--format", "omop", "--name", "conditions")
@@ -63,7 +78,9 @@ def test_terminology_update_reopens_and_audit_verify_still_passes(env: Path):
     reopened = run("project", "reopened", "-p", "clinic")
     assert "PD" in reopened and "target 2 replaced: inactive (U)" in reopened and "suggested replacement: 6" in reopened
 
-    source.write_text("source_code,source_text,frequency\nPD,pre-diabetes,10\nDM,diabetes,25\nNEW,gestational diabetes,1\n")
+    source.write_text(
+        "source_code,source_text,frequency\nPD,pre-diabetes,10\nDM,diabetes,25\nNEW,gestational diabetes,1\n"
+    )
     out = run("project", "update-source", "-p", "clinic", str(source), "--no-resuggest")
     assert "new (1): NEW" in out and "removed (1): HT" in out and "text changed (1): PD" in out
     assert "1 decisions carried forward, 1 re-opened" in out

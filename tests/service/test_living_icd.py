@@ -12,10 +12,10 @@ from sqlmodel import select
 from models.loaders import icd10cm, load_terminology
 from models.release_diff import ChangeKind, diff_releases
 from service import audit, crud
+from service.crud_imports import ImportRow, import_items
 from service.living import terminology
 from service.store.db import engine_for, session_scope, upgrade
 from service.store.living import Reopening
-from service.crud_imports import ImportRow, import_items
 from service.store.tables import DecisionCreate, ProjectCreate, SourceItem
 
 pytestmark = pytest.mark.slow  # parses all of ICD-10-CM twice (~10 s)
@@ -33,7 +33,11 @@ def _independent_counts() -> tuple[int, int]:
     """Added and deleted billable codes, straight from the two packages' own data (dots removed)."""
     with CODES_2024.open(encoding="utf-8") as lines:
         before = {line.split()[0] for line in lines if line.strip()}
-    after = {c.replace(".", "") for c in cm.get_all_codes(with_dots=True) if cm.is_leaf(c) and not (cm.is_chapter(c) or cm.is_block(c))}
+    after = {
+        c.replace(".", "")
+        for c in cm.get_all_codes(with_dots=True)
+        if cm.is_leaf(c) and not (cm.is_chapter(c) or cm.is_block(c))
+    }
     return len(after - before), len(before - after)
 
 
@@ -53,16 +57,18 @@ def test_loading_2026_reopens_exactly_the_approvals_whose_targets_were_deleted(r
     old, new = releases
     diff = diff_releases(old, new).by_code()
     deleted = sorted(c for c, ch in diff.items() if ch.kind in (ChangeKind.retired, ChangeKind.replaced))
-    unchanged = [c.code for c in old.concepts[:: 5000] if c.code not in diff]
-    targets = deleted[:: 7] + unchanged  # some of each kind of deleted code, and codes 2026 kept as they were
-    assert len(deleted[:: 7]) >= 8 and len(unchanged) >= 10
-    assert {diff[c].kind for c in deleted[:: 7]} == {ChangeKind.retired, ChangeKind.replaced}
+    unchanged = [c.code for c in old.concepts[::5000] if c.code not in diff]
+    targets = deleted[::7] + unchanged  # some of each kind of deleted code, and codes 2026 kept as they were
+    assert len(deleted[::7]) >= 8 and len(unchanged) >= 10
+    assert {diff[c].kind for c in deleted[::7]} == {ChangeKind.retired, ChangeKind.replaced}
 
     engine = engine_for(f"sqlite:///{tmp_path / 'icd.db'}")
     upgrade(engine)
     with session_scope(engine) as session:
         for name in ("site A", "site B"):  # two projects on ICD-10-CM: both are checked
-            project = crud.create_project(session, ProjectCreate(name=name, source_system=name, target_terminology="icd10cm"), "setup")
+            project = crud.create_project(
+                session, ProjectCreate(name=name, source_system=name, target_terminology="icd10cm"), "setup"
+            )
             rows = [ImportRow(f"L{n}", f"local diagnosis {n}") for n in range(len(targets) + 1)]
             import_items(session, project, rows, "setup")
             for n, code in enumerate(targets):
@@ -76,7 +82,7 @@ def test_loading_2026_reopens_exactly_the_approvals_whose_targets_were_deleted(r
         items = list(session.exec(select(SourceItem).order_by(SourceItem.project_id, SourceItem.code)))
         reopened = {(i.project_id, i.target_code) for i in items if i.status == "flagged"}
         kept = {(i.project_id, i.target_code) for i in items if i.status == "approved"}
-        assert reopened == {(p, c) for p in (1, 2) for c in deleted[:: 7]}
+        assert reopened == {(p, c) for p in (1, 2) for c in deleted[::7]}
         assert kept == {(p, c) for p in (1, 2) for c in unchanged}
         assert all(i.terminology_version == old.version for i in items if i.target_code)
         assert [i.status for i in items if i.target_code is None] == ["new", "new"]  # never mapped: untouched

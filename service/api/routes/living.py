@@ -46,15 +46,19 @@ def _target(factory, project: Project):
 # -- terminology releases ---------------------------------------------------------------------------
 @router.get("/terminology-releases", response_model=list[TerminologyReleasePublic], **allow(Permission.read, 422))
 def list_terminology_releases(session: SessionDep, name: str | None = None) -> list[TerminologyReleasePublic]:
-    """Terminology releases the store has seen loaded, with their change counts (load: `crosswalk terminology update`)."""
+    """Terminology releases the store has seen loaded, with change counts (`crosswalk terminology update`)."""
     return terminology.list_releases(session, name)
 
 
-@router.get("/terminology-releases/{number}", response_model=TerminologyReleaseDetail, **allow(Permission.read, 404, 422))
+@router.get(
+    "/terminology-releases/{number}", response_model=TerminologyReleaseDetail, **allow(Permission.read, 404, 422)
+)
 def get_terminology_release(
     session: SessionDep,
     number: int,
-    kind: Annotated[list[str] | None, Query(description="Only these change kinds: added, retired, replaced, renamed.")] = None,
+    kind: Annotated[
+        list[str] | None, Query(description="Only these change kinds: added, retired, replaced, renamed.")
+    ] = None,
 ) -> TerminologyReleaseDetail:
     """One terminology release: its changes and the mappings it re-opened, with reasons."""
     return terminology.release_detail(session, number, kind)
@@ -95,7 +99,12 @@ def reuse_offers(project: ProjectDep, session: SessionDep, code: str) -> list[Re
 
 @router.post(P + "/items/{code}/reuse", response_model=ItemPublic, **allow(Permission.decide, 404, 409, 422, 428))
 def take_reuse(
-    project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, code: str, choice: ReuseTake, if_match: IfMatch,
+    project: ProjectDep,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    code: str,
+    choice: ReuseTake,
+    if_match: IfMatch,
     response: Response,
 ) -> ItemPublic:
     """Take an offered approval from another project as this item's decision (audited as decision.reuse)."""
@@ -106,14 +115,18 @@ def take_reuse(
 
 # -- dual independent mapping -----------------------------------------------------------------------
 @router.post(P + "/dual", response_model=list[DualPublic], **allow(Permission.confirm, 404, 422))
-def assign_dual(project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, data: DualCreate) -> list[DualPublic]:
+def assign_dual(
+    project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, data: DualCreate
+) -> list[DualPublic]:
     """Put undecided items (filtered, e.g. by frequency or context domain) under dual independent mapping."""
     created = dual.assign(session, project, data, principal.name)
     return [dual.dual_public(session, d, session.get(SourceItem, d.item_id), principal.name) for d in created]
 
 
 @router.get(P + "/dual", response_model=list[DualPublic], **allow(Permission.read, 404, 422))
-def list_dual(project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, status: DualStatus | None = None) -> list[DualPublic]:
+def list_dual(
+    project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, status: DualStatus | None = None
+) -> list[DualPublic]:
     """Dual-mapped items; choices are shown to their own mapper only, until both have chosen."""
     return dual.list_duals(session, project, principal.name, status)
 
@@ -133,7 +146,11 @@ def get_dual(project: ProjectDep, session: SessionDep, principal: CurrentPrincip
 
 @router.post(P + "/dual/{code}/choices", response_model=DualPublic, **allow(Permission.decide, 404, 409, 422))
 def choose(
-    project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, factory: SuggesterFactoryDep, code: str,
+    project: ProjectDep,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    factory: SuggesterFactoryDep,
+    code: str,
     choice: BlindChoiceCreate,
 ) -> DualPublic:
     """A mapper's blind choice; once both chose, agreement decides the item, a difference waits for reconciliation."""
@@ -144,7 +161,11 @@ def choose(
 
 @router.post(P + "/dual/{code}/reconciliation", response_model=DualPublic, **allow(Permission.confirm, 404, 409, 422))
 def reconcile(
-    project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, factory: SuggesterFactoryDep, code: str,
+    project: ProjectDep,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    factory: SuggesterFactoryDep,
+    code: str,
     choice: BlindChoiceCreate,
 ) -> DualPublic:
     """Decide a disagreement, both choices side by side (GET .../dual/{code}); not by either mapper."""
@@ -156,7 +177,11 @@ def reconcile(
 # -- bulk actions -----------------------------------------------------------------------------------
 @router.post(P + "/bulk/approve", response_model=BulkResult, **allow(Permission.confirm, 404, 422))
 def bulk_approve(
-    project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, factory: SuggesterFactoryDep, request: BulkApprove
+    project: ProjectDep,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    factory: SuggesterFactoryDep,
+    request: BulkApprove,
 ) -> BulkResult:
     """Approve the top suggestion of every filtered item whose calibrated score reaches min_score."""
     lookup, release = _target(factory, project)
@@ -164,14 +189,20 @@ def bulk_approve(
 
 
 @router.post(P + "/bulk/reassign", response_model=BulkResult, **allow(Permission.confirm, 404, 422))
-def bulk_reassign(project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, request: BulkReassign) -> BulkResult:
+def bulk_reassign(
+    project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, request: BulkReassign
+) -> BulkResult:
     """Assign the filtered items to one mapper."""
     return bulk.reassign(session, project, request, principal.name)
 
 
 @router.post(P + "/bulk/resuggest", response_model=BulkResult, **allow(Permission.edit, 404, 422))
 def bulk_resuggest(
-    project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, suggester: SuggesterDep, request: BulkResuggest
+    project: ProjectDep,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    suggester: SuggesterDep,
+    request: BulkResuggest,
 ) -> BulkResult:
     """Re-suggest the filtered items with the current model version."""
     return bulk.resuggest(session, project, request, suggester, principal.name)
