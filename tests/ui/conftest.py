@@ -4,6 +4,7 @@ with twelve lab codes and suggestions, and a TestClient logged in through the lo
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from models.items import SourceItem, Suggestion
 from models.terminology import Concept, Terminology
+from service.store.db import engine_for
 from service.store.tables import Role
 from tests.service.conftest import Service
 
@@ -150,3 +152,26 @@ def seed_feed(service: Service) -> dict:
 
 def _csv(frame) -> bytes:
     return frame.to_csv(index=False).encode()
+
+
+@pytest.fixture(scope="session")
+def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once: a CROSSWALK_HOME whose store holds the project (imported, suggested) and the seeded
+    feed (Evidently reports take seconds). Tests copy it, so each still starts from the same state."""
+    home = tmp_path_factory.mktemp("ui-seeded")
+    with pytest.MonkeyPatch.context() as patch:
+        service = Service(f"sqlite:///{home / 'store.db'}", home, UiSuggester(), patch)
+        project = service.project()
+        assert service.import_csv(project, UI_CSV).status_code == 200
+        service.suggest(project)
+        seed_feed(service)
+        engine_for(service.url).dispose()  # closes SQLite's connections: the WAL is folded into store.db
+    return home
+
+
+@pytest.fixture
+def seeded(seeded_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Service, int]:
+    """A copy of the seeded home (feed files included) with a fresh app and tokens on it; project id."""
+    home = tmp_path / "home"
+    shutil.copytree(seeded_home, home)
+    return Service(f"sqlite:///{home / 'store.db'}", home, UiSuggester(), monkeypatch), 1

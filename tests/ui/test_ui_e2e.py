@@ -24,7 +24,6 @@ from service import audit, crud
 from service.store.db import session_scope
 from service.store.feeds import FeedAlert
 from service.store.tables import AuditEvent, Role
-from tests.ui.conftest import seed_feed
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = Path("/usr/bin/chromium")
@@ -64,12 +63,12 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def live(ui_service) -> Iterator[str]:
+def live(seeded) -> Iterator[str]:
     """The service's app under uvicorn on 127.0.0.1 (as `crosswalk serve`), on a free port."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(ui_service.app, log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(seeded[0].app, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -172,10 +171,10 @@ def _undo_search_comment(page) -> list[tuple[str, str, dict]]:
     return done
 
 
-def test_review_release_and_download_in_a_browser(browser, live, ui_service, project, tmp_path):
+def test_review_release_and_download_in_a_browser(browser, live, seeded):
+    ui_service, project = seeded
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     _seed_release_1(ui_service, project)
-    seed_feed(ui_service)  # batches with alerts, for the ops part
     seed_seq = _last_seq(ui_service)
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     page = context.new_page()

@@ -11,19 +11,20 @@ import pytest
 from service import audit
 from service.store.db import session_scope
 from service.store.tables import Role
-from tests.ui.conftest import csrf_of, login, seed_feed
+from tests.ui.conftest import csrf_of, login
 
 
 @pytest.fixture
-def feed(ui_service) -> dict:
-    return seed_feed(ui_service)
+def ui_service(seeded):
+    """The seeded store (a project and the st-mary-labs feed with alerts), copied for this test."""
+    return seeded[0]
 
 
 def _alerts(service, **params) -> list[dict]:
     return service.call("GET", "/feeds/st-mary-labs/alerts", Role.viewer, params=params).json()["alerts"]
 
 
-def test_ops_lists_feeds_batches_and_active_alerts_most_severe_first(ui_service, feed):
+def test_ops_lists_feeds_batches_and_active_alerts_most_severe_first(ui_service):
     client = login(ui_service, Role.viewer)
     page = html.unescape(client.get("/ui/ops").text)
     assert "st-mary-labs" in page and "#3" in page and "wednesday" not in page  # batches by number
@@ -35,7 +36,7 @@ def test_ops_lists_feeds_batches_and_active_alerts_most_severe_first(ui_service,
     assert "can see the alerts but not acknowledge" in page and "Acknowledge</button>" not in page
 
 
-def test_ops_acknowledges_and_resolves_through_the_audited_crud(ui_service, feed):
+def test_ops_acknowledges_and_resolves_through_the_audited_crud(ui_service):
     [alert] = [a for a in _alerts(ui_service, status="open") if a["check"] == "unit_change"]
     client = login(ui_service, Role.ops)
     page = client.get("/ui/ops").text
@@ -53,7 +54,7 @@ def test_ops_acknowledges_and_resolves_through_the_audited_crud(ui_service, feed
         assert [a for _, a in actions] == ["ops-1", "ops-1"] and audit.verify(session).ok
 
 
-def test_a_reviewer_cannot_acknowledge(ui_service, feed):
+def test_a_reviewer_cannot_acknowledge(ui_service):
     [alert] = _alerts(ui_service, status="open")[:1]
     client = login(ui_service, Role.reviewer)
     page = client.get("/ui/ops").text
@@ -62,7 +63,7 @@ def test_a_reviewer_cannot_acknowledge(ui_service, feed):
     assert [a for a in _alerts(ui_service) if a["uid"] == alert["uid"]][0]["status"] == "open"
 
 
-def test_the_drill_down_plots_missingness_and_drift_per_segment(ui_service, feed):
+def test_the_drill_down_plots_missingness_and_drift_per_segment(ui_service):
     client = login(ui_service, Role.viewer)
     page = html.unescape(client.get("/ui/ops/feeds/st-mary-labs?column=value_as_number").text)
     assert page.count('<svg class="plot"') == 2
@@ -80,7 +81,7 @@ def test_the_drill_down_plots_missingness_and_drift_per_segment(ui_service, feed
     assert psi[1] > 0.2 > psi[0]  # site south switched to pounds in batch 2: its unit mix jumps
 
 
-def test_the_alert_drill_down_embeds_the_batchs_evidently_report_sandboxed(ui_service, feed):
+def test_the_alert_drill_down_embeds_the_batchs_evidently_report_sandboxed(ui_service):
     [alert] = [a for a in _alerts(ui_service, status="open") if a["check"] == "unit_change"]
     client = login(ui_service, Role.viewer)
     page = client.get(f"/ui/ops/feeds/st-mary-labs/alerts/{alert['uid']}").text
