@@ -266,6 +266,21 @@ class ReuseOffer(SQLModel):
     release: int | None = Field(description="Latest release of that project carrying this mapping, if any.")
 
 
+class ItemOffers(SQLModel):
+    source_code: str
+    source_text: str
+    status: str
+    offers: list[ReuseOffer]
+
+
+class BulkReuse(SQLModel):
+    filter: ItemFilter = Field(default_factory=ItemFilter)
+    min_similarity: float = Field(
+        default=1.0, ge=0.9, le=1, description="Take text matches this similar; same-code matches always qualify."
+    )
+    comment: str | None = Field(default=None, max_length=4000)
+
+
 class ReuseTake(SQLModel):
     from_project: int
     from_code: str

@@ -58,6 +58,8 @@ EXPECTED_ROUTES = {
     ("post", "/projects/{project_id}/source-updates"): "edit",
     ("get", "/projects/{project_id}/items/{code}/reuse"): "read",
     ("post", "/projects/{project_id}/items/{code}/reuse"): "decide",
+    ("get", "/projects/{project_id}/reuse"): "read",
+    ("post", "/projects/{project_id}/bulk/reuse"): "confirm",
     ("post", "/projects/{project_id}/dual"): "confirm",
     ("get", "/projects/{project_id}/dual"): "read",
     ("get", "/projects/{project_id}/dual/agreement"): "read",

@@ -239,6 +239,37 @@ def test_reuse_in_a_four_eyes_project_still_needs_a_second_reviewer(sqlite_servi
     assert (item["status"], item["proposed_status"]) == ("pending", "approved")
 
 
+def test_a_second_site_lists_offers_and_takes_the_agreeing_ones_in_bulk(sqlite_service):
+    svc = sqlite_service
+    first = svc.ready_project()
+    for code in ("GLU", "NA", "K"):
+        approve(svc, first, code)
+    third = svc.project(name="site 3")
+    svc.import_csv(third)
+    assert svc.decide(third, "K", action="remap", target_code="2160-0").status_code == 200  # a different opinion
+    second = svc.project(name="site 2")
+    svc.import_csv(second, LAB_CSV + b"GLUC,Glucose  serum,10,mg/dL\n")
+
+    listed = svc.call("GET", f"/projects/{second}/reuse", Role.viewer).json()
+    assert {i["source_code"]: [o["source_code"] for o in i["offers"]] for i in listed} == {
+        "GLU": ["GLU"],
+        "GLUC": ["GLU"],
+        "K": ["K", "K"],
+        "NA": ["NA"],
+    }
+    response = svc.call("POST", f"/projects/{second}/bulk/reuse", Role.reviewer, json={})
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "matched": 6,
+        "changed": 3,
+        "skipped": {"no offer": 2, "offers disagree": 1},
+        "model_version": None,
+    }
+    assert [svc.item(second, c)["status"] for c in ("GLU", "GLUC", "NA", "K")] == ["approved"] * 3 + ["new"]
+    assert svc.call("POST", f"/projects/{second}/bulk/reuse", Role.mapper, json={}).status_code == 403
+    assert verified(svc).count("decision.reuse") == 3
+
+
 # -- dual independent mapping -----------------------------------------------------------------------
 DUAL_CSV = b"source_code,source_text,frequency,domain\n" + b"".join(
     f"D{n:02d},Glucose sodium test {n},{100 - n},{'lab' if n <= 6 else 'vitals'}\n".encode() for n in range(1, 11)

@@ -21,9 +21,11 @@ from service.store.living import (
     BulkReassign,
     BulkResuggest,
     BulkResult,
+    BulkReuse,
     DualCreate,
     DualPublic,
     DualStatus,
+    ItemOffers,
     ReopeningPublic,
     ReuseOffer,
     ReuseTake,
@@ -111,6 +113,18 @@ def take_reuse(
     item = reuse.take(session, project, code, choice, principal.name, _version(if_match, choice.version))
     response.headers["ETag"] = f'"{item.version}"'
     return crud.item_public(session, item)
+
+
+@router.get(P + "/reuse", response_model=list[ItemOffers], **allow(Permission.read, 404, 422))
+def project_reuse_offers(project: ProjectDep, session: SessionDep) -> list[ItemOffers]:
+    """Every undecided item that an approval in another project fits, with the offers and their provenance."""
+    return reuse.project_offers(session, project)
+
+
+@router.post(P + "/bulk/reuse", response_model=BulkResult, **allow(Permission.confirm, 404, 422))
+def bulk_reuse(project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, request: BulkReuse) -> BulkResult:
+    """Take the best offer of every filtered undecided item whose offers agree (each a decision.reuse)."""
+    return reuse.take_all(session, project, request, principal.name)
 
 
 # -- dual independent mapping -----------------------------------------------------------------------
