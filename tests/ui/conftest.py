@@ -3,6 +3,7 @@ with twelve lab codes and suggestions, and a TestClient logged in through the lo
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Sequence
@@ -175,3 +176,27 @@ def seeded(seeded_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     home = tmp_path / "home"
     shutil.copytree(seeded_home, home)
     return Service(f"sqlite:///{home / 'store.db'}", home, UiSuggester(), monkeypatch), 1
+
+
+# -- the browser for the end-to-end tests ----------------------------------------------------------------
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; `playwright install` is never run
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def browser_or_skip(chromium: Path = CHROMIUM):
+    """playwright's sync API, or a skip saying what is missing; under CROSSWALK_REQUIRE_E2E=1 (CI) a failure."""
+    reason = None
+    try:
+        from playwright import sync_api
+    except ImportError:
+        reason = "the playwright package is not installed (pip install playwright)"
+    if reason is None and not chromium.exists():
+        reason = f"no {chromium} (apt-get install -y chromium)"
+    if reason is None:
+        return sync_api
+    if os.environ.get("CROSSWALK_REQUIRE_E2E") == "1":
+        pytest.fail(f"CROSSWALK_REQUIRE_E2E=1 but {reason}")
+    pytest.skip(f"end-to-end UI tests need a browser: {reason}")

@@ -10,7 +10,6 @@ Screenshots at 1280x800 go to docs/screenshots/ (linked from the README).
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
@@ -24,36 +23,16 @@ from service import audit, crud
 from service.store.db import session_scope
 from service.store.feeds import FeedAlert
 from service.store.tables import AuditEvent, Role
+from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 800}
 
 
-def _browser_or_skip():
-    """playwright's sync API, or a skip (a failure under CROSSWALK_REQUIRE_E2E=1) saying what is missing."""
-    reason = None
-    try:
-        from playwright import sync_api
-    except ImportError:
-        reason = "the playwright package is not installed (pip install playwright)"
-    if reason is None and not CHROMIUM.exists():
-        reason = f"no {CHROMIUM} (apt-get install -y chromium)"
-    if reason is None:
-        return sync_api
-    if os.environ.get("CROSSWALK_REQUIRE_E2E") == "1":
-        pytest.fail(f"CROSSWALK_REQUIRE_E2E=1 but {reason}")
-    pytest.skip(f"end-to-end UI tests need a browser: {reason}")
-
-
 @pytest.fixture
 def browser() -> Iterator:
-    sync_api = _browser_or_skip()
+    sync_api = browser_or_skip()
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -257,3 +236,4 @@ def crud_releases_entries(session, project, number: int):
     from service import crud_releases
 
     return crud_releases.entries_of(session, crud_releases.get_release(session, project, number))
+

@@ -6,10 +6,12 @@ from __future__ import annotations
 import html
 import re
 
+import pytest
+
 from service import audit
 from service.store.db import session_scope
 from service.store.tables import Role
-from tests.ui.conftest import csrf_of, login
+from tests.ui.conftest import browser_or_skip, csrf_of, login
 
 
 def _codes_in_queue(html: str) -> list[str]:
@@ -218,3 +220,33 @@ def test_four_eyes_a_reviewer_confirms_what_a_mapper_proposed(ui_service):
     assert _decide(reviewer, project, "GLU", "confirm", pending, status="pending").status_code == 303
     item = ui_service.item(project, "GLU")
     assert (item["status"], item["decided_by"], item["confirmed_by"]) == ("approved", "mapper-1", "reviewer-1")
+
+
+def test_every_form_control_has_a_label(ui_service, project):
+    """Screen readers name each control: a <label for>, or an aria-label on buttons without text."""
+    client = login(ui_service, Role.reviewer)
+    ui_service.decide(project, "GLU", action="approve")
+    ui_service.call("POST", f"/projects/{project}/releases", Role.reviewer, json={})
+    pages = [
+        "/ui/", f"/ui/projects/{project}", f"/ui/projects/{project}/review", f"/ui/projects/{project}/review?code=XYZ&q=urea",
+        f"/ui/projects/{project}/releases", f"/ui/projects/{project}/releases/1", f"/ui/projects/{project}/items/GLU/history",
+    ]
+    for path in pages:
+        page = client.get(path).text
+        labelled = set(re.findall(r'<label for="([^"]+)"', page))
+        controls = re.findall(r'<(?:input|select)\b(?![^>]*type="hidden")[^>]*>', page)
+        for control in controls:
+            control_id = re.search(r'id="([^"]+)"', control)
+            assert control_id and control_id.group(1) in labelled, (path, control)
+        for button in re.findall(r"<button\b[^>]*>(.*?)</button>", page, re.S):
+            assert re.sub(r"<[^>]+>", "", button).strip() or "aria-label" in button, (path, button)
+
+
+def test_a_missing_browser_skips_the_e2e_tests_unless_ci_requires_it(monkeypatch, tmp_path):
+    missing = tmp_path / "chromium"
+    monkeypatch.delenv("CROSSWALK_REQUIRE_E2E", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
+        browser_or_skip(missing)
+    monkeypatch.setenv("CROSSWALK_REQUIRE_E2E", "1")
+    with pytest.raises(pytest.fail.Exception, match=f"CROSSWALK_REQUIRE_E2E=1 but no {missing}"):
+        browser_or_skip(missing)
