@@ -47,6 +47,12 @@ def terminology_update(
     with transaction() as session:
         release = register_release(session, new, old, actor())
     _keep(catalog, name, old, new)
+    if old is None and release.previous_version:  # the store knew a release the catalog no longer holds
+        typer.echo(
+            f"crosswalk: warning: no copy of {name} {release.previous_version} in the catalog to compare with; "
+            "mappings approved against it were not checked",
+            err=True,
+        )
     counts = ", ".join(f"{v} {k}" for k, v in release.counts.items()) or "first release recorded (nothing to compare)"
     typer.echo(f"{name} {release.previous_version or '-'} -> {release.version}: {counts}")
     typer.echo(f"{release.reopened} approved mapping(s) re-opened for review (`crosswalk project reopened -p PROJECT`)")

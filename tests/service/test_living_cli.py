@@ -85,6 +85,10 @@ def test_terminology_update_reopens_and_audit_verify_still_passes(env: Path):
     assert "new (1): NEW" in out and "removed (1): HT" in out and "text changed (1): PD" in out
     assert "1 decisions carried forward, 1 re-opened" in out
     assert "audit log intact" in run("audit", "verify")
+
+    (env / "terminologies" / "conditions.jsonl.gz").unlink()  # the release in use is gone from the catalog
+    result = CliRunner().invoke(cli, ["terminology", "update", str(v2), "--format", "omop", "--name", "conditions"])
+    assert result.exit_code == 0 and "no copy of conditions v5 2025 in the catalog" in result.output
     assert "mappers / domain" in run("dual", "agreement", "-p", "clinic")
 
 
