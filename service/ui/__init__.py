@@ -15,15 +15,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.store.errors import StoreError
-from service.ui import routes_auth, routes_releases, routes_review
+from service.ui import routes_auth, routes_ops, routes_releases, routes_review
 from service.ui.render import HERE, render
 from service.ui.session import BadForm, LoginRequired, NotAllowed, login_redirect
 
-ROUTERS = (routes_auth.router, routes_review.router, routes_releases.router)
+ROUTERS = (routes_auth.router, routes_review.router, routes_releases.router, routes_ops.router)
 
 
 def install(app: FastAPI) -> None:
-    for router in ROUTERS + _ops_routers():
+    for router in ROUTERS:
         app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
     app.add_api_route("/", _root, include_in_schema=False)
@@ -32,12 +32,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(BadForm, _bad_form)
     for error_type in (StoreError, StarletteHTTPException, RequestValidationError):
         _html_under_ui(app, error_type)
-
-
-def _ops_routers() -> tuple:
-    from service.ui import routes_ops
-
-    return (routes_ops.router,)
 
 
 def _root() -> RedirectResponse:
