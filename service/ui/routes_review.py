@@ -187,9 +187,13 @@ def _apply(request: Request, session: Session, browser: Browser, project: Projec
     if choice == "revert":
         return crud.revert(session, project, code, actor, version)
     decision = _decision(choice, form)
-    terminology = request.app.state.suggester_factory(project.target_terminology).terminology
-    release = None if decision.action in ("reject", "flag") else terminology.version  # as the API route records it
-    return crud.decide(session, project, code, decision, actor, version, terminology.get, release)
+    factory = request.app.state.suggester_factory
+
+    def lookup(target: str):  # as the API route: the terminology is loaded only when a decision needs it
+        return factory(project.target_terminology).terminology.get(target)
+
+    release = None if decision.action in ("reject", "flag") else factory(project.target_terminology).terminology.version
+    return crud.decide(session, project, code, decision, actor, version, lookup, release)
 
 
 def _decision(choice: str, form: dict[str, str]) -> DecisionCreate:

@@ -250,3 +250,19 @@ def test_a_missing_browser_skips_the_e2e_tests_unless_ci_requires_it(monkeypatch
     monkeypatch.setenv("CROSSWALK_REQUIRE_E2E", "1")
     with pytest.raises(pytest.fail.Exception, match=f"CROSSWALK_REQUIRE_E2E=1 but no {missing}"):
         browser_or_skip(missing)
+
+
+def test_without_the_target_terminology_items_still_render_and_reject_works(ui_service, project):
+    from service.store.errors import Invalid
+
+    def unloaded(name):
+        raise Invalid(f"unknown terminology {name!r}; load it with `crosswalk terminology load`")
+
+    ui_service.app.state.suggester_factory = unloaded
+    client = login(ui_service, Role.mapper)
+    page = client.get(f"/ui/projects/{project}/review?code=UA&status=all")
+    assert page.status_code == 200 and "Chemistry ›" not in page.text  # no hierarchy without the terminology
+    assert _decide(client, project, "UA", "reject", page.text, status="all").status_code == 303
+    refused = _decide(client, project, "GLU", "approve", client.get(f"/ui/projects/{project}/review?code=GLU&status=all").text)
+    assert refused.status_code == 422 and "crosswalk terminology load" in refused.text
+    assert ui_service.item(project, "UA")["status"] == "rejected" and ui_service.item(project, "GLU")["status"] == "suggested"
