@@ -7,19 +7,20 @@ Forms work without JavaScript (POST, then 303 to the next item); static/ui.js ad
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from service import audit, crud
 from service.api.deps import SessionDep
 from service.api.roles import Permission
 from service.crud_imports import search as search_concepts
 from service.store.errors import Invalid, StoreError
-from service.store.tables import DecisionCreate, Project, SourceItem, Status
+from service.store.tables import AuditEvent, DecisionCreate, Project, SourceItem, Status
 from service.ui import queue
 from service.ui.queue import Filters
 from service.ui.render import RELATIONSHIPS, render
@@ -27,6 +28,7 @@ from service.ui.session import Browser, BrowserDep, FormDep
 
 router = APIRouter(prefix="/ui/projects/{project_id}", include_in_schema=False)
 SIMPLE_ACTIONS = ("approve", "reject", "flag", "unmappable")
+UNDO_DEPTH = 50  # recent decisions looked at for one still undoable
 MAX_PATH = 8  # hierarchy levels shown above a candidate
 
 
@@ -58,13 +60,12 @@ def review_page(
     code: str | None = None,
     q: Annotated[str | None, Query(max_length=500)] = None,
     last: str | None = None,
-    lastv: int | None = None,
     undone: str | None = None,
 ) -> HTMLResponse:
     project = crud.get_project(session, project_id)
     filters = Filters.parse(request.query_params)
     view = _view(request, session, project, filters, pos, code)
-    notice = _notice(session, project, last, lastv, undone)
+    notice = _notice(session, project, last, undone)
     return _render_review(request, browser, session, project, filters, view, q=q, notice=notice)
 
 
@@ -91,7 +92,7 @@ def _view(request: Request, session: Session, project: Project, filters: Filters
     return View(row, total, position, position)
 
 
-def _notice(session: Session, project: Project, last: str | None, lastv: int | None, undone: str | None) -> dict | None:
+def _notice(session: Session, project: Project, last: str | None, undone: str | None) -> dict | None:
     """What the previous action did, read back from the store (never text taken from the URL)."""
     code = last or undone
     if not code:
@@ -100,7 +101,27 @@ def _notice(session: Session, project: Project, last: str | None, lastv: int | N
         item = crud.get_item(session, project, code)
     except StoreError:
         return None
-    return {"item": item, "undone": bool(undone), "can_undo": bool(last) and item.version == lastv}
+    return {"item": item, "undone": bool(undone)}
+
+
+def undoable(session: Session, project: Project, actor: str) -> SourceItem | None:
+    """The item of this person's latest decision in the project that nothing has changed since.
+
+    Read from the audit log, so undo is a stack across pages and sessions: after a revert (a new event)
+    that item no longer qualifies and the decision before it is next. Reverts are not undone this way.
+    """
+    query = (
+        select(AuditEvent)
+        .where(AuditEvent.project_id == project.id, AuditEvent.actor == actor, col(AuditEvent.action).startswith("decision."))
+        .where(AuditEvent.action != "decision.revert")
+        .order_by(col(AuditEvent.seq).desc())
+        .limit(UNDO_DEPTH)
+    )
+    for event in session.exec(query):
+        item = session.get(SourceItem, int(event.entity.split(":", 1)[1]))
+        if item is not None and event.after is not None and json.loads(event.after).get("version") == item.version:
+            return item
+    return None
 
 
 def _render_review(
@@ -112,6 +133,7 @@ def _render_review(
     return render(
         request, "review.html", status_code, browser=browser, project=project, filters=filters, view=view,
         item=item, notice=notice, error=error, q=q or "", results=_search(request, project, q) if item and q else None,
+        undo=undoable(session, project, browser.principal.name) if browser.can(Permission.decide) else None,
         choices=_filter_choices(session, project), band_of=queue.band_of, **context,
     )
 
@@ -175,7 +197,7 @@ def decide(request: Request, browser: BrowserDep, session: SessionDep, form: For
     if choice == "revert":
         return _redirect(project, filters, pos=pos, code=code, undone=code)
     next_pos = pos + 1 if queue.matches(session, project, filters, item) else pos
-    return _redirect(project, filters, pos=next_pos, last=code, lastv=item.version)
+    return _redirect(project, filters, pos=next_pos, last=code)
 
 
 def _apply(request: Request, session: Session, browser: Browser, project: Project, code: str, choice: str, form: dict[str, str]) -> SourceItem:

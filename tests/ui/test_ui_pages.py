@@ -19,7 +19,8 @@ def _codes_in_queue(html: str) -> list[str]:
 
 
 def _decide(client, project, code, choice, page_html, **extra):
-    version = re.search(r'name="version" value="(\d+)"', page_html).group(1)
+    form = page_html[page_html.index('<form id="decide"'):]  # the item's form, not the undo one above it
+    version = re.search(r'name="version" value="(\d+)"', form).group(1)
     data = {"csrf": csrf_of(page_html), "version": version, "choice": choice, "pos": "0", **extra}
     return client.post(f"/ui/projects/{project}/items/{code}/decide", data=data, follow_redirects=False)
 
@@ -98,7 +99,7 @@ def test_undo_restores_and_a_stale_page_is_refused_with_the_reason(ui_service, p
     assert _decide(client, project, "GLU", "reject", page).status_code == 303
     stale = _decide(client, project, "GLU", "approve", page)  # the page still shows the old version
     assert stale.status_code == 409 and "changed since version" in stale.text and 'role="alert"' in stale.text
-    after = client.get(f"/ui/projects/{project}/review?status=all&last=GLU&lastv={ui_service.item(project, 'GLU')['version']}").text
+    after = client.get(f"/ui/projects/{project}/review?status=all&last=GLU").text
     undo = re.search(r'<form method="post" action="[^"]+/items/GLU/decide" class="inline">.*?</form>', after, re.S).group(0)
     version = re.search(r'name="version" value="(\d+)"', undo).group(1)
     data = {"csrf": csrf_of(after), "version": version, "choice": "revert", "pos": "0", "status": "all"}
@@ -266,3 +267,25 @@ def test_without_the_target_terminology_items_still_render_and_reject_works(ui_s
     refused = _decide(client, project, "GLU", "approve", client.get(f"/ui/projects/{project}/review?code=GLU&status=all").text)
     assert refused.status_code == 422 and "crosswalk terminology load" in refused.text
     assert ui_service.item(project, "UA")["status"] == "rejected" and ui_service.item(project, "GLU")["status"] == "suggested"
+
+
+def test_undo_is_a_stack_of_my_own_decisions_read_from_the_audit_log(ui_service, project):
+    ui_service.decide(project, "NA", Role.reviewer, action="reject")  # someone else's: never mine to undo
+    client = login(ui_service, Role.mapper)
+    for code, choice in (("GLU", "approve"), ("K", "flag"), ("HGB", "unmappable")):
+        page = client.get(f"/ui/projects/{project}/review?code={code}&status=all").text
+        assert _decide(client, project, code, choice, page, status="all").status_code == 303
+    undone = []
+    for _ in range(4):
+        page = client.get(f"/ui/projects/{project}/review?status=all").text
+        form = re.search(r'<form method="post" action="[^"]+/items/(\w+)/decide" class="inline">.*?</form>', page, re.S)
+        if form is None:
+            break
+        version = re.search(r'name="version" value="(\d+)"', form.group(0)).group(1)
+        data = {"csrf": csrf_of(page), "version": version, "choice": "revert", "pos": "0", "status": "all"}
+        assert client.post(f"/ui/projects/{project}/items/{form.group(1)}/decide", data=data, follow_redirects=False).status_code == 303
+        undone.append(form.group(1))
+    assert undone == ["HGB", "K", "GLU"]  # newest first, then nothing of mine is left to undo
+    assert {c: ui_service.item(project, c)["status"] for c in ("GLU", "K", "HGB", "NA")} == {
+        "GLU": "suggested", "K": "suggested", "HGB": "suggested", "NA": "rejected",
+    }
