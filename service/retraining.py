@@ -214,7 +214,7 @@ def train_release(
     if base.terminology.name != project.target_terminology:
         raise Invalid(f"project {project.name!r} maps to {project.target_terminology}, not {base.terminology.name}")
     split = split_by_code(mappings)
-    _check_split(split, project.name, number)
+    _check_split(split, project.name, number, len(mappings))
     started = time.perf_counter()
     name = served_name(base.terminology.name)
     digest = data_hash(mappings)
@@ -306,9 +306,8 @@ def train_release(
     )
 
 
-def _check_split(split: Split, project: str, number: int) -> None:
+def _check_split(split: Split, project: str, number: int, total: int) -> None:
     if not split.train or not split.heldout:
-        total = len(split.train) + len(split.heldout) + (len(split.fit) if split.fit is not split.train else 0)
         raise Invalid(
             f"release {number} of {project!r} has {total} approved mappings: {len(split.train)} to train on and "
             f"{len(split.heldout)} held out (a fifth of the source codes, by hash); approve more and release again"

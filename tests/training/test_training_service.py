@@ -130,7 +130,7 @@ def test_training_refuses_a_missing_release_and_one_too_small_to_hold_out(store,
         )
     too_small = [m for m in mappings if not split_by_code([m]).heldout][:3]
     with pytest.raises(Invalid, match="has 3 approved mappings: .* and 0 held out"):
-        retraining._check_split(split_by_code(too_small), "legacy dx", 1)
+        retraining._check_split(split_by_code(too_small), "legacy dx", 1, 3)
     assert not tracking.configured(settings.home)  # nothing was logged
     with session_scope(engine) as session:
         assert session.exec(select(ModelPromotion)).first() is None
