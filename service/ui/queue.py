@@ -115,9 +115,17 @@ def _ordered(query):
 
 def page(session: Session, project: Project, filters: Filters, offset: int = 0, limit: int = PAGE_SIZE) -> tuple[int, list[QueueRow]]:
     query = _queue(project, filters)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    total = count(session, project, filters)
     rows = session.exec(_ordered(query).offset(offset).limit(limit)).all()
     return total, [QueueRow(item, code, display, score, float(value)) for item, code, display, score, value in rows]
+
+
+def count(session: Session, project: Project, filters: Filters) -> int:
+    """Items in the queue; without the join to the top suggestion unless the confidence band needs it."""
+    if filters.band:
+        return session.exec(select(func.count()).select_from(_queue(project, filters).subquery())).one()
+    query = select(func.count()).select_from(SourceItem).where(SourceItem.project_id == project.id)
+    return session.exec(_filtered(query, Filters(filters.status, filters.reviewer, "", filters.domain))).one()
 
 
 def at(session: Session, project: Project, filters: Filters, position: int) -> tuple[int, QueueRow | None]:

@@ -60,7 +60,8 @@ def _latest(session: Session, feed: Feed):
 
 def _active_alerts(session: Session, feeds: list[Feed]) -> list[tuple[Feed, AlertPublic]]:
     found = [(f, a) for f in feeds for a in feed_alerts.list_alerts(session, f, "active", limit=1000).alerts]
-    return sorted(found, key=lambda fa: (fa[1].status != "open", SEVERITY_ORDER.get(fa[1].severity, 9), fa[1].last_seen), reverse=False)
+    found.sort(key=lambda fa: fa[1].last_seen, reverse=True)  # newest first within each group (sorts are stable)
+    return sorted(found, key=lambda fa: (fa[1].status != "open", SEVERITY_ORDER.get(fa[1].severity, 9)))
 
 
 def _latest_batches(session: Session, feeds: list[Feed]) -> list[tuple[Feed, Any]]:

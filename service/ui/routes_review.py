@@ -29,6 +29,7 @@ from service.ui.session import Browser, BrowserDep, FormDep
 router = APIRouter(prefix="/ui/projects/{project_id}", include_in_schema=False)
 SIMPLE_ACTIONS = ("approve", "reject", "flag", "unmappable")
 UNDO_DEPTH = 50  # recent decisions looked at for one still undoable
+UNDO_WINDOW = 2000  # ...among the project's latest events (a team's last hour or so of work)
 MAX_PATH = 8  # hierarchy levels shown above a candidate
 
 
@@ -108,11 +109,14 @@ def undoable(session: Session, project: Project, actor: str) -> SourceItem | Non
     """The item of this person's latest decision in the project that nothing has changed since.
 
     Read from the audit log, so undo is a stack across pages and sessions: after a revert (a new event)
-    that item no longer qualifies and the decision before it is next. Reverts are not undone this way.
+    that item no longer qualifies and the decision before it is next. Reverts are not undone this way,
+    and only the project's latest UNDO_WINDOW events are searched, so a page costs the same at any size.
     """
+    recent = select(AuditEvent.seq).where(AuditEvent.project_id == project.id)
+    recent = recent.order_by(col(AuditEvent.seq).desc()).limit(UNDO_WINDOW)  # bounded, however big the project
     query = (
         select(AuditEvent)
-        .where(AuditEvent.project_id == project.id, AuditEvent.actor == actor, col(AuditEvent.action).startswith("decision."))
+        .where(col(AuditEvent.seq).in_(recent), AuditEvent.actor == actor, col(AuditEvent.action).startswith("decision."))
         .where(AuditEvent.action != "decision.revert")
         .order_by(col(AuditEvent.seq).desc())
         .limit(UNDO_DEPTH)
@@ -134,7 +138,7 @@ def _render_review(
         request, "review.html", status_code, browser=browser, project=project, filters=filters, view=view,
         item=item, notice=notice, error=error, q=q or "", results=_search(request, project, q) if item and q else None,
         undo=undoable(session, project, browser.principal.name) if browser.can(Permission.decide) else None,
-        choices=_filter_choices(session, project), band_of=queue.band_of, **context,
+        band_of=queue.band_of, **context,
     )
 
 
