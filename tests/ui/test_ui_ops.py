@@ -91,3 +91,35 @@ def test_the_alert_drill_down_embeds_the_batchs_evidently_report_sandboxed(ui_se
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
     assert report.headers["content-security-policy"].startswith("sandbox allow-scripts")
     assert "value_as_number" in report.text
+
+
+def test_a_resolve_in_the_ui_tells_the_webhooks_as_the_api_does(ui_service):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        hook = {"url": f"http://127.0.0.1:{server.server_address[1]}/hook", "secret": "hook-secret-123"}
+        assert ui_service.call("POST", "/feeds/st-mary-labs/webhooks", Role.ops, json=hook).status_code == 201
+        [alert] = [a for a in _alerts(ui_service, status="open") if a["check"] == "unit_change"]
+        client = login(ui_service, Role.ops)
+        page = client.get("/ui/ops").text
+        url = f"/ui/ops/feeds/st-mary-labs/alerts/{alert['uid']}/resolve"
+        assert client.post(url, data={"csrf": csrf_of(page)}, follow_redirects=False).status_code == 303
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(m["event"], m["alert"]["id"]) for m in received] == [("resolved", alert["uid"])]
