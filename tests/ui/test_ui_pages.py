@@ -289,3 +289,25 @@ def test_undo_is_a_stack_of_my_own_decisions_read_from_the_audit_log(ui_service,
     assert {c: ui_service.item(project, c)["status"] for c in ("GLU", "K", "HGB", "NA")} == {
         "GLU": "suggested", "K": "suggested", "HGB": "suggested", "NA": "rejected",
     }
+
+
+def _luminance(colour: str) -> float:
+    if len(colour) == 4:  # #fff
+        colour = "#" + "".join(c * 2 for c in colour[1:])
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_text_colours_meet_wcag_aa_contrast_on_their_backgrounds():
+    from service.ui.render import HERE
+
+    css = (HERE / "static" / "ui.css").read_text()
+    colours = dict(re.findall(r"--([\w-]+):\s*(#[0-9a-fA-F]{6}|#[0-9a-fA-F]{3})\b", css)) | {"white": "#ffffff", "header": "#14283d"}
+    pairs = [
+        ("ink", "bg"), ("ink", "card"), ("muted", "bg"), ("muted", "card"), ("accent", "card"), ("accent-ink", "accent"),
+        ("ok", "ok-bg"), ("bad", "bad-bg"), ("warn", "warn-bg"), ("info", "info-bg"), ("white", "header"),
+    ]
+    for text, background in pairs:
+        light, dark = sorted((_luminance(colours[text]), _luminance(colours[background])), reverse=True)
+        assert (light + 0.05) / (dark + 0.05) >= 4.5, (text, background)
