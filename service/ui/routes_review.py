@@ -65,7 +65,7 @@ def review_page(
 ) -> HTMLResponse:
     project = crud.get_project(session, project_id)
     filters = Filters.parse(request.query_params)
-    view = _view(request, session, project, filters, pos, code)
+    view = _view(session, project, filters, pos, code)
     notice = _notice(session, project, last, undone)
     return _render_review(request, browser, session, project, filters, view, q=q, notice=notice)
 
@@ -84,11 +84,11 @@ class View:
         return self.requested if self.position is None else self.position
 
 
-def _view(request: Request, session: Session, project: Project, filters: Filters, pos: int, code: str | None) -> View:
-    total, row = queue.at(session, project, filters, pos)
-    if code:
+def _view(session: Session, project: Project, filters: Filters, pos: int, code: str | None) -> View:
+    if code:  # opened by its code: shown whatever the filters, with its place in the queue if it has one
         row = queue.row_of(session, project, crud.get_item(session, project, code))
-        return View(row, total, queue.position_of(session, project, filters, row), pos)
+        return View(row, queue.count(session, project, filters), queue.position_of(session, project, filters, row), pos)
+    total, row = queue.at(session, project, filters, pos)
     position = pos if row is None else min(pos, max(total - 1, 0))
     return View(row, total, position, position)
 
@@ -196,7 +196,7 @@ def decide(request: Request, browser: BrowserDep, session: SessionDep, form: For
         item = _apply(request, session, browser, project, code, choice, form)
     except StoreError as error:
         session.rollback()  # nothing of the refused decision stays; the page is read afresh
-        view = _view(request, session, project, filters, pos, code)
+        view = _view(session, project, filters, pos, code)
         return _render_review(request, browser, session, project, filters, view, error=error.detail, status_code=error.status)
     if choice == "revert":
         return _redirect(project, filters, pos=pos, code=code, undone=code)
