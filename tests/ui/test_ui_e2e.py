@@ -85,6 +85,10 @@ def _press(page, key: str) -> None:
         page.keyboard.press(key)
 
 
+def _wait_for_focus(page, selector: str) -> None:
+    page.wait_for_function("selector => document.activeElement && document.activeElement.matches(selector)", arg=selector)
+
+
 def _candidate(page, number: int) -> str:
     return page.locator(f'button[data-key="{number}"]').get_attribute("value").removeprefix("pick:")
 
@@ -92,7 +96,8 @@ def _candidate(page, number: int) -> str:
 def _login(page, base: str, token: str, path: str) -> None:
     page.goto(base + path)
     assert "/ui/login" in page.url
-    page.keyboard.type(token)  # the token box has the focus
+    _wait_for_focus(page, "#token")  # autofocus lands a moment after the load event
+    page.keyboard.type(token)
     _press(page, "Enter")
     assert page.url == base + path
 
@@ -135,6 +140,7 @@ def _undo_search_comment(page) -> list[tuple[str, str, dict]]:
     page.keyboard.press("/")
     page.keyboard.type("creatinine")
     _press(page, "Enter")  # search; the first Remap button takes the focus
+    _wait_for_focus(page, 'button[value^="remap:"]')
     _press(page, "Enter")
     done.append(("remap", code, {"status": "approved", "target_code": "2160-0"}))
     code = _shown(page)
