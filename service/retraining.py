@@ -35,7 +35,16 @@ from service.store.registry import (
     ModelPromotion,
     ModelVersionPublic,
 )
-from service.store.tables import AuditEvent, EntryPublic, Project, Release, SourceItem, Status, Suggestion, SuggestionBatch
+from service.store.tables import (
+    AuditEvent,
+    EntryPublic,
+    Project,
+    Release,
+    SourceItem,
+    Status,
+    Suggestion,
+    SuggestionBatch,
+)
 from training import tracking
 from training.evaluate import evaluate
 from training.gate import GateDecision, GatePolicy, decide

@@ -11,7 +11,7 @@ import typer
 
 from service.cli.app import UserError, app
 from service.cli.mapping import terminology_app
-from service.cli.review import ProjectOption, _store_call, _suggester, actor, project_app, transaction
+from service.cli.review import ProjectOption, _suggester, actor, project_app, source_rows, transaction
 from service.settings import get_settings
 
 dual_app = typer.Typer(help="Dual independent mapping: agreement between mappers.", no_args_is_help=True)
@@ -105,15 +105,10 @@ def project_update_source(
 ) -> None:
     """Re-import a source list: report new, removed and changed codes; unchanged decisions carry forward."""
     from service import crud
-    from service.crud_imports import parse_source_file
     from service.living.sources import update_source
 
-    if format not in ("csv", "usagi"):
-        raise UserError(f"--format {format!r}: choose csv or usagi")
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    rows = source_rows(path, format)
     with transaction() as session:
-        rows = _store_call(parse_source_file, path.read_bytes(), format, str(path))
         found = crud.get_project(session, project)
         suggester = _suggester(found.target_terminology) if resuggest else None
         report = update_source(session, found, rows, actor(), suggester)

@@ -199,16 +199,23 @@ def project_import(
 ) -> None:
     """Import (or re-import) source codes; decisions already made are kept."""
     from service import crud
-    from service.crud_imports import import_items, parse_source_file
+    from service.crud_imports import import_items
+
+    rows = source_rows(path, format)
+    with transaction() as session:
+        result = import_items(session, crud.get_project(session, project), rows, actor())
+    typer.echo(f"imported {result.total} codes: {result.created} new, {result.updated} updated, {result.unchanged} unchanged")
+
+
+def source_rows(path: Path, format: str):
+    """The rows of a source list (crosswalk CSV or Usagi CSV), or a one-line error naming the problem."""
+    from service.crud_imports import parse_source_file
 
     if format not in ("csv", "usagi"):
         raise UserError(f"--format {format!r}: choose csv or usagi")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    with transaction() as session:
-        rows = _store_call(parse_source_file, path.read_bytes(), format, str(path))
-        result = import_items(session, crud.get_project(session, project), rows, actor())
-    typer.echo(f"imported {result.total} codes: {result.created} new, {result.updated} updated, {result.unchanged} unchanged")
+    return _store_call(parse_source_file, path.read_bytes(), format, str(path))
 
 
 def _store_call(function, *args):

@@ -5,7 +5,4 @@ Every write to these tables goes through `service.audit.record`; `service/crud*.
 below, so that the schema (Alembic) and the audit check (`audited.AUDITED`) always see all of them.
 """
 
-from service.store import tables  # noqa: F401
-from service.store import feeds  # noqa: F401  (monitored feeds, batches, alerts, webhooks: issue 4)
-from service.store import living  # noqa: F401  (terminology releases, source updates, reuse, dual mapping: issue 7)
-from service.store import registry  # noqa: F401  (model promotions: issue 5)
+from service.store import feeds, living, registry, tables  # noqa: F401  (monitoring, living mappings, model promotions)

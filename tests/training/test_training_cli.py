@@ -8,7 +8,6 @@ import pytest
 from sqlmodel import select
 
 import service.engine
-
 from service import audit
 from service.store.db import session_scope
 from service.store.tables import Suggestion
