@@ -41,6 +41,27 @@ def create_app(settings: Settings | None = None, suggester_factory: SuggesterFac
     return app
 
 
+def load_serving_models(app: FastAPI) -> dict[str, str]:
+    """Build the serving model (the registry's champion, else the bundled one) of every terminology
+    a project maps to, so the first requests after a start do not wait for it; name -> model version.
+
+    A terminology that cannot be served (e.g. no longer loaded) is logged and left to fail per request.
+    """
+    from service import crud
+    from service.store.db import session_scope
+    from service.store.errors import StoreError
+
+    with session_scope(app.state.engine) as session:
+        names = sorted({project.target_terminology for project in crud.list_projects(session)})
+    loaded: dict[str, str] = {}
+    for name in names:
+        try:
+            loaded[name] = app.state.suggester_factory(name).model_version
+        except StoreError as error:
+            log.warning("not serving %s: %s", name, error.detail)
+    return loaded
+
+
 def _summaries_from_docstrings(router: APIRouter) -> None:
     """The OpenAPI summary of each route is the first line of its docstring."""
     for route in router.routes:

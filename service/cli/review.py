@@ -64,10 +64,14 @@ def serve(
     import uvicorn
 
     from service.api import create_app
+    from service.api.app import load_serving_models
 
     factory = _import(suggester_factory) if suggester_factory else None
+    api = create_app(get_settings(), factory)
+    for terminology, model_version in load_serving_models(api).items():  # the champion, at start
+        typer.echo(f"serving {terminology} with {model_version}", err=True)
     # No access log: its query strings could carry search texts; the app logs route templates only.
-    uvicorn.run(create_app(get_settings(), factory), host=host, port=port, access_log=False, log_level="warning")
+    uvicorn.run(api, host=host, port=port, access_log=False, log_level="warning")
 
 
 def _import(spec: str):

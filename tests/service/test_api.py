@@ -260,3 +260,24 @@ def test_an_unexpected_error_is_a_500_problem_and_its_message_stays_out_of_the_l
     assert response.status_code == 500 and response.headers["content-type"] == "application/problem+json"
     assert "unexpected RuntimeError on GET /projects" in caplog.text
     assert "Secret patient-ish text" not in caplog.text and "Traceback" not in caplog.text
+
+
+def test_serving_models_are_loaded_at_start_for_every_projects_terminology(sqlite_service, caplog):
+    from service.api.app import load_serving_models
+    from service.store.errors import Invalid
+
+    sqlite_service.project(name="Labs")  # target loinc
+    body = {"name": "Gone", "source_system": "LIS", "target_terminology": "retired-terminology"}
+    assert sqlite_service.call("POST", "/projects", Role.mapper, json=body).status_code == 201
+    built = []
+
+    def factory(name):
+        built.append(name)
+        if name == "retired-terminology":
+            raise Invalid("unknown terminology 'retired-terminology'")
+        return sqlite_service.suggester
+
+    sqlite_service.app.state.suggester_factory = factory
+    assert load_serving_models(sqlite_service.app) == {"loinc": "fake-words@1"}
+    assert built == ["loinc", "retired-terminology"]
+    assert "not serving retired-terminology" in caplog.text
