@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from monitors.checks.base import SEVERITIES, Finding
+from monitors.checks.base import Finding, severity_rank
 
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 ACTIVE = (OPEN, ACKNOWLEDGED)
@@ -71,12 +71,13 @@ class AlertEvent:
         return {"event": self.kind, "alert": self.alert.to_dict()}
 
 
-def _rank(severity: str) -> int:
-    return SEVERITIES.index(severity)
-
-
 def alert_id(key: AlertKey, first_batch: str) -> str:
     return hashlib.sha1("\x1f".join((*key, first_batch)).encode()).hexdigest()[:16]
+
+
+def _weight(finding: Finding) -> tuple[int, float]:
+    """Which of several findings for one alert key speaks for it: the most severe, then the largest."""
+    return severity_rank(finding.severity), abs(finding.statistic)
 
 
 def alerts_from_findings(
@@ -90,7 +91,7 @@ def alerts_from_findings(
         key = (feed, f.segment, f.check, f.column)
         counts[key] = counts.get(key, 0) + 1
         old = best.get(key)
-        if old is None or (_rank(f.severity), abs(f.statistic)) > (_rank(old.severity), abs(old.statistic)):
+        if old is None or _weight(f) > _weight(old):
             best[key] = f
     return [
         Alert(
@@ -136,10 +137,10 @@ def reconcile(
         if old is None:
             events.append(AlertEvent("opened", new))
             continue
-        escalated = _rank(new.severity) > _rank(old.severity)
+        escalated = severity_rank(new.severity) > severity_rank(old.severity)
         updated = replace(
             old,
-            severity=max(old.severity, new.severity, key=_rank),
+            severity=max(old.severity, new.severity, key=severity_rank),
             statistic=new.statistic,
             threshold=new.threshold,
             message=new.message,

@@ -11,6 +11,7 @@ import pandas as pd
 
 from monitors.alerts import Alert, alerts_from_findings, now_iso
 from monitors.checks import CheckConfig, Finding, finalise, run_checks
+from monitors.checks.base import severity_rank
 from monitors.contract import Contract, infer_contract
 from monitors.profile import ALL, Profile, profile_frame
 from monitors.rules import PlausibilityRules
@@ -122,7 +123,7 @@ def score_profiles(
     feed = feed or contract.feed
     tested = run_checks(reference, current, contract, config, approved=approved, encoder=encoder, history=history)
     kept = finalise(tested, config)
-    kept.sort(key=lambda f: (-["info", "warning", "critical"].index(f.severity), f.segment, f.check, f.column))
+    kept.sort(key=lambda f: (-severity_rank(f.severity), f.segment, f.check, f.column))
     alerts = alerts_from_findings(kept, feed, batch_id, now_iso())
     return MonitorReport(
         feed=feed,

@@ -10,7 +10,12 @@ from scipy import stats
 
 from monitors.profile import ALL, NumericStats, SegmentProfile
 
-SEVERITIES = ("info", "warning", "critical")
+SEVERITIES = ("info", "warning", "critical")  # mildest first
+
+
+def severity_rank(severity: str) -> int:
+    """0 for info up to 2 for critical; -1 for anything else, so it sorts below every real severity."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
 
 
 @dataclass

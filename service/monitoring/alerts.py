@@ -14,9 +14,10 @@ from sqlmodel import Session, col, select
 
 from monitors import alerts as lib
 from monitors.alerts import ACTIVE, Alert, AlertEvent
+from monitors.checks.base import SEVERITIES
 from service import audit
 from service.store.errors import Conflict, Invalid, NotFound
-from service.store.feeds import ALERT_STATUSES, SEVERITIES, AlertPage, AlertPublic, Feed, FeedAlert
+from service.store.feeds import ALERT_STATUSES, AlertPage, AlertPublic, Feed, FeedAlert
 from service.store.tables import utcnow
 
 # Alert field -> column, where the names differ (`check` and `column` are SQL keywords).

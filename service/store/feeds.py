@@ -18,7 +18,6 @@ from service.store.audited import audited
 from service.store.tables import utcnow
 
 ALERT_STATUSES = ("open", "acknowledged", "resolved")
-SEVERITIES = ("info", "warning", "critical")
 
 
 class Feed(SQLModel, table=True):

@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from sqlmodel import Session
 
 from monitors.checks import base_column
+from monitors.checks.base import severity_rank
 from service.api.deps import SessionDep
 from service.api.roles import Permission
 from service.monitoring import alerts as feed_alerts
@@ -29,7 +30,6 @@ from service.ui.session import Browser, BrowserDep, FormDep, safe_next
 
 router = APIRouter(prefix="/ui/ops", include_in_schema=False)
 log = logging.getLogger("crosswalk.ui")
-SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 LATEST_BATCHES = 10
 # The Evidently report runs its own inline scripts: served sandboxed (a unique origin, no cookies, no
 # access to the page around it), with nothing loaded from the network.
@@ -61,7 +61,7 @@ def _latest(session: Session, feed: Feed):
 def _active_alerts(session: Session, feeds: list[Feed]) -> list[tuple[Feed, AlertPublic]]:
     found = [(f, a) for f in feeds for a in feed_alerts.list_alerts(session, f, "active", limit=1000).alerts]
     found.sort(key=lambda fa: fa[1].last_seen, reverse=True)  # newest first within each group (sorts are stable)
-    return sorted(found, key=lambda fa: (fa[1].status != "open", SEVERITY_ORDER.get(fa[1].severity, 9)))
+    return sorted(found, key=lambda fa: (fa[1].status != "open", -severity_rank(fa[1].severity)))
 
 
 def _latest_batches(session: Session, feeds: list[Feed]) -> list[tuple[Feed, Any]]:
@@ -85,7 +85,7 @@ def feed_page(request: Request, browser: BrowserDep, session: SessionDep, feed_r
 
 
 def _default_column(active: list[AlertPublic], columns: list[str]) -> str | None:
-    for alert in sorted(active, key=lambda a: SEVERITY_ORDER.get(a.severity, 9)):
+    for alert in sorted(active, key=lambda a: -severity_rank(a.severity)):
         if base_column(alert.column) in columns:
             return base_column(alert.column)
     return columns[0] if columns else None
