@@ -10,7 +10,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -36,6 +36,7 @@ from service.store.tables import (
 )
 
 ConceptLookup = Callable[[str], Concept | None]
+T = TypeVar("T")
 
 
 # -- projects ---------------------------------------------------------------------------------------
@@ -52,13 +53,18 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "source"
 
 
+def by_id_or_name(session: Session, table: type[T], ref: int | str) -> T | None:
+    """A row of a table with `id` and a unique `name`, by either (paths and the CLI accept both)."""
+    ref = str(ref)
+    row = session.get(table, int(ref)) if ref.isdigit() else None
+    return row or session.exec(select(table).where(table.name == ref)).first()
+
+
 def get_project(session: Session, ref: int | str) -> Project:
     """A project by id, or by name (the CLI's --project accepts either)."""
-    ref = str(ref)
-    project = session.get(Project, int(ref)) if ref.isdigit() else None
-    project = project or session.exec(select(Project).where(Project.name == ref)).first()
+    project = by_id_or_name(session, Project, ref)
     if project is None:
-        raise NotFound(f"no project {ref!r}; `crosswalk project list` shows the projects")
+        raise NotFound(f"no project {str(ref)!r}; `crosswalk project list` shows the projects")
     return project
 
 

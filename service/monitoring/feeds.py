@@ -31,6 +31,7 @@ from monitors.profile import Profile, merge_all, profile_frame
 from monitors.report import MonitorReport, evidently_html, score_profiles, summarise
 from monitors.rules import PlausibilityRules
 from service import audit
+from service.crud import by_id_or_name
 from service.monitoring import files
 from service.monitoring.alerts import StoreAlerts, active_counts, plain
 from service.monitoring.outbox import queue_events
@@ -88,11 +89,9 @@ def read_upload(upload: Upload, contract: Contract | None = None) -> pd.DataFram
 # -- feeds ------------------------------------------------------------------------------------------
 def get_feed(session: Session, ref: int | str) -> Feed:
     """A feed by id, or by name (paths and the CLI accept either)."""
-    ref = str(ref)
-    feed = session.get(Feed, int(ref)) if ref.isdigit() else None
-    feed = feed or session.exec(select(Feed).where(Feed.name == ref)).first()
+    feed = by_id_or_name(session, Feed, ref)
     if feed is None:
-        raise NotFound(f"no feed {ref!r}; `crosswalk feed list` or GET /feeds shows the feeds")
+        raise NotFound(f"no feed {str(ref)!r}; `crosswalk feed list` or GET /feeds shows the feeds")
     return feed
 
 
