@@ -75,6 +75,15 @@ class FakeSuggester:
 
 
 @pytest.fixture
+def env(tmp_path, monkeypatch):
+    """The CLI's environment: data directory, embedded store and audit actor in a fresh folder."""
+    monkeypatch.setenv("CROSSWALK_HOME", str(tmp_path))
+    monkeypatch.setenv("CROSSWALK_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("CROSSWALK_ACTOR", "cli-tester")
+    return tmp_path
+
+
+@pytest.fixture
 def suggester() -> FakeSuggester:
     return FakeSuggester()
 

@@ -15,14 +15,6 @@ from service.store.db import engine_for, session_scope
 from service.store.tables import DecisionCreate
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("CROSSWALK_HOME", str(tmp_path))
-    monkeypatch.setenv("CROSSWALK_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    monkeypatch.setenv("CROSSWALK_ACTOR", "cli-tester")
-    return tmp_path
-
-
 def run(*args: str, code: int = 0) -> str:
     result = CliRunner().invoke(cli, list(args))
     assert result.exit_code == code, result.output

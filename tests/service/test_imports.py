@@ -6,14 +6,7 @@ import pytest
 
 from service.api import problems
 from service.store.tables import Role
-
-LAB_CSV = b"""source_code,source_text,frequency,unit
-GLU,Glucose serum,900,mg/dL
-HBA1C,Hemoglobin A1c,450,%
-NA,Sodium serum,800,mmol/L
-K,Potassium serum,780,mmol/L
-UA,Urinalysis dipstick,120,
-"""
+from tests.service.conftest import LAB_CSV
 
 USAGI_CSV = b"""sourceCode,sourceName,sourceFrequency,sourceAutoAssignedConceptIds,ADD_INFO:specimen,matchScore,mappingStatus,equivalence,statusSetBy,statusSetOn,conceptId,conceptName,domainId,mappingType,comment,createdBy,createdOn,assignedReviewer
 GLU,Glucose serum,900,,serum,0.91,APPROVED,EQUAL,jo,0,3004501,Glucose [Mass/volume] in Serum or Plasma,Measurement,MAPS_TO,,jo,0,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from models.loaders import load_terminology
@@ -15,14 +14,6 @@ from service.cli.app import UserError
 from service.store.db import engine_for, session_scope
 from service.store.tables import DecisionCreate
 from tests.test_release_diff import concept, release
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("CROSSWALK_HOME", str(tmp_path))
-    monkeypatch.setenv("CROSSWALK_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    monkeypatch.setenv("CROSSWALK_ACTOR", "cli-tester")
-    return tmp_path
 
 
 def run(*args: str) -> str:
