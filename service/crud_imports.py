@@ -20,6 +20,7 @@ from models.terminology import Terminology
 from service import audit
 from service.store.errors import Invalid, NotFound
 from service.store.tables import (
+    ConceptPublic,
     ImportResult,
     Project,
     SourceItem,
@@ -150,8 +151,13 @@ def rank(suggester: SuggesterLike, project: Project, queries: Sequence[ModelItem
         raise Invalid(f"project {project.name!r}: {error}; change the project's target filter") from None
 
 
-def search(suggester: SuggesterLike, project: Project, text: str, top_k: int) -> list[ModelSuggestion]:
-    return rank(suggester, project, [ModelItem(code="", text=text)], top_k)[0]
+def search(suggester: SuggesterLike, project: Project, text: str, top_k: int) -> list[ConceptPublic]:
+    """Concepts to remap to: the concept whose code is `text` first, then the ranked search."""
+    exact = suggester.terminology.get(text.strip())
+    found = [ConceptPublic(code=exact.code, display=exact.display)] if exact else []
+    ranked = rank(suggester, project, [ModelItem(code="", text=text)], top_k)[0]
+    found += [ConceptPublic(code=s.code, display=s.display, score=s.score) for s in ranked if not exact or s.code != exact.code]
+    return found[:top_k]
 
 
 def _items_to_suggest(session: Session, project: Project, request: SuggestRequest) -> list[SourceItem]:

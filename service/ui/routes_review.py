@@ -178,12 +178,10 @@ def _search(request: Request, project: Project, q: str) -> list[tuple[str, str, 
     """Concepts to remap to: an exact code first, then the ranked search (as GET .../search)."""
     try:
         suggester = request.app.state.suggester_factory(project.target_terminology)
-        exact = suggester.terminology.get(q.strip())
-        found = [(exact.code, exact.display, None)] if exact else []
-        ranked = search_concepts(suggester, project, q, 10)
+        found = search_concepts(suggester, project, q, 10)
     except StoreError as error:
         return error.detail
-    return (found + [(s.code, s.display, s.score) for s in ranked if not exact or s.code != exact.code])[:10]
+    return [(c.code, c.display, c.score) for c in found]
 
 
 # -- decisions ----------------------------------------------------------------------------------------

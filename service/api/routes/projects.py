@@ -75,8 +75,4 @@ def search_concepts(
     top_k: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> list[ConceptPublic]:
     """Search the target terminology for a concept to remap to (an exact code comes first)."""
-    exact = suggester.terminology.get(q.strip())
-    found = [ConceptPublic(code=exact.code, display=exact.display)] if exact else []
-    ranked = search(suggester, project, q, top_k)
-    found += [ConceptPublic(code=s.code, display=s.display, score=s.score) for s in ranked if not exact or s.code != exact.code]
-    return found[:top_k]
+    return search(suggester, project, q, top_k)
