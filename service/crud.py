@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from models.terminology import Concept
+from models.terminology import Concept, Terminology
 from service import audit
 from service.store.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionRequired, StaleVersion
 from service.store.tables import (
@@ -143,6 +143,21 @@ def decide(
         changes["terminology_version"] = None
     audit.record(session, actor, f"decision.{decision.action}", item, changes, model_version=model_version_of(session, item))
     return item
+
+
+def decide_on_target(
+    session: Session,
+    project: Project,
+    code: str,
+    decision: DecisionCreate,
+    actor: str,
+    version: int | None,
+    target_terminology: Callable[[], Terminology],
+) -> SourceItem:
+    """`decide`, with concepts looked up in the project's target terminology and its release recorded;
+    the terminology is loaded only when the decision needs it (reject and flag do not)."""
+    release = None if decision.action in ("reject", "flag") else target_terminology().version
+    return decide(session, project, code, decision, actor, version, lambda target: target_terminology().get(target), release)
 
 
 def _registered_version(session: Session, project: Project) -> str | None:

@@ -213,11 +213,10 @@ def _apply(request: Request, session: Session, browser: Browser, project: Projec
     decision = _decision(choice, form)
     factory = request.app.state.suggester_factory
 
-    def lookup(target: str):  # as the API route: the terminology is loaded only when a decision needs it
-        return factory(project.target_terminology).terminology.get(target)
+    def target():  # loaded only when the decision needs it
+        return factory(project.target_terminology).terminology
 
-    release = None if decision.action in ("reject", "flag") else factory(project.target_terminology).terminology.version
-    return crud.decide(session, project, code, decision, actor, version, lookup, release)
+    return crud.decide_on_target(session, project, code, decision, actor, version, target)
 
 
 def _decision(choice: str, form: dict[str, str]) -> DecisionCreate:

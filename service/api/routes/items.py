@@ -51,11 +51,10 @@ def decide(
     """Approve, reject, flag, remap or mark unmappable, against the item version in If-Match (or body)."""
     version = _version(if_match, decision.version)
 
-    def lookup(target: str):
-        return factory(project.target_terminology).terminology.get(target)
+    def target():  # loaded only when the decision needs it
+        return factory(project.target_terminology).terminology
 
-    release = None if decision.action in ("reject", "flag") else factory(project.target_terminology).terminology.version
-    item = crud.decide(session, project, code, decision, principal.name, version, lookup, release)
+    item = crud.decide_on_target(session, project, code, decision, principal.name, version, target)
     response.headers["ETag"] = f'"{item.version}"'
     return crud.item_public(session, item)
 
