@@ -13,11 +13,12 @@ import numpy as np
 from models.dense import DenseMatcher, TextEncoder
 from models.fusion import (
     CandidateEvidence,
-    LogisticFusion,
+    Fusion,
     candidate_features,
     content_words,
     default_fusion,
 )
+from models.history import ApprovedHistory, HistoryIndex
 from models.items import SourceItem, Suggestion
 from models.lexical import LexicalMatcher
 from models.rows import ConceptRows
@@ -38,6 +39,7 @@ class _Chunk:
     vectors: np.ndarray  # (queries x dim) query embeddings
     nearest_rows: np.ndarray  # (queries x ANN_ROWS) from the HNSW index, best first
     query_words: list[frozenset[str]]
+    history: tuple[np.ndarray, np.ndarray] | None = None  # nearest approved sources, their cosines
 
 
 @dataclass
@@ -64,9 +66,11 @@ class Suggester:
         terminology: Terminology,
         encoder: TextEncoder,
         cache_dir: Path | None = None,
-        fusion: LogisticFusion | None = None,
+        fusion: Fusion | None = None,
         lexical: LexicalMatcher | None = None,
         progress: bool = False,
+        history: ApprovedHistory | None = None,
+        history_vectors: np.ndarray | None = None,
     ):
         self.terminology = terminology
         self.rows = ConceptRows.of(terminology)
@@ -76,6 +80,10 @@ class Suggester:
         self.model_version = f"{encoder.model_id}+tfidf-char3-5-df{self.lexical.max_df}+{self.fusion.version}"
         self._parent = _parent_positions(terminology)
         self._ancestors = _ancestor_positions(self._parent)
+        self._depth = (self._ancestors >= 0).sum(axis=1)
+        self._children = np.bincount(self._parent[self._parent >= 0], minlength=len(terminology))
+        self.history = history
+        self._history = self._index_history(history, history_vectors) if history else None
         self._display_words: dict[int, frozenset[str]] = {}
         self._masks: dict[tuple, np.ndarray] = {}
 
@@ -99,9 +107,10 @@ class Suggester:
         mask = self._mask(where)
         results: list[list[Suggestion]] = []
         for chunk, scores in self._scored_chunks([item.query_text() for item in items]):
-            for query in range(len(chunk)):
-                candidates, semantic = self._candidates(scores, query, mask)
-                results.append(self._rank(candidates, semantic, scores, query, top_k))
+            pools = [self._candidates(scores, query, mask) for query in range(len(chunk))]
+            fused = self.fusion.score_pools([candidates.features for candidates, _ in pools])
+            for query, ((candidates, semantic), query_fused) in enumerate(zip(pools, fused)):
+                results.append(self._rank(candidates, query_fused, semantic, scores, query, top_k))
             if on_chunk:
                 on_chunk(len(chunk))
         return results
@@ -109,6 +118,10 @@ class Suggester:
     def search(self, text: str, top_k: int = 10, where: dict[str, Any] | None = None) -> list[Suggestion]:
         """A reviewer's concept search: the same ranking for one free-text query."""
         return self.suggest([SourceItem(code="", text=text)], top_k, where)[0]
+
+    def history_vectors(self) -> np.ndarray | None:
+        """The approved history's source vectors under this suggester's encoder (saved with a model)."""
+        return self._history.vectors if self._history else None
 
     def candidates(self, texts: Sequence[str], where: dict[str, Any] | None = None) -> list[Candidates]:
         """Candidate pools with fusion features, for fitting a fusion on labelled mappings."""
@@ -119,6 +132,14 @@ class Suggester:
         return out
 
     # -- internals ----------------------------------------------------------------------------
+    def _index_history(self, history: ApprovedHistory, vectors: np.ndarray | None) -> HistoryIndex | None:
+        if not len(history):
+            return None
+        if vectors is None or len(vectors) != len(history):
+            vectors = self.dense.encode_queries(history.texts)
+        position = {c.code: i for i, c in enumerate(self.terminology)}
+        return HistoryIndex(history, vectors, position, self._parent)
+
     def _mask(self, where: dict[str, Any] | None) -> np.ndarray:
         # Walking 98k concepts in Python costs ~50 ms: once per filter, not once per query.
         key = tuple(sorted((where or {}).items(), key=lambda kv: kv[0]))
@@ -157,6 +178,7 @@ class Suggester:
             vectors,
             nearest,
             [content_words(normalize(t)) for t in texts],
+            self._history.neighbours(vectors) if self._history else None,
         )
 
     def _candidates(self, chunk: _Chunk, query: int, mask: np.ndarray) -> tuple[Candidates, _Semantic]:
@@ -166,8 +188,10 @@ class Suggester:
         if semantic_top is None:  # the filter hid the index's nearest rows: score every row
             semantic = self._semantic_everywhere(chunk.vectors[query])
             semantic_top = _top(np.where(mask, semantic.concepts, -2.0), POOL_DEPTH)
-        lexical_top = _top(np.where(mask, lexical, -2.0), POOL_DEPTH)
+        lexical_top = _top_allowed(lexical, mask, POOL_DEPTH)
         pool = np.union1d(lexical_top, semantic_top)
+        if chunk.history is not None:  # the nearest approved sources' targets are candidates too
+            pool = np.union1d(pool, self._history.targets_of(chunk.history[0][query]))
         pool = pool[mask[pool]]
         ancestors = self._ancestors[pool]  # (pool x depth), -1 padded; column 0 is the parent
         if semantic is None:
@@ -181,6 +205,11 @@ class Suggester:
             ancestor_semantic=_at(semantic.concepts, ancestors).max(axis=1, initial=0.0),
             query_words=chunk.query_words[query],
             concept_words=[self._words(i) for i in pool],
+            depth=self._depth[pool],
+            siblings=self._children[np.maximum(ancestors[:, 0], 0)] * (ancestors[:, 0] >= 0),
+            history=self._history.features(pool, chunk.history[0][query], chunk.history[1][query])
+            if chunk.history is not None
+            else None,
         )
         return Candidates(pool, candidate_features(evidence)), semantic
 
@@ -213,9 +242,8 @@ class Suggester:
         return words
 
     def _rank(
-        self, candidates: Candidates, semantic: _Semantic, chunk: _Chunk, query: int, top_k: int
+        self, candidates: Candidates, fused: np.ndarray, semantic: _Semantic, chunk: _Chunk, query: int, top_k: int
     ) -> list[Suggestion]:
-        fused = self.fusion.score(candidates.features)
         best = np.argsort(-fused, kind="stable")[:top_k]
         return [
             self._suggestion(int(candidates.pool[j]), float(fused[j]), rank, semantic, chunk, query)
@@ -246,6 +274,15 @@ class Suggester:
 def _top(scores: np.ndarray, depth: int) -> np.ndarray:
     depth = min(depth, len(scores))
     return np.argpartition(-scores, depth - 1)[:depth]
+
+
+def _top_allowed(scores: np.ndarray, mask: np.ndarray, depth: int) -> np.ndarray:
+    """The top `depth` allowed positions. Most character n-gram scores are 0: partitioning only the
+    positive ones is ~3x faster than partitioning all 98k ICD-10-CM concepts."""
+    positive = np.flatnonzero(mask & (scores > 0))
+    if len(positive) < depth:
+        return _top(np.where(mask, scores, -2.0), depth)
+    return positive[_top(scores[positive], depth)]
 
 
 def _at(scores: np.ndarray, positions: np.ndarray) -> np.ndarray:

@@ -20,7 +20,8 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from models.dense import OnnxEncoder
-from models.fusion import LogisticFusion
+from models.fusion import load_fusion
+from models.history import ApprovedHistory
 from models.suggest import Suggester
 from models.terminology import Terminology
 from service import audit, crud, crud_releases
@@ -132,8 +133,14 @@ def champion_suggester(settings: Settings, terminology: Terminology, progress: b
 def registered_suggester(settings: Settings, registry, info, terminology: Terminology, progress: bool = False) -> Suggester:
     folder = registry.download(info, settings.cache_dir / "registry" / info.name / f"v{info.version}")
     encoder = OnnxEncoder(model_dir=folder / "encoder", export_dir=settings.cache_dir, name=FINETUNED_NAME)
-    fusion = LogisticFusion.from_json((folder / "fusion.json").read_text())
-    suggester = Suggester(terminology, encoder, cache_dir=settings.cache_dir, fusion=fusion, progress=progress)
+    fusion = load_fusion(folder)
+    history, vectors, vectors_model = ApprovedHistory.load(folder) or (None, None, None)
+    if vectors_model != encoder.model_id:  # vectors of other weights: encode the sources again
+        vectors = None
+    suggester = Suggester(
+        terminology, encoder, cache_dir=settings.cache_dir, fusion=fusion, progress=progress,
+        history=history, history_vectors=vectors,
+    )
     suggester.model_version = tracking.model_uri(info.name, info.version)  # what suggestion batches store
     return suggester
 

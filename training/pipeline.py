@@ -2,7 +2,8 @@
 
     base suggester (zero-shot)  --mine hard negatives-->  triplets of the train codes
     bundled MiniLM  --fine_tune-->  new encoder  --encode concept strings once (cached per model)-->
-    new suggester  --fit fusion + Platt on the fit codes-->  challenger
+    new suggester + history of the train codes  --fit fusion + Platt on the fit codes-->  challenger
+    (served with the history of the train and fit codes; held-out codes are never remembered)
 
 The new encoder's concept embeddings are cached per model version like the bundled model's: the
 first suggester of a new version encodes every concept string once (ICD-10-CM: ~120k strings,
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.dense import TextEncoder
-from models.fusion import LogisticFusion
+from models.fusion import Fusion, save_fusion
+from models.history import ApprovedHistory
 from models.suggest import Suggester
 from training.evaluate import fit_fusion
 from training.finetune import FineTuneConfig, FineTuneResult, fine_tune
@@ -41,7 +43,7 @@ class TrainConfig:
 @dataclass
 class Challenger:
     suggester: Suggester
-    fusion: LogisticFusion
+    fusion: Fusion
     encoder_dir: Path  # a sentence-transformers model folder
     finetune: FineTuneResult
     calibration: dict[str, float]
@@ -81,10 +83,16 @@ def train_challenger(
     tuned = (fine_tuner or fine_tune)(base_model_dir, out_dir / "encoder", train_triplets, val_triplets, config.finetune, progress=progress)
     _say(progress, f"fine-tuned {tuned.steps} steps in {tuned.seconds:.0f} s; encoding the concept strings with it (once per model)")
     encoder = encoder_factory(tuned.model_dir)
-    suggester = Suggester(base.terminology, encoder, cache_dir=cache_dir, lexical=base.lexical, progress=progress)
+    # The fit codes see only the train codes' history, as a new source sees the approved ones.
+    suggester = Suggester(
+        base.terminology, encoder, cache_dir=cache_dir, lexical=base.lexical, progress=progress,
+        fusion=base.fusion, history=approved_history(split.train),
+    )
     fusion, calibration = fit_fusion(suggester, split.fit, fusion_version, where)
-    suggester = Suggester(base.terminology, encoder, cache_dir=cache_dir, fusion=fusion, lexical=base.lexical)
-    (out_dir / "fusion.json").write_text(fusion.to_json() + "\n")
+    history = approved_history([*split.train, *split.fit])
+    suggester = Suggester(base.terminology, encoder, cache_dir=cache_dir, fusion=fusion, lexical=base.lexical, history=history)
+    save_fusion(fusion, out_dir)
+    history.save(out_dir, suggester.history_vectors(), encoder.model_id)
     return Challenger(
         suggester=suggester,
         fusion=fusion,
@@ -93,6 +101,10 @@ def train_challenger(
         calibration=calibration,
         triplets={"train": len(train_triplets), "validation": len(val_triplets)},
     )
+
+
+def approved_history(mappings: Sequence[ApprovedMapping]) -> ApprovedHistory:
+    return ApprovedHistory([m.query_text() for m in mappings], [list(m.targets) for m in mappings])
 
 
 def write_manifest(out_dir: Path, data: dict) -> Path:

@@ -75,7 +75,7 @@ def backwards_fusion():
     """The shipped fusion with its weights negated: ranks the worst candidate first, deliberately."""
     from models.fusion import LogisticFusion, default_fusion
 
-    shipped = default_fusion()
+    shipped = default_fusion().first  # the linear stage of the shipped re-ranked fusion
     return LogisticFusion(-shipped.coef, -shipped.intercept, "backwards")
 
 

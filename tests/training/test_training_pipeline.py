@@ -88,7 +88,7 @@ def test_challenger_pipeline_trains_on_train_codes_and_fits_fusion_on_others(tin
     heldout_texts = {m.source_text for m in split.heldout}
     assert len(fake_fine_tuner.train) == 10 and fake_fine_tuner.validation
     assert not train_queries & heldout_texts  # never trained on a held-out code
-    assert (tmp_path / "out" / "fusion.json").exists()
+    assert (tmp_path / "out" / "fusion.joblib").exists() and (tmp_path / "out" / "history.json").exists()
     assert challenger.fusion.version.startswith("fusion-ft") and challenger.suggester.fusion is challenger.fusion
     metrics = evaluate(challenger.suggester, split.heldout)
     assert set(metrics) >= {"acc@1", "acc@5", "acc@10", "mrr@10", "ece", "latency_p95_ms"}
