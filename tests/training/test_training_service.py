@@ -94,6 +94,10 @@ def test_a_better_challenger_is_promoted_served_on_reload_and_traced_to_its_rele
     app = create_app(settings)
     served = app.state.suggester_factory("tiny-icd")
     assert served.model_version == f"models:/{name}/{report.version}"
+    # ... with the approved history it was trained on (train + fit codes, never the held-out ones)
+    assert served.history is not None and served.history_vectors().shape[0] == len(served.history)
+    heldout = {m.source_text for m in split_by_code(mappings).heldout}
+    assert 0 < len(served.history) < len(mappings) and not heldout & set(served.history.texts)
     with session_scope(engine) as session:
         token = crud.create_token(session, "ml-1", Role.ml, "setup")[1]
         viewer = crud.create_token(session, "viewer-1", Role.viewer, "setup")[1]

@@ -1,0 +1,185 @@
+"""The re-ranked fusion (linear stage + trees) and a retrained model's approved history."""
+
+from __future__ import annotations
+
+import joblib
+import numpy as np
+import pytest
+
+from models.fusion import (
+    FEATURES,
+    LogisticFusion,
+    RerankedFusion,
+    default_fusion,
+    load_fusion,
+    save_fusion,
+)
+from models.history import NEIGHBOURS, ApprovedHistory, HistoryIndex
+from models.items import SourceItem
+from models.rows import ConceptRows
+from models.suggest import Suggester, _top, _top_allowed
+from models.terminology import Concept, Terminology
+from training.evaluate import fit_labelled
+
+HISTORY = FEATURES.index("history_same")
+
+
+def _pools(n_queries: int = 200, size: int = 8, seed: int = 0):
+    """Candidates whose gold is the one with the highest feature sum, plus an interaction:
+    a gold candidate with history_same > 0.5 wins even when its sum is low."""
+    rng = np.random.default_rng(seed)
+    pools = []
+    for _ in range(n_queries):
+        features = rng.normal(size=(size, len(FEATURES))).astype(np.float32)
+        features[:, HISTORY] = 0.0
+        labels = np.zeros(size, bool)
+        labels[int(np.argmax(features[:, :4].sum(1)))] = True
+        pools.append((features, labels))
+    return pools
+
+
+def test_reranked_fusion_fits_calibrates_and_ranks_the_gold_first():
+    fusion, report = fit_labelled(_pools(), "test-reranked")
+    assert isinstance(fusion, RerankedFusion) and fusion.version == "test-reranked-platt"
+    assert set(report) >= {"fit_ece_uncalibrated", "fit_ece_calibrated", "platt_a", "platt_b"}
+    held_out = _pools(100, seed=1)
+    scores = fusion.score_pools([f for f, _ in held_out])
+    hits = [bool(labels[int(np.argmax(s))]) for s, (_, labels) in zip(scores, held_out)]
+    assert np.mean(hits) > 0.6  # chance: 1 in 8
+    assert all(((s > 0) & (s < 1)).all() for s in scores)
+
+
+def test_only_the_linear_top_is_re_ranked_and_the_rest_stays_below_it():
+    fusion, _ = fit_labelled(_pools(), "test-depth")
+    fusion = RerankedFusion(fusion.first, fusion.trees, depth=3, version="d3", platt=fusion.platt)
+    features = _pools(1, size=10, seed=2)[0][0]
+    scores = fusion.score(features)
+    top3 = np.argsort(-fusion.first.score(features), kind="stable")[:3]
+    rest = np.setdiff1d(np.arange(10), top3)
+    assert scores[rest].max() < scores[top3].min()
+    # one call for many pools, of any size (an empty pool included), gives each pool's own scores
+    many = fusion.score_pools([features, features[:2], features[:0]])
+    assert np.allclose(many[0], scores) and len(many[1]) == 2 and len(many[2]) == 0
+
+
+def test_fusions_round_trip_through_a_model_folder_and_refuse_other_features(tmp_path):
+    reranked, _ = fit_labelled(_pools(), "test-save")
+    linear = reranked.first
+    features = _pools(1, seed=3)[0][0]
+    for fusion, folder in ((reranked, tmp_path / "reranked"), (linear, tmp_path / "linear")):
+        folder.mkdir()
+        save_fusion(fusion, folder)
+        again = load_fusion(folder)
+        assert type(again) is type(fusion) and again.version == fusion.version
+        assert np.allclose(again.score(features), fusion.score(features), atol=1e-5)
+    data = joblib.load(tmp_path / "reranked" / "fusion.joblib")
+    joblib.dump({**data, "features": ["lexical", "length"]}, tmp_path / "reranked" / "fusion.joblib")
+    with pytest.raises(ValueError, match="other features"):
+        load_fusion(tmp_path / "reranked")
+    (tmp_path / "reranked" / "fusion.joblib").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="cannot read the fusion"):
+        load_fusion(tmp_path / "reranked")
+    with pytest.raises(ValueError, match="holds no fusion"):
+        load_fusion(tmp_path / "empty")
+
+
+def test_the_shipped_fusion_is_re_ranked_and_reads_every_feature():
+    shipped = default_fusion()
+    assert isinstance(shipped, RerankedFusion) and shipped.depth >= 10
+    assert shipped.trees.n_features_in_ == len(FEATURES) == len(shipped.first.coef)
+
+
+# -- approved history ---------------------------------------------------------------------------------
+def _family() -> Terminology:
+    """A01 > A01.0 > {A01.00, A01.01}; A01 > A01.1 > A01.10; B99 on its own."""
+    return Terminology(
+        "family", "test", "1",
+        [
+            Concept("A01", "Typhoid and paratyphoid fevers"),
+            Concept("A01.0", "Typhoid fever", parents=["A01"]),
+            Concept("A01.00", "Typhoid fever, unspecified", parents=["A01.0"]),
+            Concept("A01.01", "Typhoid meningitis", parents=["A01.0"]),
+            Concept("A01.1", "Paratyphoid fever A", parents=["A01"]),
+            Concept("B99", "Other infectious disease"),
+            Concept("A01.10", "Paratyphoid fever A, unspecified", parents=["A01.1"]),
+        ],
+    )
+
+
+def _index(history: ApprovedHistory, vectors: np.ndarray) -> HistoryIndex:
+    terminology = _family()
+    position = {c.code: i for i, c in enumerate(terminology)}
+    parent = np.array([position.get(c.parents[0], -1) if c.parents else -1 for c in terminology])
+    return HistoryIndex(history, vectors, position, parent)
+
+
+def test_history_features_say_same_target_votes_sibling_and_cousin():
+    history = ApprovedHistory(["enteric fever", "other thing", "gone"], [["A01.00"], ["B99"], ["Z99.9"]])
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], np.float32)
+    index = _index(history, vectors)
+    assert len(index.targets[2]) == 0  # a target the terminology no longer has is dropped
+    nearest, sims = index.neighbours(np.array([[0.8, 0.6]], np.float32))
+    assert nearest.shape == (1, min(NEIGHBOURS, 3)) and sims[0, 0] == pytest.approx(0.96)
+    assert list(index.targets_of(nearest[0])) == [2, 5]
+    pool = np.array([2, 3, 6, 4, 5, 0])  # A01.00 itself, its sibling, a cousin, an uncle, B99, the category
+    features = index.features(pool, nearest[0], sims[0])
+    by_code = dict(zip(["A01.00", "A01.01", "A01.10", "A01.1", "B99", "A01"], features))
+    assert by_code["A01.00"][0] == pytest.approx(0.8) and by_code["A01.00"][1] == pytest.approx(0.8 / NEIGHBOURS)
+    assert by_code["A01.01"][0] == 0 and by_code["A01.01"][2] == pytest.approx(0.8)  # sibling
+    assert by_code["A01.10"][2] == 0 and by_code["A01.10"][3] == pytest.approx(0.8)  # cousin
+    assert not by_code["A01.1"].any()
+    assert by_code["B99"][0] == pytest.approx(0.6)
+    assert not by_code["A01"].any()  # no parent: neither sibling nor cousin of anything
+
+
+def test_history_round_trips_with_the_vectors_of_its_encoder(tmp_path):
+    history = ApprovedHistory(["a", "b"], [["X1"], ["X2", "X3"]])
+    history.save(tmp_path, np.eye(2, dtype=np.float32), "enc@1")
+    again, vectors, model_id = ApprovedHistory.load(tmp_path)
+    assert again == history and model_id == "enc@1" and np.allclose(vectors, np.eye(2))
+    assert ApprovedHistory.load(tmp_path / "nowhere") is None
+    with pytest.raises(ValueError, match="one target list"):
+        ApprovedHistory(["a"], [])
+
+
+def test_a_suggester_with_history_offers_what_the_team_approved_for_a_similar_source(tiny_icd, encoder):
+    # "sugar disease" shares nothing with any ICD display; the team mapped a near-identical source.
+    plain = Suggester(tiny_icd, encoder)
+    assert "E11.65" not in {s.code for s in plain.suggest([SourceItem("q", "sugar disease high")], top_k=2)[0]}
+    history = ApprovedHistory(["sugar disease high", "high blood pressure"], [["E11.65"], ["I10"]])
+    remembering = Suggester(tiny_icd, encoder, history=history)
+    top = remembering.suggest([SourceItem("q", "sugar disease high")], top_k=10)[0]
+    codes = [s.code for s in top]
+    assert "E11.65" in codes
+    candidates = remembering.candidates(["sugar disease high"])[0]
+    position = [c.code for c in tiny_icd].index("E11.65")
+    row = list(candidates.pool).index(position)
+    assert candidates.features[row, HISTORY] == pytest.approx(1.0, abs=1e-5)
+    assert remembering.history_vectors().shape == (2, len(encoder.encode(["x"])[0]))
+    assert plain.history_vectors() is None
+
+
+# -- the speed-ups keep the answers ---------------------------------------------------------------------
+def test_top_allowed_and_concept_max_match_the_plain_computations():
+    rng = np.random.default_rng(0)
+    scores = np.where(rng.random(5000) < 0.7, 0.0, rng.random(5000)).astype(np.float32)
+    mask = rng.random(5000) < 0.5
+    for depth in (10, 100, 4000):  # 4000: fewer positive allowed scores than asked
+        fast = set(_top_allowed(scores, mask, depth))
+        plain = set(_top(np.where(mask, scores, -2.0), depth))
+        assert len(fast) == len(plain) and np.allclose(sorted(scores[list(fast)]), sorted(scores[list(plain)]))
+    terminology = Terminology(
+        "t", "test", "1",
+        [Concept("A", "a", ["a1", "a2"]), Concept("B", "b"), Concept("C", "c", ["c1"]), Concept("D", "d")],
+    )
+    rows = ConceptRows.of(terminology)
+    row_scores = rng.random((3, len(rows.texts))).astype(np.float32)
+    assert np.array_equal(rows.concept_max(row_scores), np.maximum.reduceat(row_scores, rows.starts, axis=1))
+    assert list(rows.lengths) == [3, 1, 2, 1]
+
+
+def test_a_linear_fusion_still_serves(tiny_icd, encoder):
+    linear = default_fusion().first
+    assert isinstance(linear, LogisticFusion)
+    suggester = Suggester(tiny_icd, encoder, fusion=linear)
+    assert suggester.search("type 2 diabetes with hyperglycemia", top_k=1)[0].code == "E11.65"
