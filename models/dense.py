@@ -118,6 +118,9 @@ class OnnxEncoder:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.threads or min(os.cpu_count() or 1, 8)
         options.log_severity_level = 3
+        # Idle ORT threads sleep instead of spinning: suggest.py ranks one chunk on the main thread
+        # while the next is encoded, and spinning threads would take that core.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
         tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         tokenizer.enable_truncation(_max_seq_length(self.model_dir))
