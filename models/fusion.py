@@ -90,10 +90,16 @@ def _reciprocal_rank(scores: np.ndarray) -> np.ndarray:
     return 1.0 / (_RR_OFFSET + ranks) * (_RR_OFFSET + 1)  # 1.0 for the best candidate
 
 
-def _coverage(query: frozenset[str], concepts: list[frozenset[str]]) -> tuple[np.ndarray, np.ndarray]:
-    shared = np.array([len(query & words) for words in concepts], dtype=np.float32)
-    concept_sizes = np.array([max(len(words), 1) for words in concepts], dtype=np.float32)
-    return shared / concept_sizes, shared / max(len(query), 1)
+def _word_counts(query: frozenset[str], concepts: list[frozenset[str]]) -> np.ndarray:
+    """(candidates x 5): shared words, concept words, unasked qualifiers, "unspecified", "other".
+
+    One pass over the pool: word features were a tenth of a query's ranking time as five passes.
+    """
+    rows = [
+        (len(query & words), len(words), len((words & _QUALIFIERS) - query), "unspecified" in words, "other" in words)
+        for words in concepts
+    ]
+    return np.array(rows, dtype=np.float32).reshape(len(concepts), 5)
 
 
 def candidate_features(evidence: CandidateEvidence) -> np.ndarray:
@@ -101,15 +107,13 @@ def candidate_features(evidence: CandidateEvidence) -> np.ndarray:
     lexical, semantic = evidence.lexical, evidence.semantic
     lexical_rr = _reciprocal_rank(lexical)
     semantic_rr = _reciprocal_rank(semantic)
-    concept_coverage, query_coverage = _coverage(evidence.query_words, evidence.concept_words)
-    unasked = [len((words & _QUALIFIERS) - evidence.query_words) for words in evidence.concept_words]
+    query = evidence.query_words
+    shared, sizes, unasked, unspecified, other = _word_counts(query, evidence.concept_words).T
+    concept_coverage, query_coverage = shared / np.maximum(sizes, 1), shared / max(len(query), 1)
+    extra, missing = sizes - shared, len(query) - shared
     n = len(lexical)
-    query_unspecified = float("unspecified" in evidence.query_words)
-    query_other = float("other" in evidence.query_words)
-    unspecified = np.array(["unspecified" in w for w in evidence.concept_words], dtype=np.float32)
-    other = np.array(["other" in w for w in evidence.concept_words], dtype=np.float32)
-    extra = [len(w - evidence.query_words) for w in evidence.concept_words]
-    missing = [len(evidence.query_words - w) for w in evidence.concept_words]
+    query_unspecified = float("unspecified" in query)
+    query_other = float("other" in query)
     history = evidence.history if evidence.history is not None else np.zeros((n, HISTORY_FEATURES), np.float32)
     return np.column_stack(
         [
@@ -126,15 +130,15 @@ def candidate_features(evidence: CandidateEvidence) -> np.ndarray:
             evidence.ancestor_semantic,
             concept_coverage,
             query_coverage,
-            np.asarray(unasked, dtype=np.float32),
+            unasked,
             _or_zeros(evidence.depth, n),
             np.log1p(_or_zeros(evidence.siblings, n)),
             unspecified * query_unspecified,
             unspecified * (1 - query_unspecified),
             other * query_other,
             other * (1 - query_other),
-            np.asarray(extra, dtype=np.float32),
-            np.asarray(missing, dtype=np.float32),
+            extra,
+            missing,
             np.full(n, query_unspecified, dtype=np.float32),
             history,
         ]
