@@ -4,8 +4,9 @@ The CMS GEM ICD-9-CM -> ICD-10-CM pairs of the *train* split (ICD-9 codes with
 `int(sha1(code), 16) % 5 != 0`, long descriptions) stand in for approved mappings. The challenger is
 trained on them exactly as `crosswalk train --release N` trains on a release (training/pipeline.py):
 hard negatives mined with the zero-shot model, MiniLM fine-tuned with MultipleNegativesRankingLoss on
-a deterministic subsample of the pairs, fusion refitted and Platt-calibrated on a quarter of the train
-codes the encoder never saw. Both models are then evaluated on the *test* split with the code of
+a deterministic subsample of the pairs, fusion (linear + trees) refitted and Platt-calibrated on a
+quarter of the train codes the encoder never saw, with the other codes' approved history; the
+challenger serves with the history of all train-split codes. Both models are then evaluated on the *test* split with the code of
 benchmarks/mapping.py (same queries, billable targets, acc@k and MRR@10), in one run.
 
 Cost on 2 CPU cores (measured, see README): fine-tuning on all 11,927 pairs is 372 steps: 12.5 min
