@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.fusion import HISTORY_FEATURES
+
 NEIGHBOURS = 10  # approved sources consulted per query
 HISTORY_FILE, VECTORS_FILE = "history.json", "history_vectors.npy"
 
@@ -74,21 +76,20 @@ class HistoryIndex:
         return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
 
     def features(self, pool: np.ndarray, nearest: np.ndarray, sims: np.ndarray) -> np.ndarray:
-        """(pool x 4): same target, similarity-weighted votes, sibling target, cousin target."""
+        """(pool x HISTORY_FEATURES): same target, similarity-weighted votes, sibling target, cousin target."""
         same: dict[int, float] = {}
         votes: dict[int, float] = {}
         sibling: dict[int, float] = {}
         cousin: dict[int, float] = {}
-        for j, sim in zip(nearest, sims):
-            for target in self.targets[j]:
-                target, sim = int(target), float(sim)
+        for j, sim in zip(nearest, sims.tolist()):
+            for target in self.targets[j].tolist():
                 same[target] = max(same.get(target, 0.0), sim)
                 votes[target] = votes.get(target, 0.0) + sim / NEIGHBOURS
                 parent = int(self.parent[target])
                 sibling[parent] = max(sibling.get(parent, 0.0), sim)
                 grandparent = int(self.parent[parent]) if parent >= 0 else -1
                 cousin[grandparent] = max(cousin.get(grandparent, 0.0), sim)
-        out = np.zeros((len(pool), 4), np.float32)
+        out = np.zeros((len(pool), HISTORY_FEATURES), np.float32)
         for row, concept in enumerate(pool):
             concept = int(concept)
             parent = int(self.parent[concept])

@@ -9,7 +9,7 @@ score with how often it is right, in 10 equal-width score bins weighted by their
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -78,17 +78,19 @@ TREES = {"max_iter": 400, "learning_rate": 0.05, "max_leaf_nodes": 63, "random_s
 Labelled = tuple[np.ndarray, np.ndarray]  # one query's candidate features and which are right
 
 
-def labelled_pools(suggester, mappings: Sequence[ApprovedMapping], where=None) -> list[Labelled]:
+def labelled_pools(suggester, texts: Sequence[str], gold: Sequence[Collection[str]], where=None) -> list[Labelled]:
+    """Each query's candidate features, labelled True where the candidate is one of its gold codes."""
     codes = [c.code for c in suggester.terminology]
-    pools = suggester.candidates([m.query_text() for m in mappings], where)
-    return [(p.features, np.array([codes[i] in set(m.targets) for i in p.pool])) for p, m in zip(pools, mappings)]
+    pools = suggester.candidates(list(texts), where)
+    return [(p.features, np.array([codes[i] in set(targets) for i in p.pool])) for p, targets in zip(pools, gold)]
 
 
 def fit_fusion(
     suggester, mappings: Sequence[ApprovedMapping], version: str, where=None
 ) -> tuple[RerankedFusion, dict[str, float]]:
     """Fit the re-ranked fusion on `mappings` (see fit_labelled) with `suggester`'s candidates."""
-    return fit_labelled(labelled_pools(suggester, mappings, where), version)
+    texts, gold = [m.query_text() for m in mappings], [m.targets for m in mappings]
+    return fit_labelled(labelled_pools(suggester, texts, gold, where), version)
 
 
 def fit_labelled(labelled: Sequence[Labelled], version: str) -> tuple[RerankedFusion, dict[str, float]]:

@@ -18,7 +18,7 @@ from models.dense import OnnxEncoder
 from models.fusion import DEFAULT_FUSION_DIR, FEATURES, Fusion, LogisticFusion, save_fusion
 from models.suggest import Suggester
 from training.datasets import gem_icd9_to_icd10, undotted
-from training.evaluate import fit_labelled
+from training.evaluate import fit_labelled, labelled_pools
 
 # Candidate pools do not depend on the fusion: a suggester needs one, so it gets a placeholder.
 UNFITTED = LogisticFusion(np.zeros(len(FEATURES), np.float32), 0.0, "unfitted")
@@ -27,11 +27,8 @@ UNFITTED = LogisticFusion(np.zeros(len(FEATURES), np.float32), 0.0, "unfitted")
 def fit_default_fusion(suggester: Suggester, version: str) -> tuple[Fusion, dict]:
     train = gem_icd9_to_icd10("train")
     dotted = {undotted(c.code): c.code for c in suggester.terminology}
-    codes = [c.code for c in suggester.terminology]
     gold = [{dotted[t] for t in q.targets if t in dotted} for q in train]
-    pools = suggester.candidates([q.long_text for q in train], {"billable": True})
-    labelled = [(p.features, np.array([codes[i] in targets for i in p.pool])) for p, targets in zip(pools, gold)]
-    return fit_labelled(labelled, version)
+    return fit_labelled(labelled_pools(suggester, [q.long_text for q in train], gold, {"billable": True}), version)
 
 
 def main(argv: list[str] | None = None) -> None:
