@@ -52,8 +52,14 @@ FEATURES = (
     "history_votes",
     "history_sibling",
     "history_cousin",
+    # ... and how well the history's word associations explain the candidate's extra words and
+    # the query's missing words (mean, least): see history.WordAssociations.
+    "history_extra_explained",
+    "history_extra_least",
+    "history_missing_explained",
+    "history_missing_least",
 )
-HISTORY_FEATURES = 4
+HISTORY_FEATURES = 8
 _RR_OFFSET = 10.0  # reciprocal-rank smoothing: ranks 1 and 2 differ more than 30 and 31
 _STOPWORDS = frozenset("of and or the a an in on to for by as at due".split())
 # Detail a source rarely states unless it means it: a target that adds one of these (a side, a

@@ -82,10 +82,10 @@ class Suggester:
         self._ancestors = _ancestor_positions(self._parent)
         self._depth = (self._ancestors >= 0).sum(axis=1)
         self._children = np.bincount(self._parent[self._parent >= 0], minlength=len(terminology))
-        self.history = history
-        self._history = self._index_history(history, history_vectors) if history else None
         self._display_words: dict[int, frozenset[str]] = {}
         self._masks: dict[tuple, np.ndarray] = {}
+        self.history = history
+        self._history = self._index_history(history, history_vectors) if history else None
 
     # -- public -------------------------------------------------------------------------------
     def allowed(self, where: dict[str, Any] | None = None, active_only: bool = True) -> np.ndarray:
@@ -138,7 +138,9 @@ class Suggester:
         if vectors is None or len(vectors) != len(history):
             vectors = self.dense.encode_queries(history.texts)
         position = {c.code: i for i, c in enumerate(self.terminology)}
-        return HistoryIndex(history, vectors, position, self._parent)
+        return HistoryIndex(
+            history, vectors, position, self._parent, lambda text: content_words(normalize(text)), self._words
+        )
 
     def _mask(self, where: dict[str, Any] | None) -> np.ndarray:
         # Walking 98k concepts in Python costs ~50 ms: once per filter, not once per query.
@@ -196,6 +198,7 @@ class Suggester:
         ancestors = self._ancestors[pool]  # (pool x depth), -1 padded; column 0 is the parent
         if semantic is None:
             semantic = self._semantic_of(chunk.vectors[query], np.union1d(pool, ancestors[ancestors >= 0]))
+        concept_words = [self._words(i) for i in pool]
         evidence = CandidateEvidence(
             lexical=lexical[pool],
             semantic=semantic.concepts[pool],
@@ -204,10 +207,12 @@ class Suggester:
             ancestor_lexical=_at(lexical, ancestors).max(axis=1, initial=0.0),
             ancestor_semantic=_at(semantic.concepts, ancestors).max(axis=1, initial=0.0),
             query_words=chunk.query_words[query],
-            concept_words=[self._words(i) for i in pool],
+            concept_words=concept_words,
             depth=self._depth[pool],
             siblings=self._children[np.maximum(ancestors[:, 0], 0)] * (ancestors[:, 0] >= 0),
-            history=self._history.features(pool, chunk.history[0][query], chunk.history[1][query])
+            history=self._history.features(
+                pool, chunk.history[0][query], chunk.history[1][query], chunk.query_words[query], concept_words
+            )
             if chunk.history is not None
             else None,
         )

@@ -14,7 +14,7 @@ from models.fusion import (
     load_fusion,
     save_fusion,
 )
-from models.history import NEIGHBOURS, ApprovedHistory, HistoryIndex
+from models.history import ASSOCIATION_PRIOR, NEIGHBOURS, ApprovedHistory, HistoryIndex, WordAssociations
 from models.items import SourceItem
 from models.rows import ConceptRows
 from models.suggest import Suggester, _top, _top_allowed
@@ -145,7 +145,7 @@ def test_history_round_trips_with_the_vectors_of_its_encoder(tmp_path):
 def test_a_suggester_with_history_offers_what_the_team_approved_for_a_similar_source(tiny_icd, encoder):
     # "sugar disease" shares nothing with any ICD display; the team mapped a near-identical source.
     plain = Suggester(tiny_icd, encoder)
-    assert "E11.65" not in {s.code for s in plain.suggest([SourceItem("q", "sugar disease high")], top_k=2)[0]}
+    assert plain.suggest([SourceItem("q", "sugar disease high")], top_k=1)[0][0].code != "E11.65"
     history = ApprovedHistory(["sugar disease high", "high blood pressure"], [["E11.65"], ["I10"]])
     remembering = Suggester(tiny_icd, encoder, history=history)
     top = remembering.suggest([SourceItem("q", "sugar disease high")], top_k=10)[0]
@@ -157,6 +157,46 @@ def test_a_suggester_with_history_offers_what_the_team_approved_for_a_similar_so
     assert candidates.features[row, HISTORY] == pytest.approx(1.0, abs=1e-5)
     assert remembering.history_vectors().shape == (2, len(encoder.encode(["x"])[0]))
     assert plain.history_vectors() is None
+
+
+def test_word_associations_explain_a_candidates_extra_words_by_the_teams_habits():
+    words = lambda text: frozenset(text.split())  # noqa: E731
+    sources = [words("postpartum anemia"), words("postpartum sepsis"), words("anemia"), words("sepsis")]
+    targets = [words("anemia puerperium"), words("sepsis puerperium"), words("anemia"), words("sepsis")]
+    associations = WordAssociations(sources, targets)
+    n, prior = len(sources), ASSOCIATION_PRIOR
+    rate = (2 + 1) / (n + 1)  # "puerperium" in 2 of 4 targets, smoothed
+    expected = np.log(((2 + prior * rate) / (2 + prior)) / rate)
+    assert associations.association("postpartum", "puerperium") == pytest.approx(expected)
+    assert associations.association("postpartum", "pregnancy") == pytest.approx(np.log(prior / (2 + prior)))
+    assert associations.association("never-seen", "puerperium") == 0.0
+
+    query = words("postpartum anemia")
+    candidates = [words("anemia puerperium"), words("anemia pregnancy"), words("postpartum anemia")]
+    features = associations.features(query, candidates)
+    assert features.shape == (3, 4)
+    # The team's "postpartum" sources took "puerperium" targets; nothing says "pregnancy".
+    assert features[0, 0] > 0 > features[1, 0] and features[0, 1] == features[0, 0]
+    # "postpartum" is missing from both: explained by "puerperium" only.
+    assert features[0, 2] > features[1, 2]
+    assert not features[2].any()  # the exact words: nothing extra, nothing missing
+
+
+def test_history_features_carry_the_word_associations_when_words_are_given():
+    history = ApprovedHistory(["postpartum anemia", "anemia"], [["A01.00"], ["A01.01"]])
+    terminology = _family()
+    position = {c.code: i for i, c in enumerate(terminology)}
+    parent = np.array([position.get(c.parents[0], -1) if c.parents else -1 for c in terminology])
+    displays = {i: frozenset(c.display.lower().split()) for i, c in enumerate(terminology)}
+    vectors = np.eye(2, dtype=np.float32)
+    index = HistoryIndex(history, vectors, position, parent, lambda t: frozenset(t.split()), displays.__getitem__)
+    pool = np.array([2, 3])
+    nearest, sims = index.neighbours(np.array([[1.0, 0.0]], np.float32))
+    query = frozenset({"postpartum"})
+    with_words = index.features(pool, nearest[0], sims[0], query, [displays[2], displays[3]])
+    without = _index(history, vectors).features(pool, nearest[0], sims[0])
+    assert np.allclose(with_words[:, :4], without[:, :4]) and not without[:, 4:].any()
+    assert with_words[:, 4:].any()
 
 
 # -- the speed-ups keep the answers ---------------------------------------------------------------------
