@@ -9,8 +9,8 @@ quarter of the train codes the encoder never saw, with the other codes' approved
 challenger serves with the history of all train-split codes. Both models are then evaluated on the *test* split with the code of
 benchmarks/mapping.py (same queries, billable targets, acc@k and MRR@10), in one run.
 
-Cost on 2 CPU cores (measured, see README): fine-tuning on all 11,927 pairs is 372 steps: 12.5 min
-measured beside other work, ~6 min at the 1.0 s a step seen on the quiet machine (--max-pairs, --epochs); a new encoder must then encode ICD-10-CM's
+Cost on 2 CPU cores (measured, see README): fine-tuning on all 11,927 pairs is 372 steps, 6-12 min
+(1.0-1.7 s a step, validation included; --max-pairs, --epochs); a new encoder must then encode ICD-10-CM's
 ~120k concept strings once (3.5-7 min), cached per model version under the home's cache, so a rerun
 with the same weights skips it. The zero-shot model's cache must exist (`crosswalk demo` builds it).
 
