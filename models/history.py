@@ -64,7 +64,7 @@ class WordAssociations:
     target word t is log P(t in target | q in source) / P(t in target), with the conditional
     smoothed towards the base rate by ASSOCIATION_PRIOR pseudo-sources; unseen pairs get the
     smoothed value of zero co-occurrences. On the fit codes of the GEM train split (2-fold CV)
-    these features raised acc@10 from 0.911 to 0.923 with the retrained encoder.
+    these features raised acc@10 by 1.3, 0.3 and 0.4 points with three fine-tuned encoders.
     """
 
     def __init__(self, sources: Sequence[frozenset[str]], targets: Sequence[frozenset[str]]):
@@ -76,13 +76,12 @@ class WordAssociations:
             target_count.update(target)
             pair_count.update((q, t) for q in source for t in target)
         n = len(sources)
-        self._target_rate = {t: (c + 1) / (n + 1) for t, c in target_count.items()}
-        self._unseen_rate = 1 / (n + 1)
+        target_rate = {t: (c + 1) / (n + 1) for t, c in target_count.items()}
         # log((0 + prior * rate) / (count + prior) / rate): the same for every target word
         self._default = {q: math.log(ASSOCIATION_PRIOR / (c + ASSOCIATION_PRIOR)) for q, c in source_count.items()}
         self._seen: dict[str, dict[str, float]] = {}
         for (q, t), c in pair_count.items():
-            rate = self._target_rate[t]
+            rate = target_rate[t]
             conditional = (c + ASSOCIATION_PRIOR * rate) / (source_count[q] + ASSOCIATION_PRIOR)
             self._seen.setdefault(q, {})[t] = math.log(conditional / rate)
 
@@ -173,7 +172,7 @@ class HistoryIndex:
                 grandparent = int(self.parent[parent]) if parent >= 0 else -1
                 cousin[grandparent] = max(cousin.get(grandparent, 0.0), sim)
         out = np.zeros((len(pool), HISTORY_FEATURES), np.float32)
-        if self.associations is not None and len(concept_words) == len(pool):
+        if self.associations is not None and concept_words:
             out[:, 4:] = self.associations.features(query_words, concept_words)
         for row, concept in enumerate(pool):
             concept = int(concept)

@@ -138,9 +138,7 @@ class Suggester:
         if vectors is None or len(vectors) != len(history):
             vectors = self.dense.encode_queries(history.texts)
         position = {c.code: i for i, c in enumerate(self.terminology)}
-        return HistoryIndex(
-            history, vectors, position, self._parent, lambda text: content_words(normalize(text)), self._words
-        )
+        return HistoryIndex(history, vectors, position, self._parent, _text_words, self._words)
 
     def _mask(self, where: dict[str, Any] | None) -> np.ndarray:
         # Walking 98k concepts in Python costs ~50 ms: once per filter, not once per query.
@@ -179,7 +177,7 @@ class Suggester:
             self.rows.concept_max(lexical_rows),
             vectors,
             nearest,
-            [content_words(normalize(t)) for t in texts],
+            [_text_words(t) for t in texts],
             self._history.neighbours(vectors) if self._history else None,
         )
 
@@ -243,7 +241,7 @@ class Suggester:
         words = self._display_words.get(position)
         if words is None:  # normalised on first use: a warm start must not walk 98k displays
             display = self.terminology.concepts[position].display
-            words = self._display_words[position] = content_words(normalize(display))
+            words = self._display_words[position] = _text_words(display)
         return words
 
     def _rank(
@@ -274,6 +272,11 @@ class Suggester:
                 "fusion": self.fusion.version,
             },
         )
+
+
+def _text_words(text: str) -> frozenset[str]:
+    """The words fusion compares: normalised, stopwords dropped (queries, displays, history sources)."""
+    return content_words(normalize(text))
 
 
 def _top(scores: np.ndarray, depth: int) -> np.ndarray:

@@ -106,11 +106,11 @@ def _family() -> Terminology:
     )
 
 
-def _index(history: ApprovedHistory, vectors: np.ndarray) -> HistoryIndex:
+def _index(history: ApprovedHistory, vectors: np.ndarray, words=None, concept_words=None) -> HistoryIndex:
     terminology = _family()
     position = {c.code: i for i, c in enumerate(terminology)}
     parent = np.array([position.get(c.parents[0], -1) if c.parents else -1 for c in terminology])
-    return HistoryIndex(history, vectors, position, parent)
+    return HistoryIndex(history, vectors, position, parent, words, concept_words)
 
 
 def test_history_features_say_same_target_votes_sibling_and_cousin():
@@ -184,12 +184,9 @@ def test_word_associations_explain_a_candidates_extra_words_by_the_teams_habits(
 
 def test_history_features_carry_the_word_associations_when_words_are_given():
     history = ApprovedHistory(["postpartum anemia", "anemia"], [["A01.00"], ["A01.01"]])
-    terminology = _family()
-    position = {c.code: i for i, c in enumerate(terminology)}
-    parent = np.array([position.get(c.parents[0], -1) if c.parents else -1 for c in terminology])
-    displays = {i: frozenset(c.display.lower().split()) for i, c in enumerate(terminology)}
+    displays = {i: frozenset(c.display.lower().split()) for i, c in enumerate(_family())}
     vectors = np.eye(2, dtype=np.float32)
-    index = HistoryIndex(history, vectors, position, parent, lambda t: frozenset(t.split()), displays.__getitem__)
+    index = _index(history, vectors, lambda t: frozenset(t.split()), displays.__getitem__)
     pool = np.array([2, 3])
     nearest, sims = index.neighbours(np.array([[1.0, 0.0]], np.float32))
     query = frozenset({"postpartum"})
