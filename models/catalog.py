@@ -37,6 +37,11 @@ class Catalog:
     def _path(self, name: str) -> Path:
         return self.root / f"{name}.jsonl.gz"
 
+    def stamp(self, name: str) -> int | None:
+        """When the terminology's file last changed (None: not loaded yet); caches compare it."""
+        path = self._path(name)
+        return path.stat().st_mtime_ns if path.exists() else None
+
     def add(self, fmt: str, source: Path, name: str) -> Terminology:
         """Parse a release file and keep it under `name` (replacing an older load of it)."""
         if not _NAME.match(name):

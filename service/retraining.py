@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,34 +142,6 @@ def registered_suggester(settings: Settings, registry, info, terminology: Termin
     )
     suggester.model_version = tracking.model_uri(info.name, info.version)  # what suggestion batches store
     return suggester
-
-
-class ServedSuggesters:
-    """The service's suggesters by terminology: built on first use, swapped whole on `reload`.
-
-    A reload builds the new suggesters first and then replaces the references; a request that
-    already holds the old suggester finishes with it, later ones get the new one: none is dropped.
-    """
-
-    def __init__(self, build: Callable[[str], Any]):
-        self._build = build
-        self._served: dict[str, Any] = {}
-        self._lock = threading.Lock()  # one build per terminology at a time
-
-    def __call__(self, terminology: str):
-        served = self._served.get(terminology)
-        if served is None:
-            with self._lock:
-                served = self._served.get(terminology)
-                if served is None:
-                    served = self._served[terminology] = self._build(terminology)
-        return served
-
-    def reload(self) -> dict[str, str]:
-        with self._lock:
-            fresh = {name: self._build(name) for name in list(self._served)}
-            self._served.update(fresh)
-        return {name: s.model_version for name, s in fresh.items()}
 
 
 # -- train ------------------------------------------------------------------------------------------

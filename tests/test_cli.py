@@ -20,9 +20,9 @@ FHIR_SAMPLE = SAMPLES / "terminologies" / "fhir" / "codesystem-lab-local.json"
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("CROSSWALK_HOME", str(tmp_path / "home"))
-    service.engine.get_suggester.cache_clear()
+    service.engine.served_suggesters.cache_clear()
     yield tmp_path / "home"
-    service.engine.get_suggester.cache_clear()
+    service.engine.served_suggesters.cache_clear()
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from service import crud, crud_releases
-from service.api.deps import SessionDep
-from service.api.roles import Permission
 from service.exports import export
 from service.store.errors import Invalid, StoreError
 from service.store.tables import ReleaseDiff
 from service.ui.render import EXPORT_FORMATS, render
 from service.ui.session import Browser, BrowserDep, FormDep
+from service.web.deps import SessionDep
+from service.web.roles import Permission
 
 router = APIRouter(prefix="/ui/projects/{project_id}/releases", include_in_schema=False)
 

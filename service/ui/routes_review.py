@@ -1,35 +1,32 @@
 """The review queue, one item at a time, its decisions and its history.
 
-Decisions call the same crud functions as the API (`crud.decide`, `crud.confirm`, `crud.revert`),
+Decisions call the same functions as the API (`decisions.decide`, `decisions.confirm`, `decisions.revert`),
 in the request's one transaction, as the logged-in token's owner: there is no second write path.
 Forms work without JavaScript (POST, then 303 to the next item); static/ui.js adds the keys.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from service import audit, crud
-from service.api.deps import SessionDep
-from service.api.roles import Permission
+from service import audit, crud, decisions
 from service.crud_imports import search as search_concepts
 from service.store.errors import Invalid, StoreError
-from service.store.tables import AuditEvent, DecisionCreate, Project, SourceItem, Status
+from service.store.tables import DecisionCreate, Project, SourceItem, Status
 from service.ui import queue
 from service.ui.queue import Filters
 from service.ui.render import RELATIONSHIPS, render
 from service.ui.session import Browser, BrowserDep, FormDep
+from service.web.deps import SessionDep, target_terminology
+from service.web.roles import Permission
 
 router = APIRouter(prefix="/ui/projects/{project_id}", include_in_schema=False)
 SIMPLE_ACTIONS = ("approve", "reject", "flag", "unmappable")
-UNDO_DEPTH = 50  # recent decisions looked at for one still undoable
-UNDO_WINDOW = 2000  # ...among the project's latest events (a team's last hour or so of work)
 MAX_PATH = 8  # hierarchy levels shown above a candidate
 
 
@@ -105,29 +102,6 @@ def _notice(session: Session, project: Project, last: str | None, undone: str | 
     return {"item": item, "undone": bool(undone)}
 
 
-def undoable(session: Session, project: Project, actor: str) -> SourceItem | None:
-    """The item of this person's latest decision in the project that nothing has changed since.
-
-    Read from the audit log, so undo is a stack across pages and sessions: after a revert (a new event)
-    that item no longer qualifies and the decision before it is next. Reverts are not undone this way,
-    and only the project's latest UNDO_WINDOW events are searched, so a page costs the same at any size.
-    """
-    recent = select(AuditEvent.seq).where(AuditEvent.project_id == project.id)
-    recent = recent.order_by(col(AuditEvent.seq).desc()).limit(UNDO_WINDOW)  # bounded, however big the project
-    query = (
-        select(AuditEvent)
-        .where(col(AuditEvent.seq).in_(recent), AuditEvent.actor == actor, col(AuditEvent.action).startswith("decision."))
-        .where(AuditEvent.action != "decision.revert")
-        .order_by(col(AuditEvent.seq).desc())
-        .limit(UNDO_DEPTH)
-    )
-    for event in session.exec(query):
-        item = session.get(SourceItem, int(event.entity.split(":", 1)[1]))
-        if item is not None and event.after is not None and json.loads(event.after).get("version") == item.version:
-            return item
-    return None
-
-
 def _render_review(
     request: Request, browser: Browser, session: Session, project: Project, filters: Filters, view: View,
     q: str | None = None, notice: dict | None = None, error: str | None = None, status_code: int = 200,
@@ -137,7 +111,7 @@ def _render_review(
     return render(
         request, "review.html", status_code, browser=browser, project=project, filters=filters, view=view,
         item=item, notice=notice, error=error, q=q or "", results=_search(request, project, q) if item and q else None,
-        undo=undoable(session, project, browser.principal.name) if browser.can(Permission.decide) else None,
+        undo=decisions.undoable(session, project, browser.principal.name) if browser.can(Permission.decide) else None,
         band_of=queue.band_of, **context,
     )
 
@@ -157,7 +131,7 @@ def _item_context(request: Request, session: Session, project: Project, item: So
 def _terminology(request: Request, project: Project):
     """The target terminology, for hierarchy paths; the page still renders when it is not loaded."""
     try:
-        return request.app.state.suggester_factory(project.target_terminology).terminology
+        return target_terminology(request, project.target_terminology).terminology
     except (StoreError, LookupError, OSError, ValueError):
         return None
 
@@ -206,17 +180,12 @@ def _apply(request: Request, session: Session, browser: Browser, project: Projec
     actor, version = browser.principal.name, _int(form.get("version"))
     if choice == "confirm":
         browser.require(Permission.confirm)
-        return crud.confirm(session, project, code, actor, version, _comment(form))
+        return decisions.confirm(session, project, code, actor, version, _comment(form))
     browser.require(Permission.decide)
     if choice == "revert":
-        return crud.revert(session, project, code, actor, version)
-    decision = _decision(choice, form)
-    factory = request.app.state.suggester_factory
-
-    def target():  # loaded only when the decision needs it
-        return factory(project.target_terminology).terminology
-
-    return crud.decide_on_target(session, project, code, decision, actor, version, target)
+        return decisions.revert(session, project, code, actor, version)
+    target = target_terminology(request, project.target_terminology)
+    return decisions.decide(session, project, code, _decision(choice, form), actor, version, target)
 
 
 def _decision(choice: str, form: dict[str, str]) -> DecisionCreate:

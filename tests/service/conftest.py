@@ -21,10 +21,10 @@ from sqlalchemy import create_engine, text
 from models.items import SourceItem, Suggestion
 from models.terminology import Concept, Terminology
 from service import crud
-from service.api import create_app
 from service.settings import Settings
 from service.store.db import engine_for, session_scope
 from service.store.tables import Role
+from service.web import create_app
 
 PG_URL = os.environ.get("CROSSWALK_TEST_POSTGRES_URL")
 REQUIRE_PG = os.environ.get("CROSSWALK_REQUIRE_POSTGRES") == "1"

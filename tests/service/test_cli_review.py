@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from service import crud
+from service import crud, decisions
 from service.cli import app as cli
 from service.demo import run_review_demo
 from service.settings import Settings
@@ -41,7 +41,7 @@ def test_project_release_cycle(env, suggester, monkeypatch):
         project = crud.get_project(session, "Lab")
         for code in ("GLU", "NA"):
             item = crud.get_item(session, project, code)
-            crud.decide(session, project, code, DecisionCreate(action="approve"), "rev", item.version, suggester.terminology.get)
+            decisions.decide(session, project, code, DecisionCreate(action="approve"), "rev", item.version, suggester.terminology)
     assert "release 1: 2 mappings" in run("release", "create", "--project", "Lab")
     assert "suggested=0" not in run("project", "list") and "approved=2" in run("project", "list")
     out = env / "cm.json"

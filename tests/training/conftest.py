@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from models.suggest import Suggester
-from service import crud, crud_imports, crud_releases
+from service import crud, crud_imports, crud_releases, decisions
 from service.settings import Settings
 from service.store.db import engine_for, session_scope, upgrade
 from service.store.tables import DecisionCreate, ProjectCreate, SuggestRequest
@@ -96,11 +96,11 @@ def store(tmp_path, tiny_icd, encoder, mappings, monkeypatch):
         crud_imports.import_items(session, project, rows, "setup")
         crud_imports.generate_suggestions(session, project, suggester, SuggestRequest(top_k=3), "setup")
         item = crud.get_item(session, project, tricky.source_code)
-        crud.decide(session, project, tricky.source_code, DecisionCreate(action="reject"), "rev", item.version, tiny_icd.get)
+        decisions.decide(session, project, tricky.source_code, DecisionCreate(action="reject"), "rev", item.version, tiny_icd)
         for m in mappings:
             item = crud.get_item(session, project, m.source_code)
             decision = DecisionCreate(action="remap", target_code=m.targets[0])
-            crud.decide(session, project, m.source_code, decision, "rev", item.version, tiny_icd.get)
+            decisions.decide(session, project, m.source_code, decision, "rev", item.version, tiny_icd)
         crud_releases.create_release(session, project, "lead")
         project_id = project.id
     return settings, engine, project_id

@@ -25,7 +25,7 @@ def cli(store, tiny_icd, encoder, fake_fine_tuner, monkeypatch):
     monkeypatch.setattr("service.retraining.onnx_encoder_factory", lambda s: (lambda model_dir: encoder))
     monkeypatch.setattr("service.retraining.OnnxEncoder", lambda **kwargs: encoder)
     monkeypatch.setattr("training.pipeline.fine_tune", fake_fine_tuner)
-    service.engine.get_suggester.cache_clear()
+    service.engine.served_suggesters.cache_clear()
 
     def run(*args: str, code: int = 0, capsys=None) -> tuple[str, str]:
         from service.cli import main
@@ -38,7 +38,7 @@ def cli(store, tiny_icd, encoder, fake_fine_tuner, monkeypatch):
         return out
 
     yield run, engine, settings
-    service.engine.get_suggester.cache_clear()
+    service.engine.served_suggesters.cache_clear()
 
 
 def test_bad_input_is_one_line_and_exit_2(cli, capsys):

@@ -14,10 +14,10 @@ from sqlmodel import select
 
 from models.suggest import Suggester
 from service import audit, crud, crud_imports, retraining
-from service.api import create_app
 from service.store.db import session_scope
 from service.store.registry import ModelPromotion
 from service.store.tables import Role, Suggestion, SuggestRequest
+from service.web import create_app
 from training import tracking
 from training.finetune import FineTuneConfig
 from training.pipeline import TrainConfig

@@ -254,12 +254,14 @@ def test_a_missing_browser_skips_the_e2e_tests_unless_ci_requires_it(monkeypatch
 
 
 def test_without_the_target_terminology_items_still_render_and_reject_works(ui_service, project):
+    from service.engine import Terminologies
     from service.store.errors import Invalid
 
     def unloaded(name):
         raise Invalid(f"unknown terminology {name!r}; load it with `crosswalk terminology load`")
 
     ui_service.app.state.suggester_factory = unloaded
+    ui_service.app.state.terminologies = Terminologies(unloaded)
     client = login(ui_service, Role.mapper)
     page = client.get(f"/ui/projects/{project}/review?code=UA&status=all")
     assert page.status_code == 200 and "Chemistry ›" not in page.text  # no hierarchy without the terminology

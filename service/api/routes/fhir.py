@@ -9,11 +9,12 @@ from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from service import crud, crud_releases
-from service.api.deps import SessionDep, allow
-from service.api.roles import Permission
+from service.api.deps import allow
 from service.exports.fhir import translate_parameters
 from service.store.errors import Invalid
 from service.store.tables import Project
+from service.web.deps import SessionDep
+from service.web.roles import Permission
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 URL_PREFIX = "urn:crosswalk:conceptmap:"

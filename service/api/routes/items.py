@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlmodel import Field, SQLModel
 
-from service import audit, crud
-from service.api.deps import CurrentPrincipal, IfMatch, ProjectDep, SessionDep, SuggesterFactoryDep, allow
-from service.api.roles import Permission
+from service import audit, crud, decisions
+from service.api.deps import allow
 from service.store.errors import Invalid
 from service.store.tables import AuditEventPublic, ConfirmationCreate, DecisionCreate, ItemPage, ItemPublic, Status
+from service.web.deps import CurrentPrincipal, IfMatch, ProjectDep, SessionDep, TargetDep
+from service.web.roles import Permission
 
 router = APIRouter(prefix="/projects/{project_id}/items", tags=["items"])
 
@@ -42,7 +43,7 @@ def decide(
     project: ProjectDep,
     session: SessionDep,
     principal: CurrentPrincipal,
-    factory: SuggesterFactoryDep,
+    target: TargetDep,
     code: str,
     decision: DecisionCreate,
     if_match: IfMatch,
@@ -50,11 +51,7 @@ def decide(
 ) -> ItemPublic:
     """Approve, reject, flag, remap or mark unmappable, against the item version in If-Match (or body)."""
     version = _version(if_match, decision.version)
-
-    def target():  # loaded only when the decision needs it
-        return factory(project.target_terminology).terminology
-
-    item = crud.decide_on_target(session, project, code, decision, principal.name, version, target)
+    item = decisions.decide(session, project, code, decision, principal.name, version, target)
     response.headers["ETag"] = f'"{item.version}"'
     return crud.item_public(session, item)
 
@@ -71,7 +68,7 @@ def confirm(
 ) -> ItemPublic:
     """Four-eyes: confirm another person's pending decision, which then becomes final."""
     version = _version(if_match, confirmation.version)
-    item = crud.confirm(session, project, code, principal.name, version, confirmation.comment)
+    item = decisions.confirm(session, project, code, principal.name, version, confirmation.comment)
     response.headers["ETag"] = f'"{item.version}"'
     return crud.item_public(session, item)
 
@@ -92,7 +89,7 @@ def revert(
     response: Response,
 ) -> ItemPublic:
     """Undo the item's latest decision with a new audited decision restoring the state before it."""
-    item = crud.revert(session, project, code, principal.name, _version(if_match, body.version), body.comment)
+    item = decisions.revert(session, project, code, principal.name, _version(if_match, body.version), body.comment)
     response.headers["ETag"] = f'"{item.version}"'
     return crud.item_public(session, item)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from service import retraining
-from service.api.deps import SessionDep, allow
-from service.api.roles import Permission
+from service.api.deps import allow
 from service.store.errors import Conflict
 from service.store.registry import Lineage, ModelVersionPublic, ReloadResult
+from service.web.deps import SessionDep
+from service.web.roles import Permission
 from training import tracking
 
 router = APIRouter(tags=["models"])

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from service import crud_releases
-from service.api.deps import CurrentPrincipal, ProjectDep, SessionDep, allow
-from service.api.roles import Permission
+from service.api.deps import allow
 from service.exports import ExportFormat, export
 from service.store.tables import ReleaseCreate, ReleaseDetail, ReleaseDiff, ReleasePublic
+from service.web.deps import CurrentPrincipal, ProjectDep, SessionDep
+from service.web.roles import Permission
 
 router = APIRouter(prefix="/projects/{project_id}/releases", tags=["releases"])
 EXPORT_TYPES = {"application/fhir+json": {}, "text/tab-separated-values": {}, "text/csv": {}}
