@@ -63,8 +63,7 @@ def serve(
     """Run the review service's HTTP API (migrates the store first)."""
     import uvicorn
 
-    from service.web import create_app
-    from service.web.app import load_serving_models
+    from service.web.app import create_app, load_serving_models
 
     factory = _import(suggester_factory) if suggester_factory else None
     api = create_app(get_settings(), factory)

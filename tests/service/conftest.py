@@ -24,7 +24,7 @@ from service import crud
 from service.settings import Settings
 from service.store.db import engine_for, session_scope
 from service.store.tables import Role
-from service.web import create_app
+from service.web.app import create_app
 
 PG_URL = os.environ.get("CROSSWALK_TEST_POSTGRES_URL")
 REQUIRE_PG = os.environ.get("CROSSWALK_REQUIRE_POSTGRES") == "1"

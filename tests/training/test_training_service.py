@@ -17,7 +17,7 @@ from service import audit, crud, crud_imports, retraining
 from service.store.db import session_scope
 from service.store.registry import ModelPromotion
 from service.store.tables import Role, Suggestion, SuggestRequest
-from service.web import create_app
+from service.web.app import create_app
 from training import tracking
 from training.finetune import FineTuneConfig
 from training.pipeline import TrainConfig
