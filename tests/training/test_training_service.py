@@ -89,7 +89,8 @@ def test_a_better_challenger_is_promoted_served_on_reload_and_traced_to_its_rele
 
     # The service serves the champion: the registered weights through the ONNX encoder (stood in here).
     monkeypatch.setattr(retraining, "OnnxEncoder", lambda **kwargs: encoder)
-    monkeypatch.setattr("service.engine.catalog", lambda s: type("C", (), {"get": staticmethod(lambda n: tiny_icd)})())
+    fake_catalog = {"get": staticmethod(lambda n: tiny_icd), "stamp": staticmethod(lambda n: 0)}
+    monkeypatch.setattr("service.engine.catalog", lambda s: type("C", (), fake_catalog)())
     monkeypatch.setenv("CROSSWALK_DATABASE_URL", str(engine.url))
     app = create_app(settings)
     served = app.state.suggester_factory("tiny-icd")
