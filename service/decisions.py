@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from models.terminology import Concept
 from service import audit, crud
 from service.store.errors import Conflict, Forbidden, Invalid, PreconditionRequired, StaleVersion
+from service.store.review import ItemComment
 from service.store.tables import AuditEvent, DecisionCreate, Project, SourceItem, Status, utcnow
 
 # The status each reviewer action leads to (before four-eyes turns a final one into a proposal).
@@ -32,6 +33,7 @@ ACTION_STATUS = {
     "flag": Status.flagged,
 }
 NEEDS_TARGET = ("approve", "remap")
+FINAL = (Status.approved, Status.unmappable)  # a reviewer's settled answer: replacing another's is an override
 UNDO_DEPTH = 50  # recent decisions looked at for one still undoable
 UNDO_WINDOW = 2000  # ...among the project's latest events (a team's last hour or so of work)
 
@@ -174,7 +176,59 @@ def decide(
         comment=decision.comment,
         terminology_version=release,
     )
-    return apply(session, item, state, actor, f"decision.{decision.action}")
+    action = _kind_of(item, state, actor, decision.override)
+    if action == "decision.counter":  # four-eyes disagreement: the new proposal waits for a third reviewer
+        state = Decided(**(asdict(state) | {"status": Status.pending, "proposed_status": _settled(state)}))
+    action = f"decision.{decision.action}" if action == "decision" else action
+    add_comment(session, item, actor, decision.comment, action)
+    return apply(session, item, state, actor, action)
+
+
+def _settled(state: Decided) -> str:
+    return state.proposed_status or state.status
+
+
+def _kind_of(item: SourceItem, state: Decided, actor: str, override: bool) -> str:
+    """What a decision is, given the item's state: a plain decision, a counter-proposal to another
+    reviewer's four-eyes proposal, or an override of another reviewer's final decision, which must be
+    asked for: a reviewer whose page was stale never replaces a colleague's answer by accident.
+
+    Flagging is never an override (it keeps the target and asks for a look), and a second reviewer who
+    proposes what was proposed re-proposes it (the first can then confirm: two people agreed)."""
+    if item.decided_by is None or item.decided_by == actor or state.status == Status.flagged:
+        return "decision"
+    same = (_settled(state), state.target_code) == (item.proposed_status or item.status, item.target_code)
+    if item.status == Status.pending:
+        return "decision.counter" if state.status == Status.pending and not same else "decision"
+    if item.status in FINAL and not same:
+        if not override:
+            target = f" to {item.target_code} {item.target_display or ''}".rstrip() if item.target_code else ""
+            raise Conflict(
+                f"{item.code!r} is {item.status}{target} by {item.decided_by}; replacing another reviewer's "
+                "decision is an override: confirm it (override=true) or leave it"
+            )
+        return "decision.override"
+    return "decision"
+
+
+def add_comment(session: Session, item: SourceItem, author: str, text: str | None, action: str | None = None) -> None:
+    """Add to the item's comment thread (which only grows: a later decision never wipes a comment)."""
+    if text and text.strip():
+        row = ItemComment(project_id=item.project_id, item_id=item.id, author=author, text=text.strip(), action=action)
+        audit.record(session, author, "comment.add", row)
+
+
+def comments(session: Session, item: SourceItem) -> list[ItemComment]:
+    query = select(ItemComment).where(ItemComment.item_id == item.id).order_by(ItemComment.id)
+    return list(session.exec(query))
+
+
+def disagreement(session: Session, item: SourceItem) -> tuple[dict, dict] | None:
+    """A four-eyes disagreement still open on the item: (the first proposal, the counter-proposal)."""
+    last = latest_decision(session, item)
+    if item.status != Status.pending or last is None or last.action != "decision.counter" or last.before is None:
+        return None
+    return json.loads(last.before), json.loads(last.after)
 
 
 def confirm(session: Session, project: Project, code: str, actor: str, version: int | None, comment: str | None) -> SourceItem:
@@ -185,6 +239,12 @@ def confirm(session: Session, project: Project, code: str, actor: str, version: 
         raise Conflict(f"{code!r} is {item.status}, not pending; only a four-eyes proposal can be confirmed")
     if item.decided_by == actor:
         raise Forbidden(f"{actor!r} proposed this mapping; four-eyes needs a different reviewer to confirm it")
+    contested = disagreement(session, item)
+    if contested is not None and actor == contested[0].get("decided_by"):
+        raise Forbidden(
+            f"{actor!r} and {item.decided_by!r} disagree on {code!r}; a third reviewer confirms one of the proposals"
+        )
+    add_comment(session, item, actor, comment, "decision.confirm")
     was = current(item)
     state = Decided(
         **(asdict(was) | {"status": item.proposed_status, "proposed_status": None, "confirmed_by": actor})
@@ -212,6 +272,7 @@ def revert(
         restored["status"] = Status.suggested if item.suggestion_batch_id else Status.new
     if comment:
         restored["comment"] = comment
+    add_comment(session, item, actor, comment, "decision.revert")
     return apply(session, item, Decided(**restored), actor, "decision.revert")
 
 

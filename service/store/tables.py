@@ -175,6 +175,9 @@ class DecisionCreate(SQLModel):
     relationship: Relationship | None = Field(default=None, description="Default: equivalent (approve, remap).")
     comment: str | None = Field(default=None, max_length=4000)
     version: int | None = Field(default=None, description="Item version the decision was made against (or If-Match).")
+    override: bool = Field(
+        default=False, description="Replace another reviewer's final decision (refused with 409 unless set)."
+    )
 
 
 class ConfirmationCreate(SQLModel):
