@@ -149,6 +149,7 @@ def _parse_into(message: Hl7Message) -> str | None:
     encoding_chars = msh_fields[1] if len(msh_fields) > 1 else b""
     if not 3 <= len(encoding_chars) <= 5 or len(set(encoding_chars)) != len(encoding_chars):
         return f"MSH-2 encoding characters {encoding_chars[:8]!r} are not 4 distinct characters (expected '^~\\&')"
+    _read_header_leniently(message, msh_fields, encoding_chars[:1])
     # MSH-18 may repeat (~): the first repetition is the default character set
     charset = msh_fields[17] if len(msh_fields) > 17 else b""
     charset_field = charset.split(encoding_chars[1:2])[0].decode("ascii", "replace")
@@ -178,6 +179,19 @@ def _parse_into(message: Hl7Message) -> str | None:
     if not code:
         return "MSH-9 (message type) is empty: the sender must say what the message is, e.g. ORU^R01"
     return None
+
+
+def _read_header_leniently(message: Hl7Message, msh_fields: list[bytes], component_sep: bytes) -> None:
+    """Identify a message from its raw MSH before it is decoded, so even one that fails can be acknowledged."""
+
+    def get(n: int, comp: int = 0) -> str:
+        value = msh_fields[n - 1] if n - 1 < len(msh_fields) else b""
+        parts = value.split(component_sep)
+        return parts[comp].decode("ascii", "replace") if comp < len(parts) else ""
+
+    message.control_id, message.version, message.site = get(10), get(12), get(4)
+    message.accept_ack_type, message.application_ack_type = get(15), get(16)
+    message.message_type = "^".join(filter(None, (get(9), get(9, 1))))
 
 
 # -- field access -------------------------------------------------------------------------------------------------
