@@ -250,6 +250,13 @@ def render(msg: hl7.Message, segment, field_no: int) -> str:
     return walk(segment[field_no], 2)
 
 
+def _value(msg: hl7.Message, obx) -> str:
+    """OBX-5 as text; a structured numeric (SN: comparator^num^separator^num) reads as "<10" or "10-20"."""
+    if component(msg, obx, 2).upper() == "SN" and repetitions(obx, 5) == 1:
+        return "".join(component(msg, obx, 5, c) for c in (1, 2, 3, 4)).strip()
+    return render(msg, obx, 5)
+
+
 def coded(msg: hl7.Message, segment, field_no: int, prefix: str, rep: int = 1) -> Row:
     """A CE/CWE/CNE field as ``{prefix}_code/_text/_system`` plus the alternate triple (components 4-6)."""
     get = lambda c: component(msg, segment, field_no, c, rep=rep)  # noqa: E731
@@ -264,15 +271,6 @@ def coded(msg: hl7.Message, segment, field_no: int, prefix: str, rep: int = 1) -
 
 
 # -- flattening ---------------------------------------------------------------------------------------------------
-
-#: coded field -> the column prefix its code/text/system take in rows (what ``ingest.local_codes`` reads)
-CODED_FIELDS = {
-    "OBX-3": "observation",
-    "OBR-4": "order",
-    "DG1-3": "diagnosis",
-    "RXA-5": "vaccine",
-    "OBX-6": "unit",
-}
 
 
 def _patient(msg: hl7.Message, pid, pv1) -> Row:
@@ -334,7 +332,7 @@ def _result_rows(message: Hl7Message) -> list[Row]:
             row.update(coded(msg, segment, 3, "observation"))
             row.update(
                 observation_sub_id=component(msg, segment, 4),
-                value=render(msg, segment, 5),
+                value=_value(msg, segment),
                 unit_code=component(msg, segment, 6),
                 unit_text=component(msg, segment, 6, 2),
                 unit_system=component(msg, segment, 6, 3),
