@@ -95,7 +95,8 @@ def split_messages(data: bytes) -> list[tuple[bytes, int]]:
     """
     messages: list[tuple[list[bytes], int]] = []
     for line_no, segment in enumerate(_normalise(data).split(b"\r"), start=1):
-        segment = segment.strip(b"\x00\x0b\x1c").lstrip(b" \t")  # trailing spaces may be data
+        # trailing spaces may be data; a BOM can start any concatenated file
+        segment = segment.strip(b"\x00\x0b\x1c").lstrip(b" \t").removeprefix(_BOM)
         if not segment.strip() or segment[:3] in _WRAPPERS:
             continue
         if segment.startswith(b"MSH") or not messages:
