@@ -33,6 +33,9 @@ _CHARSETS = {
     "UTF-8": "utf-8",
     **{f"8859/{n}": f"iso8859-{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 15)},
 }
+# python-hl7 builds an object per field, repetition and component (~20 us each): a message with more
+# delimiters than this is refused with a reason instead of holding a CPU for seconds
+MAX_DELIMITERS = 100_000
 _SEGMENT_ID = re.compile(r"^[A-Z][A-Z0-9]{2}$")
 
 Row = dict[str, str | int | None]
@@ -152,6 +155,11 @@ def _parse_into(message: Hl7Message) -> str | None:
         return f"MSH-2 encoding characters {encoding_chars[:8]!r} are not 4 distinct characters (expected '^~\\&')"
     _read_header_leniently(message, msh_fields, encoding_chars[:1])
     # MSH-18 may repeat (~): the first repetition is the default character set
+    delimiters = sum(raw.count(bytes([c])) for c in separator + encoding_chars[:2] + encoding_chars[3:4])
+    if delimiters > MAX_DELIMITERS:
+        return (
+            f"{delimiters} field/component/repetition delimiters exceed the {MAX_DELIMITERS} limit: split the message"
+        )
     charset = msh_fields[17] if len(msh_fields) > 17 else b""
     charset_field = charset.split(encoding_chars[1:2])[0].decode("ascii", "replace")
     codec = _CHARSETS.get(charset_field.strip().upper(), "utf-8")

@@ -120,6 +120,9 @@ def build_ack(original: bytes, code: str, reason: str = "", *, application: str 
     return "\r".join(segments).encode("ascii", "replace")
 
 
+_ACK_TYPES = {"", "AL", "NE", "ER", "SU"}  # HL7 table 0155
+
+
 def _wants(ack_type: str, success: bool) -> bool:
     ack_type = ack_type.upper()
     return ack_type == "AL" or (ack_type == "ER" and not success) or (ack_type == "SU" and success)
@@ -133,7 +136,8 @@ def acknowledgment_code(message: Hl7Message | None, outcome: str) -> str | None:
     listener does, so when only MSH-16 asks, the application ACK (AA/AE/AR) is sent instead.
     """
     original = {"accept": "AA", "error": "AE", "reject": "AR"}[outcome]
-    if message is None or not (message.accept_ack_type or message.application_ack_type):
+    modes = {message.accept_ack_type.upper(), message.application_ack_type.upper()} if message else set()
+    if not modes - {""} or not modes <= _ACK_TYPES:  # absent, or not table 0155: original mode
         return original
     success = outcome == "accept"
     if _wants(message.accept_ack_type, success):
@@ -288,7 +292,8 @@ class MLLPServer:
         if start < 0:
             return await self._reject(block[:-2], "frame does not begin with <VT> (0x0B)", outcome="reject")
         payload = block[start + 1 : -len(END_BLOCK)]
-        messages = read_messages(payload)
+        # a large message takes python-hl7 a while: parse it off the event loop so other senders' ACKs flow
+        messages = await asyncio.to_thread(read_messages, payload) if len(payload) > 65_536 else read_messages(payload)
         broken = next((m for m in messages if not m.ok), None)
         if not messages or broken is not None:
             reason = broken.error if broken is not None else "empty message: nothing between <VT> and <FS><CR>"

@@ -164,3 +164,9 @@ def test_deep_repetition_is_read_not_crashed():
     message = hl7v2.read_messages(oru("ST|X^Y^L||" + "a~" * 50_000 + "||||||F"))[0]
     assert message.ok
     assert hl7v2.flatten(message)[0]["value"].count("a") == 50_000
+
+
+def test_a_message_with_too_many_delimiters_is_refused_with_a_reason():
+    message = hl7v2.read_messages(oru("ST|X^Y^L||" + "a~" * (hl7v2.MAX_DELIMITERS + 1) + "||||||F"))[0]
+    assert not message.ok and "split the message" in message.error
+    assert message.control_id == "MSG1"
