@@ -58,11 +58,22 @@ class Hl7Message:
     accept_ack_type: str = ""  # MSH-15: empty means original acknowledgment mode
     application_ack_type: str = ""  # MSH-16
     error: str | None = None  # why the message could not be read; None when it was
-    parsed: hl7.Message | None = field(default=None, repr=False, compare=False)
+    _text: str | None = field(default=None, repr=False, compare=False)
+    _parsed: hl7.Message | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def parsed(self) -> hl7.Message | None:
+        """python-hl7's parse tree, built on first use (the checks before an ACK do not need it)."""
+        if self._parsed is None and self.error is None and self._text is not None:
+            try:
+                self._parsed = hl7.parse(self._text)
+            except Exception as exc:  # noqa: BLE001 - a reason for the dead-letter store, never an exception
+                self.error = f"python-hl7 could not read the message: {type(exc).__name__}: {exc}"[:500]
+        return self._parsed
 
     @property
     def message_code(self) -> str:
@@ -110,7 +121,11 @@ def split_messages(data: bytes) -> list[tuple[bytes, int]]:
 
 
 def read_messages(data: bytes | str, *, start_index: int = 0) -> list[Hl7Message]:
-    """Every message in ``data`` (one message, a batch or a whole file), parsed or with its reason."""
+    """Every message in ``data`` (one message, a batch or a whole file), checked or with its reason.
+
+    Framing, MSH, character set and segment structure are checked here, which is what an MLLP
+    listener needs before it acknowledges; fields are parsed on first use (``flatten``, ``.parsed``).
+    """
     if isinstance(data, str):
         data = data.encode("utf-8")
     return [parse_message(raw, index=start_index + i, line=line) for i, (raw, line) in enumerate(split_messages(data))]
@@ -121,6 +136,7 @@ def read_file(path: str | Path) -> list[Hl7Message]:
     path = Path(path)
     messages = read_messages(path.read_bytes())
     for message in messages:
+        message.parsed  # noqa: B018 - parse now, so a failure names its file and line
         if message.error:
             message.error = f"{path}:{message.line}: {message.error}"
     return messages
@@ -131,15 +147,15 @@ def parse_message(raw: bytes, *, index: int = 0, line: int = 1) -> Hl7Message:
     raw = _normalise(raw).strip(b"\r")
     message = Hl7Message(index=index, raw=raw, sha256=hashlib.sha256(raw).hexdigest(), line=line)
     try:
-        message.error = _parse_into(message)
+        message.error = _check(message)
     except Exception as exc:  # noqa: BLE001 - a reason for the dead-letter store, never an escaped exception
-        message.error = f"python-hl7 could not read the message: {type(exc).__name__}: {exc}"[:500]
+        message.error = f"could not read the message: {type(exc).__name__}: {exc}"[:500]
     if message.error:
-        message.parsed = None
+        message._text = None
     return message
 
 
-def _parse_into(message: Hl7Message) -> str | None:
+def _check(message: Hl7Message) -> str | None:
     raw = message.raw
     if not raw:
         return "empty message: nothing between the frame markers"
@@ -153,7 +169,7 @@ def _parse_into(message: Hl7Message) -> str | None:
     encoding_chars = msh_fields[1] if len(msh_fields) > 1 else b""
     if not 3 <= len(encoding_chars) <= 5 or len(set(encoding_chars)) != len(encoding_chars):
         return f"MSH-2 encoding characters {encoding_chars[:8]!r} are not 4 distinct characters (expected '^~\\&')"
-    _read_header_leniently(message, msh_fields, encoding_chars[:1])
+    _read_header(message, msh_line.decode("latin-1"), separator.decode("latin-1"), chr(encoding_chars[0]))
     # MSH-18 may repeat (~): the first repetition is the default character set
     delimiters = sum(raw.count(bytes([c])) for c in separator + encoding_chars[:2] + encoding_chars[3:4])
     if delimiters > MAX_DELIMITERS:
@@ -173,32 +189,23 @@ def _parse_into(message: Hl7Message) -> str | None:
     bad = next((s for s in text.split("\r") if not _SEGMENT_ID.match(s[:3]) or (len(s) > 3 and s[3] != text[3])), None)
     if bad is not None:
         return f"segment {bad[:20]!r} does not start with a 3-character segment id and the field separator"
-    parsed = hl7.parse(text)
-    message.parsed = parsed
-    msh = parsed.segment("MSH")
-    message.control_id = component(parsed, msh, 10)
-    message.version = component(parsed, msh, 12)
-    message.site = component(parsed, msh, 4)
-    message.sending_application = component(parsed, msh, 3)
-    message.sent_at = component(parsed, msh, 7)
-    message.accept_ack_type = component(parsed, msh, 15)
-    message.application_ack_type = component(parsed, msh, 16)
-    code, event = component(parsed, msh, 9, 1), component(parsed, msh, 9, 2)
-    message.message_type = f"{code}^{event}" if event else code
-    if not code:
+    message._text = text
+    _read_header(message, text.split("\r", 1)[0], text[3], text[4])
+    if not message.message_code:
         return "MSH-9 (message type) is empty: the sender must say what the message is, e.g. ORU^R01"
     return None
 
 
-def _read_header_leniently(message: Hl7Message, msh_fields: list[bytes], component_sep: bytes) -> None:
-    """Identify a message from its raw MSH before it is decoded, so even one that fails can be acknowledged."""
+def _read_header(message: Hl7Message, msh_line: str, separator: str, component_separator: str) -> None:
+    """Identify a message from its MSH line alone: cheap, and possible even for one that fails later."""
+    fields = msh_line.split(separator)
 
-    def get(n: int, comp: int = 0) -> str:
-        value = msh_fields[n - 1] if n - 1 < len(msh_fields) else b""
-        parts = value.split(component_sep)
-        return parts[comp].decode("ascii", "replace") if comp < len(parts) else ""
+    def get(n: int, comp: int = 0) -> str:  # MSH-n is fields[n - 1]: MSH-1 is the separator itself
+        parts = fields[n - 1].split(component_separator) if n - 1 < len(fields) else []
+        return parts[comp] if comp < len(parts) else ""
 
     message.control_id, message.version, message.site = get(10), get(12), get(4)
+    message.sending_application, message.sent_at = get(3), get(7)
     message.accept_ack_type, message.application_ack_type = get(15), get(16)
     message.message_type = "^".join(filter(None, (get(9), get(9, 1))))
 

@@ -4,6 +4,8 @@ MLLP frames each message as ``<VT> message <FS><CR>``; the receiver answers each
 The listener hands every message to an injected ``store(raw) -> ref`` and sends AA only after it
 returned, so an acknowledged message is never lost; a message that cannot be read goes to
 ``dead_letter(raw, reason)`` and is answered with a NAK (AE/AR, the reason in MSA-3 and ERR).
+Before the ACK a message is checked (MSH, character set, segment structure: ``read_messages``), not
+parsed field by field: that is python-hl7's slow part, left to whoever flattens after the ACK.
 Nothing a sender writes can stop it: oversized frames are skipped up to their end marker, garbage
 and wrong encodings become dead letters, a vanished sender just closes its connection.
 
@@ -175,7 +177,7 @@ class _Oversized:
 
 async def _call(fn: Callable[..., Any], *args: Any) -> Any:
     """Await an async callback; run a plain one in a worker thread so a blocking store cannot stall the loop."""
-    if inspect.iscoroutinefunction(fn):
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
         return await fn(*args)
     result = await asyncio.to_thread(fn, *args)
     return await result if inspect.isawaitable(result) else result
@@ -292,8 +294,8 @@ class MLLPServer:
         if start < 0:
             return await self._reject(block[:-2], "frame does not begin with <VT> (0x0B)", outcome="reject")
         payload = block[start + 1 : -len(END_BLOCK)]
-        # a large message takes python-hl7 a while: parse it off the event loop so other senders' ACKs flow
-        messages = await asyncio.to_thread(read_messages, payload) if len(payload) > 65_536 else read_messages(payload)
+        # framing, MSH, charset and segment checks only: fields are parsed after the ACK, by whoever flattens
+        messages = read_messages(payload)
         broken = next((m for m in messages if not m.ok), None)
         if not messages or broken is not None:
             reason = broken.error if broken is not None else "empty message: nothing between <VT> and <FS><CR>"
