@@ -193,6 +193,11 @@ def count_by_site(findings: Iterable[Finding]) -> list[dict]:
     ]
 
 
+def messages_by_site(messages: Iterable[Hl7Message]) -> dict[str, int]:
+    """How many messages each sending facility sent: the denominator for a conformance rate."""
+    return dict(Counter(message.site for message in messages))
+
+
 def _field_suffix(location: str) -> str:
     """'OBX[3]-8' and 'OBX-8' count together as 'OBX-8'."""
     return location[location.index("]") + 1 :] if "]" in location else ""

@@ -177,7 +177,8 @@ class _Oversized:
 
 async def _call(fn: Callable[..., Any], *args: Any) -> Any:
     """Await an async callback; run a plain one in a worker thread so a blocking store cannot stall the loop."""
-    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
+    # an object whose __call__ is async (a store class) counts as async too
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
         return await fn(*args)
     result = await asyncio.to_thread(fn, *args)
     return await result if inspect.isawaitable(result) else result

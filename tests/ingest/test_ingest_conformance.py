@@ -48,6 +48,7 @@ def test_unreadable_messages_and_counts_per_site():
         "count": 2,
     }
     assert any(c["rule"] == "unreadable" for c in counts)
+    assert conformance.messages_by_site(messages) == {"A": 2, "": 1}
 
 
 def test_sample_messages_are_checked_without_errors_escaping():

@@ -247,3 +247,24 @@ def test_fuzzed_frames_are_each_nakked_or_dead_lettered():
 
 def test_frame_helper_normalises_line_endings():
     assert frame("MSH|a\nPID|b") == START_BLOCK + b"MSH|a\rPID|b" + END_BLOCK
+
+
+def test_a_store_object_with_an_async_call_runs_on_the_event_loop():
+    class AsyncStore:
+        def __init__(self) -> None:
+            self.loops: list[asyncio.AbstractEventLoop] = []
+
+        async def __call__(self, raw: bytes) -> int:
+            self.loops.append(asyncio.get_running_loop())
+            return len(self.loops)
+
+    store = AsyncStore()
+
+    async def scenario():
+        async with MLLPServer(store=store, dead_letter=lambda raw, reason: None, port=0) as server:
+            async with MLLPClient("127.0.0.1", server.port) as client:
+                ack = await client.send(oru(GLUCOSE))
+            return ack, asyncio.get_running_loop()
+
+    ack, loop = run(scenario())
+    assert ack_code(ack) == "AA" and store.loops == [loop]
