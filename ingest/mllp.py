@@ -199,6 +199,7 @@ class MLLPServer:
     stats: ListenerStats = field(default_factory=ListenerStats)
     _server: asyncio.Server | None = field(default=None, init=False, repr=False)
     _connections: set[asyncio.Task] = field(default_factory=set, init=False, repr=False)
+    _callbacks: set[asyncio.Task] = field(default_factory=set, init=False, repr=False)
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(
@@ -217,6 +218,8 @@ class MLLPServer:
             for task in list(self._connections):
                 task.cancel()
             await asyncio.gather(*self._connections, return_exceptions=True)
+            # acknowledged messages still being handed on: let them finish rather than drop them
+            await asyncio.gather(*self._callbacks, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None
 
@@ -323,8 +326,8 @@ class MLLPServer:
                 log.exception("MLLP on_accepted callback failed")
 
         task = asyncio.ensure_future(run())
-        self._connections.add(task)
-        task.add_done_callback(self._connections.discard)
+        self._callbacks.add(task)
+        task.add_done_callback(self._callbacks.discard)
 
     async def _reject(
         self, raw: bytes, reason: str, *, outcome: str, message: Hl7Message | None = None
