@@ -2,10 +2,13 @@
 
 Parsing is python-hl7's (``hl7``): it is lenient (reads 2.3 to 2.8 and the non-conformant messages
 real interface engines send, taking the separators from MSH-1/MSH-2), pure Python with no schema
-tables to load, and several times faster than hl7apy, whose strict validation would turn a missing
-optional field into a parse failure; structure is checked separately in ``ingest.conformance``.
+tables to load, and fast: on this project's sample ORUs it parsed 106 messages/s where hl7apy 1.3.5
+managed 9.5 (4.4 with message groups), on the same loaded 2-core machine; both read all 139 public
+samples. Structure is checked separately, in ``ingest.conformance``.
+
 What this module adds is the framing around it: line-ending normalisation, FHS/BHS batch wrappers,
-character sets, and a reason instead of an exception for a message that cannot be read.
+character sets, cheap checks first and the field-by-field parse only on first use (an MLLP listener
+acknowledges after the checks), and a reason instead of an exception for a message that cannot be read.
 
     messages = read_file("feed.hl7")            # or read_messages(raw_bytes)
     rows = [row for m in messages if m.ok for row in flatten(m)]
