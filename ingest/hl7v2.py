@@ -17,6 +17,7 @@ acknowledges after the checks), and a reason instead of an exception for a messa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -39,7 +40,6 @@ _CHARSETS = {
 # python-hl7 builds an object per field, repetition and component (~20 us each): a message with more
 # delimiters than this is refused with a reason instead of holding a CPU for seconds
 MAX_DELIMITERS = 100_000
-_SEGMENT_ID = re.compile(r"^[A-Z][A-Z0-9]{2}$")
 
 Row = dict[str, str | int | None]
 
@@ -159,6 +159,7 @@ def parse_message(raw: bytes, *, index: int = 0, line: int = 1) -> Hl7Message:
 
 
 def _check(message: Hl7Message) -> str | None:
+    """What must hold before a message can be acknowledged; all byte-level, no field-by-field parse."""
     raw = message.raw
     if not raw:
         return "empty message: nothing between the frame markers"
@@ -172,31 +173,36 @@ def _check(message: Hl7Message) -> str | None:
     encoding_chars = msh_fields[1] if len(msh_fields) > 1 else b""
     if not 3 <= len(encoding_chars) <= 5 or len(set(encoding_chars)) != len(encoding_chars):
         return f"MSH-2 encoding characters {encoding_chars[:8]!r} are not 4 distinct characters (expected '^~\\&')"
-    _read_header(message, msh_line.decode("latin-1"), separator.decode("latin-1"), chr(encoding_chars[0]))
     # MSH-18 may repeat (~): the first repetition is the default character set
-    delimiters = sum(raw.count(bytes([c])) for c in separator + encoding_chars[:2] + encoding_chars[3:4])
+    charset = msh_fields[17] if len(msh_fields) > 17 else b""
+    charset_field = charset.split(encoding_chars[1:2])[0].decode("ascii", "replace")
+    codec = _CHARSETS.get(charset_field.strip().upper(), "utf-8")
+    _read_header(message, msh_line.decode(codec, "replace"), chr(separator[0]), chr(encoding_chars[0]))
+    delimiters = len(raw) - len(raw.translate(None, separator + encoding_chars[:2] + encoding_chars[3:4]))
     if delimiters > MAX_DELIMITERS:
         return (
             f"{delimiters} field/component/repetition delimiters exceed the {MAX_DELIMITERS} limit: split the message"
         )
-    charset = msh_fields[17] if len(msh_fields) > 17 else b""
-    charset_field = charset.split(encoding_chars[1:2])[0].decode("ascii", "replace")
-    codec = _CHARSETS.get(charset_field.strip().upper(), "utf-8")
+    bad = _bad_segment(separator).search(raw)
+    if bad is not None:
+        segment = raw[bad.start() + 1 :].split(b"\r", 1)[0]
+        return f"segment {segment[:20]!r} does not start with a 3-character segment id and the field separator"
     try:
-        text = raw.decode(codec)
+        message._text = raw.decode(codec)
     except UnicodeDecodeError as exc:
         return (
             f"not valid {codec} at byte {exc.start} (MSH-18 says {charset_field or 'nothing'!r}): "
             "declare the character set in MSH-18 (e.g. 8859/1) or send UTF-8"
         )
-    bad = next((s for s in text.split("\r") if not _SEGMENT_ID.match(s[:3]) or (len(s) > 3 and s[3] != text[3])), None)
-    if bad is not None:
-        return f"segment {bad[:20]!r} does not start with a 3-character segment id and the field separator"
-    message._text = text
-    _read_header(message, text.split("\r", 1)[0], text[3], text[4])
     if not message.message_code:
         return "MSH-9 (message type) is empty: the sender must say what the message is, e.g. ORU^R01"
     return None
+
+
+@functools.cache
+def _bad_segment(separator: bytes) -> re.Pattern[bytes]:
+    """A segment start not followed by an id (A-Z, then 2 of A-Z0-9) and the field separator (or the end)."""
+    return re.compile(rb"\r(?![A-Z][A-Z0-9]{2}(?:" + re.escape(separator) + rb"|\r|$))")
 
 
 def _read_header(message: Hl7Message, msh_line: str, separator: str, component_separator: str) -> None:
