@@ -4,9 +4,8 @@ MLLP frames each message as ``<VT> message <FS><CR>``; the receiver answers each
 The listener hands every message to an injected ``store(raw) -> ref`` and sends AA only after it
 returned, so an acknowledged message is never lost; a message that cannot be read goes to
 ``dead_letter(raw, reason)`` and is answered with a NAK (AE/AR, the reason in MSA-3 and ERR).
-Before the ACK a message is checked (MSH, character set, segment structure: ``read_messages``), not
-parsed field by field: that is python-hl7's slow part, left to whoever flattens after the ACK.
-Nothing a sender writes can stop it: oversized frames are skipped up to their end marker, garbage
+``receive`` does the same for any transport (an HTTP endpoint takes a body and returns its ACK).
+Nothing a sender writes can stop the listener: oversized frames are skipped up to their end marker, garbage
 and wrong encodings become dead letters, a vanished sender just closes its connection.
 
     server = MLLPServer(store=my_store, dead_letter=my_dead_letters, port=2575)
@@ -150,9 +149,89 @@ def acknowledgment_code(message: Hl7Message | None, outcome: str) -> str | None:
 
 
 def _lenient_header(raw: bytes) -> Hl7Message | None:
-    """What the MSH of a message too large to parse says about acknowledging it."""
-    head = read_messages(raw.split(b"\r", 1)[0])
+    """What the MSH line alone says about acknowledging a message that cannot be read whole."""
+    head = read_messages(raw.replace(b"\n", b"\r").split(b"\r", 1)[0])
     return head[0] if head and head[0].control_id else None
+
+
+# -- receiving, whatever the transport -----------------------------------------------------------------------------
+
+
+@dataclass
+class Receipt:
+    """What became of one payload (an MLLP frame, an HTTP body) and the ACK to answer with."""
+
+    outcome: str  # "accept" (stored), "error" (content cannot be read) or "reject" (resend or give up)
+    ack: bytes | None  # the ER7 acknowledgment; None when the sender's MSH-15/16 asked for none
+    messages: list[Hl7Message] = field(default_factory=list)  # checked, fields parsed on first use
+    refs: list[StoredRef] = field(default_factory=list)  # what ``store`` returned, one per message
+    reason: str = ""
+    dead_lettered: bool = False
+
+    @property
+    def stored(self) -> bool:
+        return self.outcome == "accept"
+
+
+async def receive(
+    payload: bytes, *, store: StoreFn, dead_letter: DeadLetterFn, application: str = "crosswalk"
+) -> Receipt:
+    """Check ``payload`` (one message or a batch), store each message, and say what to answer.
+
+    Messages are only checked here (MSH, character set, segment structure; ``read_messages``), not
+    parsed field by field: that is python-hl7's slow part, left to whoever flattens after the ACK.
+    A payload with a message that cannot be read goes whole to ``dead_letter`` and gets AE (AR
+    when not even its MSH could be read). A store that raises gets AR: nothing was acknowledged,
+    the sender resends (so a store should ignore a sha256 it already holds). Never raises.
+    """
+    messages = read_messages(payload)
+    broken = next((m for m in messages if not m.ok), None)
+    if not messages or broken is not None:
+        reason = broken.error if broken is not None else "empty message: no segments between the frame markers"
+        first = messages[0] if messages and messages[0].control_id else None
+        outcome = "error" if first is not None else "reject"
+        return await refuse(
+            payload, reason, dead_letter=dead_letter, message=first, outcome=outcome, application=application
+        )
+    try:
+        refs = [await _call(store, message.raw) for message in messages]
+    except Exception as exc:  # noqa: BLE001 - the sender must resend: answer AR, never AA
+        log.warning("HL7 store failed: %s", exc)
+        reason = f"could not store the message ({type(exc).__name__}: {exc}); resend it"
+        ack = _ack(messages[0], "reject", reason, application=application)
+        return Receipt("reject", ack, messages, reason=reason)
+    return Receipt("accept", _ack(messages[0], "accept", application=application), messages, refs)
+
+
+async def refuse(
+    raw: bytes,
+    reason: str,
+    *,
+    dead_letter: DeadLetterFn,
+    message: Hl7Message | None = None,
+    outcome: str = "reject",
+    application: str = "crosswalk",
+) -> Receipt:
+    """Hand ``raw`` to ``dead_letter`` with ``reason`` and build the NAK (AR when even that fails)."""
+    if message is None:
+        message = _lenient_header(raw)
+    try:
+        await _call(dead_letter, raw, reason)
+    except Exception as exc:  # noqa: BLE001 - not even dead-lettered: the sender must keep it and resend
+        log.warning("HL7 dead-letter store failed: %s", exc)
+        reason = f"{reason}; and it could not be kept ({exc}): resend it"
+        return Receipt("reject", _ack(message, "reject", reason, raw, application=application), reason=reason)
+    ack = _ack(message, outcome, reason, raw, application=application)
+    return Receipt(outcome, ack, [message] if message else [], reason=reason, dead_lettered=True)
+
+
+def _ack(
+    message: Hl7Message | None, outcome: str, reason: str = "", raw: bytes = b"", *, application: str
+) -> bytes | None:
+    code = acknowledgment_code(message, outcome)
+    if code is None:
+        return None
+    return build_ack(message.raw if message is not None else raw, code, reason, application=application)
 
 
 # -- the listener -----------------------------------------------------------------------------------------------
@@ -162,11 +241,11 @@ def _lenient_header(raw: bytes) -> Hl7Message | None:
 class ListenerStats:
     connections: int = 0
     frames: int = 0
-    accepted: int = 0
-    dead_letters: int = 0
-    store_failures: int = 0
+    accepted: int = 0  # messages stored and acknowledged
+    dead_letters: int = 0  # frames kept in the dead-letter store and answered AE/AR
+    store_failures: int = 0  # frames nothing could keep (store or dead-letter store failed): answered AR
     oversized: int = 0
-    truncated: int = 0
+    truncated: int = 0  # connections that closed mid-frame (dead-lettered, no answer possible)
 
 
 @dataclass
@@ -291,32 +370,29 @@ class MLLPServer:
     async def _answer(self, block: bytes | _Oversized) -> bytes | None:
         if isinstance(block, _Oversized):
             self.stats.oversized += 1
-            reason = f"message of {block.size} bytes exceeds the {self.max_message_bytes}-byte limit; first bytes kept"
             head = block.head[block.head.find(START_BLOCK) + 1 :]
-            return await self._reject(head, reason, outcome="reject", message=_lenient_header(head))
-        start = block.find(START_BLOCK)
-        if start < 0:
-            return await self._reject(block[:-2], "frame does not begin with <VT> (0x0B)", outcome="reject")
-        payload = block[start + 1 : -len(END_BLOCK)]
-        # framing, MSH, charset and segment checks only: fields are parsed after the ACK, by whoever flattens
-        messages = read_messages(payload)
-        broken = next((m for m in messages if not m.ok), None)
-        if not messages or broken is not None:
-            reason = broken.error if broken is not None else "empty message: nothing between <VT> and <FS><CR>"
-            outcome = "error" if messages and messages[0].control_id else "reject"
-            return await self._reject(payload, reason, outcome=outcome, message=messages[0] if messages else None)
-        try:
-            refs = [await _call(self.store, message.raw) for message in messages]
-        except Exception as exc:  # noqa: BLE001 - the sender must resend: answer AR, never AA
+            reason = f"message of {block.size} bytes exceeds the {self.max_message_bytes}-byte limit; first bytes kept"
+            receipt = await refuse(head, reason, dead_letter=self.dead_letter, application=self.application)
+        elif (start := block.find(START_BLOCK)) < 0:
+            reason = "frame does not begin with <VT> (0x0B)"
+            receipt = await refuse(block[:-2], reason, dead_letter=self.dead_letter, application=self.application)
+        else:
+            payload = block[start + 1 : -len(END_BLOCK)]
+            receipt = await receive(
+                payload, store=self.store, dead_letter=self.dead_letter, application=self.application
+            )
+        self._count(receipt)
+        if receipt.outcome == "accept" and self.on_accepted is not None:
+            asyncio.get_running_loop().call_soon(self._notify, receipt.messages, receipt.refs)
+        return receipt.ack
+
+    def _count(self, receipt: Receipt) -> None:
+        if receipt.outcome == "accept":
+            self.stats.accepted += len(receipt.messages)
+        elif receipt.dead_lettered:
+            self.stats.dead_letters += 1
+        else:
             self.stats.store_failures += 1
-            log.warning("MLLP store failed: %s", exc)
-            reason = f"could not store the message ({type(exc).__name__}: {exc}); resend it"
-            return self._ack(messages[0], "reject", reason)
-        self.stats.accepted += len(messages)
-        answer = self._ack(messages[0], "accept")
-        if self.on_accepted is not None:
-            asyncio.get_running_loop().call_soon(self._notify, messages, refs)
-        return answer
 
     def _notify(self, messages: list[Hl7Message], refs: list[StoredRef]) -> None:
         async def run() -> None:
@@ -328,23 +404,6 @@ class MLLPServer:
         task = asyncio.ensure_future(run())
         self._callbacks.add(task)
         task.add_done_callback(self._callbacks.discard)
-
-    async def _reject(
-        self, raw: bytes, reason: str, *, outcome: str, message: Hl7Message | None = None
-    ) -> bytes | None:
-        try:
-            await _call(self.dead_letter, raw, reason)
-            self.stats.dead_letters += 1
-        except Exception as exc:  # noqa: BLE001 - not even dead-lettered: the sender must keep it and resend
-            log.warning("MLLP dead-letter store failed: %s", exc)
-            return self._ack(message, "reject", f"{reason}; and it could not be kept ({exc}): resend it", raw)
-        return self._ack(message, outcome, reason, raw)
-
-    def _ack(self, message: Hl7Message | None, outcome: str, reason: str = "", raw: bytes = b"") -> bytes | None:
-        code = acknowledgment_code(message, outcome)
-        if code is None:
-            return None
-        return build_ack(message.raw if message is not None else raw, code, reason, application=self.application)
 
 
 # -- a sender, for tests and benchmarks -------------------------------------------------------------------------

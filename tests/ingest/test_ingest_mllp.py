@@ -10,7 +10,16 @@ import pytest
 from conftest import HL7_SAMPLES, oru
 
 from ingest import hl7v2
-from ingest.mllp import END_BLOCK, START_BLOCK, MLLPClient, MLLPServer, ack_code, acknowledgment_code, frame
+from ingest.mllp import (
+    END_BLOCK,
+    START_BLOCK,
+    MLLPClient,
+    MLLPServer,
+    ack_code,
+    acknowledgment_code,
+    frame,
+    receive,
+)
 
 GLUCOSE = "NM|GLU^Glucose^L||5.4|mmol/L||N|||F"
 
@@ -268,3 +277,24 @@ def test_a_store_object_with_an_async_call_runs_on_the_event_loop():
 
     ack, loop = run(scenario())
     assert ack_code(ack) == "AA" and store.loops == [loop]
+
+
+def test_receive_serves_any_transport_batches_and_failing_dead_letter_stores():
+    recorder = Recorder()
+    batch = "\r".join(["BHS|^~\\&|LIS|NORTH", oru(GLUCOSE, control_id="B1"), oru(GLUCOSE, control_id="B2"), "BTS|2"])
+
+    def broken_dead_letter(raw: bytes, reason: str) -> None:
+        raise OSError("dead-letter disk full")
+
+    async def scenario():
+        accepted = await receive(batch.encode(), store=recorder.store, dead_letter=recorder.dead_letter)
+        garbage = await receive(b"not hl7", store=recorder.store, dead_letter=recorder.dead_letter)
+        lost = await receive(b"not hl7", store=recorder.store, dead_letter=broken_dead_letter)
+        return accepted, garbage, lost
+
+    accepted, garbage, lost = run(scenario())
+    assert accepted.stored and accepted.refs == [1, 2] and [m.control_id for m in accepted.messages] == ["B1", "B2"]
+    assert _msa(accepted.ack)[1:3] == ["AA", "B1"]
+    assert garbage.outcome == "reject" and garbage.dead_lettered and ack_code(garbage.ack) == "AR"
+    assert lost.outcome == "reject" and not lost.dead_lettered and "resend" in _msa(lost.ack)[3]
+    assert len(recorder.stored) == 2 and len(recorder.dead) == 1
