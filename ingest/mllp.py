@@ -174,7 +174,12 @@ class Receipt:
 
 
 async def receive(
-    payload: bytes, *, store: StoreFn, dead_letter: DeadLetterFn, application: str = "crosswalk"
+    payload: bytes,
+    *,
+    store: StoreFn,
+    dead_letter: DeadLetterFn,
+    application: str = "crosswalk",
+    start_index: int = 0,
 ) -> Receipt:
     """Check ``payload`` (one message or a batch), store each message, and say what to answer.
 
@@ -182,9 +187,10 @@ async def receive(
     parsed field by field: that is python-hl7's slow part, left to whoever flattens after the ACK.
     A payload with a message that cannot be read goes whole to ``dead_letter`` and gets AE (AR
     when not even its MSH could be read). A store that raises gets AR: nothing was acknowledged,
-    the sender resends (so a store should ignore a sha256 it already holds). Never raises.
+    the sender resends (so a store should ignore a sha256 it already holds). ``start_index`` numbers
+    the messages within their stream (the frame's position on its connection). Never raises.
     """
-    messages = read_messages(payload)
+    messages = read_messages(payload, start_index=start_index)
     broken = next((m for m in messages if not m.ok), None)
     if not messages or broken is not None:
         reason = broken.error if broken is not None else "empty message: no segments between the frame markers"
@@ -315,6 +321,7 @@ class MLLPServer:
         task = asyncio.current_task()
         self._connections.add(task)
         self.stats.connections += 1
+        received = 0  # messages so far on this connection: each one's index within its stream
         try:
             while True:
                 try:
@@ -326,7 +333,7 @@ class MLLPServer:
                 if block is None:
                     return
                 self.stats.frames += 1
-                answer = await self._answer(block)
+                answer, received = await self._answer(block, received)
                 if answer is not None:
                     writer.write(frame(answer))
                     await writer.drain()
@@ -367,7 +374,7 @@ class MLLPServer:
         with contextlib.suppress(Exception):
             await _call(self.dead_letter, partial, reason)
 
-    async def _answer(self, block: bytes | _Oversized) -> bytes | None:
+    async def _answer(self, block: bytes | _Oversized, received: int) -> tuple[bytes | None, int]:
         if isinstance(block, _Oversized):
             self.stats.oversized += 1
             head = block.head[block.head.find(START_BLOCK) + 1 :]
@@ -379,12 +386,16 @@ class MLLPServer:
         else:
             payload = block[start + 1 : -len(END_BLOCK)]
             receipt = await receive(
-                payload, store=self.store, dead_letter=self.dead_letter, application=self.application
+                payload,
+                store=self.store,
+                dead_letter=self.dead_letter,
+                application=self.application,
+                start_index=received,
             )
         self._count(receipt)
         if receipt.outcome == "accept" and self.on_accepted is not None:
             asyncio.get_running_loop().call_soon(self._notify, receipt.messages, receipt.refs)
-        return receipt.ack
+        return receipt.ack, received + max(1, len(receipt.messages))
 
     def _count(self, receipt: Receipt) -> None:
         if receipt.outcome == "accept":

@@ -87,7 +87,9 @@ def test_an_async_store_and_the_accepted_callback():
 
     async def scenario():
         server = MLLPServer(store=store, dead_letter=lambda raw, reason: None, port=0)
-        server.on_accepted = lambda messages, refs: accepted.append(([m.control_id for m in messages], list(refs)))
+        server.on_accepted = lambda messages, refs: accepted.append(
+            ([(m.control_id, m.index) for m in messages], list(refs))
+        )
         async with server:
             async with MLLPClient("127.0.0.1", server.port) as client:
                 await client.send(oru(GLUCOSE, control_id="C1"))
@@ -98,7 +100,7 @@ def test_an_async_store_and_the_accepted_callback():
                 await asyncio.sleep(0.01)
 
     run(scenario())
-    assert accepted == [(["C1"], ["ref-1"]), (["C2"], ["ref-2"])]
+    assert accepted == [([("C1", 0)], ["ref-1"]), ([("C2", 1)], ["ref-2"])]  # index: position on the connection
 
 
 def test_a_store_failure_is_answered_ar_and_nothing_is_acknowledged():
