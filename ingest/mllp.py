@@ -5,8 +5,8 @@ The listener hands every message to an injected ``store(raw) -> ref`` and sends 
 returned, so an acknowledged message is never lost; a message that cannot be read goes to
 ``dead_letter(raw, reason)`` and is answered with a NAK (AE/AR, the reason in MSA-3 and ERR).
 ``receive`` does the same for any transport (an HTTP endpoint takes a body and returns its ACK).
-Nothing a sender writes can stop the listener: oversized frames are skipped up to their end marker, garbage
-and wrong encodings become dead letters, a vanished sender just closes its connection.
+Nothing a sender writes can stop the listener: oversized frames are skipped up to their end marker,
+garbage and wrong encodings become dead letters, a vanished sender just closes its connection.
 
     server = MLLPServer(store=my_store, dead_letter=my_dead_letters, port=2575)
     async with server:
@@ -63,12 +63,8 @@ def ack_code(ack: bytes | str) -> str:
 
 # -- acknowledgments --------------------------------------------------------------------------------------------
 
-_ERROR_CODES = {  # HL7 table 0357
-    "AE": ("207", "Application internal error"),
-    "AR": ("207", "Application internal error"),
-    "CE": ("207", "Application internal error"),
-    "CR": ("207", "Application internal error"),
-}
+_ERROR_CODES = {"AE", "AR", "CE", "CR"}
+_ERROR_CODE = "207^Application internal error^HL70357"  # HL7 table 0357; the reason itself goes in ERR-8
 _ack_ids = itertools.count(1)
 
 
@@ -90,7 +86,11 @@ def _field(fields: list[str], n: int) -> str:
 
 
 def build_ack(original: bytes, code: str, reason: str = "", *, application: str = "crosswalk") -> bytes:
-    """An ACK for ``original`` (its MSH read leniently, so a broken message can be answered too)."""
+    """An ACK for ``original`` (its MSH read leniently, so a broken message can be answered too).
+
+    Not python-hl7's ``Message.create_ack``: that needs a parsed message, and a NAK answers exactly
+    the messages that did not parse.
+    """
     msh = _header(original)
     sent_by, sent_from = _field(msh, 3), _field(msh, 4)
     event = _field(msh, 9).split("^")[1] if "^" in _field(msh, 9) else ""
@@ -104,7 +104,7 @@ def build_ack(original: bytes, code: str, reason: str = "", *, application: str 
                 _field(msh, 6),
                 sent_by,
                 sent_from,
-                time.strftime("%Y%m%d%H%M%S"),
+                time.strftime("%Y%m%d%H%M%S%z"),
                 "",
                 f"ACK^{event}^ACK" if event else "ACK",
                 f"ACK{time.time_ns()}{next(_ack_ids)}",
@@ -115,9 +115,9 @@ def build_ack(original: bytes, code: str, reason: str = "", *, application: str 
         "|".join(["MSA", code, _field(msh, 10), _escape(reason)] if reason else ["MSA", code, _field(msh, 10)]),
     ]
     if code in _ERROR_CODES:
-        number, text = _ERROR_CODES[code]
         # ERR-1 (before v2.5) and ERR-3/4/8 (v2.5 on) both carry the error, so every version can read it
-        segments.append(f"ERR|^^^{number}&{text}&HL70357||{number}^{text}^HL70357|E||||{_escape(reason)}")
+        err1 = "^^^" + _ERROR_CODE.replace("^", "&")
+        segments.append(f"ERR|{err1}||{_ERROR_CODE}|E||||{_escape(reason)}")
     return "\r".join(segments).encode("ascii", "replace")
 
 
