@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import HL7_SAMPLES, oru
+from hl7_messages import HL7_SAMPLES, oru
 
 from ingest import conformance, hl7v2
 

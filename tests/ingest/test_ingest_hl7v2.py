@@ -5,16 +5,16 @@ from __future__ import annotations
 import hashlib
 import random
 
-from conftest import HL7_SAMPLES, oru
+from hl7_messages import HL7_SAMPLES, oru, sample_files
 
 from ingest import conformance, hl7v2
 
 GLUCOSE = "NM|GLU^Glucose^L||5.4|mmol/L^^UCUM|3.9-6.1|N|||F|||20240105093000"
 
 
-def test_every_sample_parses_and_flattens(sample_files):
-    messages = [m for path in sample_files for m in hl7v2.read_file(path)]
-    assert len(messages) == len(sample_files)
+def test_every_sample_parses_and_flattens():
+    messages = [m for path in sample_files() for m in hl7v2.read_file(path)]
+    assert len(messages) == len(sample_files())
     assert all(m.ok for m in messages), [m.error for m in messages if not m.ok]
     assert {m.version for m in messages} >= {"2.3", "2.5", "2.5.1", "2.6", "2.8"}
     kinds = {row["row_kind"] for row in hl7v2.flatten_all(messages)}
@@ -40,8 +40,8 @@ def test_oru_gives_one_row_per_obx_with_its_order_specimen_and_patient():
     assert rows[5]["order_code"] == "26464-8"  # the second OBR's results carry the second order
 
 
-def test_columns_are_stable_across_messages_of_a_kind(sample_files):
-    rows = hl7v2.flatten_all(m for path in sample_files for m in hl7v2.read_file(path))
+def test_columns_are_stable_across_messages_of_a_kind():
+    rows = hl7v2.flatten_all(m for path in sample_files() for m in hl7v2.read_file(path))
     by_kind: dict[str, set] = {}
     for row in rows:
         by_kind.setdefault(row["row_kind"], set()).add(tuple(row))

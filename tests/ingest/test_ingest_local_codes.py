@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import HL7_SAMPLES, oru
+from hl7_messages import HL7_SAMPLES, oru
 
 from ingest import fhir, hl7v2
 from ingest.local_codes import collect_local_codes

@@ -7,7 +7,7 @@ import hashlib
 import random
 
 import pytest
-from conftest import HL7_SAMPLES, oru
+from hl7_messages import HL7_SAMPLES, oru
 
 from ingest import hl7v2
 from ingest.mllp import (

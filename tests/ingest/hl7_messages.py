@@ -1,10 +1,8 @@
-"""Sample HL7 v2 messages and a builder for hand-written ones."""
+"""Sample HL7 v2 messages and a builder for hand-written ones (a plain module: imported by name from the tests)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 HL7_SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples" / "hl7v2"
 
@@ -28,6 +26,5 @@ def oru(
     return "\r".join(segments)
 
 
-@pytest.fixture
 def sample_files() -> list[Path]:
     return sorted(HL7_SAMPLES.glob("*.hl7"))
