@@ -1,4 +1,4 @@
-"""`create_app`: the review service, on the store that the settings name, migrated at start."""
+"""`create_app`: the review service, on the store that the settings name (migrated by `crosswalk serve` at start)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from service.api.deps import SuggesterFactory
 from service.api.roles import __doc__ as ROLE_TABLE
 from service.api.routes import audit, feeds, fhir, health, items, living, models, projects, releases, tokens
 from service.settings import Settings, get_settings
-from service.store.db import engine_for, upgrade
+from service.store.db import engine_for
 from service.store.errors import Invalid
 
 log = logging.getLogger("crosswalk.api")
@@ -27,8 +27,7 @@ Authenticate with `Authorization: Bearer <token>`. Errors are `application/probl
 
 def create_app(settings: Settings | None = None, suggester_factory: SuggesterFactory | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = engine_for(settings.database_url)
-    upgrade(engine)  # the schema is at head before the first request
+    engine = engine_for(settings.database_url)  # its schema is at head: `serve` and `crosswalk db upgrade` migrate
     app = FastAPI(title="crosswalk review service", version="1", description=DESCRIPTION + "\n" + (ROLE_TABLE or ""))
     app.state.settings, app.state.engine = settings, engine
     app.state.suggester_factory = suggester_factory or _engine_suggesters(settings)

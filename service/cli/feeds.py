@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from service.cli.app import UserError, app
-from service.cli.review import _valid, actor, transaction
+from service.cli.common import actor, store, transaction, valid
 from service.settings import get_settings
 
 feed_app = typer.Typer(help="Monitored feeds: register with a reference, post batches, contract, webhooks.", no_args_is_help=True)
@@ -31,12 +31,6 @@ def _upload(path: Path):
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     return Upload(path.name, path.read_bytes())
-
-
-def _engine():
-    from service.store.db import engine_for
-
-    return engine_for(get_settings().database_url)
 
 
 # -- feeds ------------------------------------------------------------------------------------------
@@ -106,7 +100,7 @@ def feed_post(
         for line in batch.alerts:
             typer.echo(f"  {line['severity']:<8} {line['uid']}  {line['message']}")
     if feed_id is not None:
-        result = outbox.deliver(_engine(), home, feed_id, DELIVERY_DEADLINE_S)
+        result = outbox.deliver(store(), home, feed_id, DELIVERY_DEADLINE_S)
         if result is not None and result.pending:
             typer.echo(f"{result.pending} webhook message(s) still pending; `crosswalk feed deliver` retries them", err=True)
 
@@ -151,7 +145,7 @@ def feed_webhook(
     secret = os.environ.get(secret_env)
     if not secret:
         raise UserError(f"set {secret_env} to the webhook's shared secret (kept off the command line and shell history)")
-    data = _valid(WebhookCreate, url=url, secret=secret, max_attempts=max_attempts, base_delay=base_delay)
+    data = valid(WebhookCreate, url=url, secret=secret, max_attempts=max_attempts, base_delay=base_delay)
     with transaction() as session:
         hook = feeds.add_webhook(session, get_settings().home, feeds.get_feed(session, feed), data, actor())
     typer.echo(f"webhook {hook.id}: {hook.url}")
@@ -170,7 +164,7 @@ def feed_deliver(
         with transaction() as session:
             feed_id = feeds.get_feed(session, feed).id
     while True:
-        result = outbox.deliver(_engine(), get_settings().home, feed_id)
+        result = outbox.deliver(store(), get_settings().home, feed_id)
         assert result is not None
         typer.echo(f"delivered {result.delivered}, pending {result.pending}, dead {result.dead}")
         if watch is None:
@@ -210,7 +204,7 @@ def _act(uid: str, action: str) -> None:
         feed_id = feed.id
     typer.echo(f"alert {uid}: {row.status} by {actor()}")
     if queued:
-        outbox.deliver(_engine(), get_settings().home, feed_id, DELIVERY_DEADLINE_S)
+        outbox.deliver(store(), get_settings().home, feed_id, DELIVERY_DEADLINE_S)
 
 
 @alerts_app.command("ack")

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from service.cli.app import UserError, app
-from service.cli.review import actor, transaction
+from service.cli.app import FAILURE, UserError, app
+from service.cli.common import actor, store, transaction
 from service.settings import get_settings
 
 models_app = typer.Typer(help="Registered mapping models (MLflow): list, promote through the gate.", no_args_is_help=True)
@@ -62,7 +62,6 @@ def train(
     from models.suggest import Suggester
     from service import crud, retraining
     from service.engine import bundled_encoder, catalog
-    from service.store.db import engine_for
     from service.store.errors import StoreError
     from training.finetune import FineTuneConfig
     from training.pipeline import TrainConfig
@@ -82,7 +81,7 @@ def train(
     champion = retraining.champion_suggester(settings, terminology, progress=True)
     try:
         report = retraining.train_release(
-            settings, engine_for(settings.database_url), ref, release, base, champion, config, policy
+            settings, store(), ref, release, base, champion, config, policy
         )
     except StoreError as error:
         raise UserError(error.detail) from None
@@ -108,12 +107,12 @@ def _print_comparison(report) -> None:
 
 
 def _registry():
-    from training import tracking
+    from service.retraining import existing_registry
 
-    home = get_settings().home
-    if not tracking.configured(home):
+    registry = existing_registry(get_settings())
+    if registry is None:
         raise UserError("no model registry yet: train a model first with `crosswalk train --release N`")
-    return tracking.Registry(home)
+    return registry
 
 
 def _terminology(registry, terminology: str | None) -> str:
@@ -156,7 +155,7 @@ def models_promote(
         typer.echo(f"  {reason}", err=not decision.promote)
     if not decision.promote:
         typer.echo(f"crosswalk: refused: models:/{row.registered_model}/{row.version} stays challenger (recorded)", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(FAILURE)
     typer.echo(f"models:/{row.registered_model}/{row.version} is now champion; running services: POST /models/reload")
 
 

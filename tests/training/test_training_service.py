@@ -90,8 +90,7 @@ def test_a_better_challenger_is_promoted_served_on_reload_and_traced_to_its_rele
     # The service serves the champion: the registered weights through the ONNX encoder (stood in here).
     monkeypatch.setattr(retraining, "OnnxEncoder", lambda **kwargs: encoder)
     monkeypatch.setattr("service.engine.catalog", lambda s: type("C", (), {"get": staticmethod(lambda n: tiny_icd)})())
-    monkeypatch.setenv("CROSSWALK_DATABASE_URL", str(engine.url))
-    app = create_app(settings)
+    app = create_app(settings.model_copy(update={"database_url": str(engine.url)}))
     served = app.state.suggester_factory("tiny-icd")
     assert served.model_version == f"models:/{name}/{report.version}"
     # ... with the approved history it was trained on (train + fit codes, never the held-out ones)
