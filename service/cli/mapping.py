@@ -103,7 +103,6 @@ def terminology_update(
 ) -> None:
     """Load a new release of a terminology in use: report what changed and re-open the mappings it hit."""
     from models.catalog import BUILT_IN, Catalog, UnknownTerminology
-    from models.loaders import FORMATS
     from service.living.terminology import register_release
 
     if not name or not format:
