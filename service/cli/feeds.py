@@ -17,7 +17,9 @@ from service.cli.app import UserError, app
 from service.cli.common import actor, store, transaction, valid
 from service.settings import get_settings
 
-feed_app = typer.Typer(help="Monitored feeds: register with a reference, post batches, contract, webhooks.", no_args_is_help=True)
+feed_app = typer.Typer(
+    help="Monitored feeds: register with a reference, post batches, contract, webhooks.", no_args_is_help=True
+)
 alerts_app = typer.Typer(help="Alerts of monitored feeds: list, acknowledge, resolve.", no_args_is_help=True)
 app.add_typer(feed_app, name="feed")
 app.add_typer(alerts_app, name="alerts")
@@ -38,9 +40,15 @@ def _upload(path: Path):
 def feed_create(
     name: Annotated[str, typer.Argument(help="Unique feed name, e.g. st-mary-labs.")],
     reference: Annotated[Path, typer.Option("--reference", "-r", help="Trusted data: CSV, Parquet or FHIR NDJSON.")],
-    segment: Annotated[list[str] | None, typer.Option("--segment", "-s", help="Column to split by (repeatable).")] = None,
-    project: Annotated[str | None, typer.Option("--project", "-p", help="Review project whose approved mappings count as mapped.")] = None,
-    mapped_column: Annotated[list[str] | None, typer.Option("--mapped-column", help="Code column that project maps (repeatable).")] = None,
+    segment: Annotated[
+        list[str] | None, typer.Option("--segment", "-s", help="Column to split by (repeatable).")
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Review project whose approved mappings count as mapped.")
+    ] = None,
+    mapped_column: Annotated[
+        list[str] | None, typer.Option("--mapped-column", help="Code column that project maps (repeatable).")
+    ] = None,
     description: Annotated[str | None, typer.Option(help="What the feed is.")] = None,
 ) -> None:
     """Register a feed: keep its reference, infer its data contract, profile the reference once."""
@@ -95,14 +103,18 @@ def feed_post(
             feed_id = found.id
         counts = batch.summary["alerts"]
         events = ", ".join(f"{k} {v}" for k, v in sorted(batch.summary["events"].items())) or "no alert changes"
-        typer.echo(f"{path.name}: batch {batch.number}, {batch.rows} rows; {counts['critical']} critical, "
-                   f"{counts['warning']} warning, {counts['info']} info; {events}")
+        typer.echo(
+            f"{path.name}: batch {batch.number}, {batch.rows} rows; {counts['critical']} critical, "
+            f"{counts['warning']} warning, {counts['info']} info; {events}"
+        )
         for line in batch.alerts:
             typer.echo(f"  {line['severity']:<8} {line['uid']}  {line['message']}")
     if feed_id is not None:
         result = outbox.deliver(store(), home, feed_id, DELIVERY_DEADLINE_S)
         if result is not None and result.pending:
-            typer.echo(f"{result.pending} webhook message(s) still pending; `crosswalk feed deliver` retries them", err=True)
+            typer.echo(
+                f"{result.pending} webhook message(s) still pending; `crosswalk feed deliver` retries them", err=True
+            )
 
 
 @feed_app.command("contract")
@@ -132,9 +144,13 @@ def feed_contract(
 def feed_webhook(
     feed: Annotated[str, typer.Argument(help="Feed id or name.")],
     url: Annotated[str, typer.Option(help="http(s) URL that receives the alert events.")],
-    secret_env: Annotated[str, typer.Option("--secret-env", help="Environment variable holding the shared secret.")] = "CROSSWALK_WEBHOOK_SECRET",
+    secret_env: Annotated[
+        str, typer.Option("--secret-env", help="Environment variable holding the shared secret.")
+    ] = "CROSSWALK_WEBHOOK_SECRET",
     max_attempts: Annotated[int, typer.Option(help="Attempts before a message is given up (dead).")] = 8,
-    base_delay: Annotated[float, typer.Option(help="Seconds before the 2nd attempt; doubles after each failure.")] = 2.0,
+    base_delay: Annotated[
+        float, typer.Option(help="Seconds before the 2nd attempt; doubles after each failure.")
+    ] = 2.0,
 ) -> None:
     """Send the feed's alert events to URL, signed with HMAC-SHA256 (the secret is read from the environment)."""
     import os
@@ -144,7 +160,9 @@ def feed_webhook(
 
     secret = os.environ.get(secret_env)
     if not secret:
-        raise UserError(f"set {secret_env} to the webhook's shared secret (kept off the command line and shell history)")
+        raise UserError(
+            f"set {secret_env} to the webhook's shared secret (kept off the command line and shell history)"
+        )
     data = valid(WebhookCreate, url=url, secret=secret, max_attempts=max_attempts, base_delay=base_delay)
     with transaction() as session:
         hook = feeds.add_webhook(session, get_settings().home, feeds.get_feed(session, feed), data, actor())
@@ -190,7 +208,10 @@ def alerts_list(
     rows = [a for page in pages for a in page.alerts]
     typer.echo(f"{'uid':<16}  {'feed':<16} {'status':<12} {'severity':<8} {'check':<14} {'segment':<10} message")
     for a in rows:
-        typer.echo(f"{a.uid:<16}  {a.feed[:16]:<16} {a.status:<12} {a.severity:<8} {a.check:<14} {a.segment[:10]:<10} {a.message}")
+        typer.echo(
+            f"{a.uid:<16}  {a.feed[:16]:<16} {a.status:<12} {a.severity:<8} {a.check:<14} {a.segment[:10]:<10} "
+            f"{a.message}"
+        )
     typer.echo(f"{len(rows)} alert(s)", err=True)
 
 
