@@ -102,7 +102,8 @@ def terminology_update(
     ] = "",
 ) -> None:
     """Load a new release of a terminology in use: report what changed and re-open the mappings it hit."""
-    from models.catalog import BUILT_IN, Catalog, UnknownTerminology
+    from models.catalog import BUILT_IN, UnknownTerminology
+    from service.engine import catalog as catalog_of
     from service.living.terminology import register_release
 
     if not name or not format:
@@ -111,7 +112,7 @@ def terminology_update(
         raise UserError(f"{name!r} is built in ({BUILT_IN[name]}); load another release under another name")
     if format not in FORMATS and format not in BUILT_IN.values():
         raise UserError(f"unknown format {format!r}; choose one of: {', '.join([*FORMATS, *BUILT_IN.values()])}")
-    catalog = Catalog(get_settings().terminologies_dir)
+    catalog = catalog_of(get_settings())
     old = _current(catalog, name, UnknownTerminology)
     new = _load(format, path, name)
     with transaction() as session:
