@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import service.engine
 from service.cli import app
+from service.settings import get_settings
 from tests.conftest import SAMPLES
 
 FHIR_SAMPLE = SAMPLES / "terminologies" / "fhir" / "codesystem-lab-local.json"
@@ -20,6 +21,7 @@ FHIR_SAMPLE = SAMPLES / "terminologies" / "fhir" / "codesystem-lab-local.json"
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("CROSSWALK_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
     service.engine.served_suggesters.cache_clear()
     yield tmp_path / "home"
     service.engine.served_suggesters.cache_clear()

@@ -1,5 +1,5 @@
-"""`create_app`: the review service (the HTTP API and the review UI) on the store that the settings name,
-migrated at start."""
+"""`create_app`: the review service (the HTTP API and the review UI) on the store that the settings name
+(migrated by `crosswalk serve` at start)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from service import ui
 from service.api import problems
 from service.api.routes import audit, feeds, fhir, health, items, living, models, projects, releases, tokens
 from service.settings import Settings, get_settings
-from service.store.db import engine_for, upgrade
+from service.store.db import engine_for
 from service.web.deps import SuggesterFactory
 from service.web.roles import __doc__ as ROLE_TABLE
 
@@ -30,8 +30,7 @@ def create_app(settings: Settings | None = None, suggester_factory: SuggesterFac
     """The service on `settings`' store. A `suggester_factory` (tests, benchmarks) replaces the serving
     models, and its suggesters' terminologies then stand in for the catalog's."""
     settings = settings or get_settings()
-    engine = engine_for(settings.database_url)
-    upgrade(engine)  # the schema is at head before the first request
+    engine = engine_for(settings.database_url)  # its schema is at head: `serve` and `crosswalk db upgrade` migrate
     app = FastAPI(title="crosswalk review service", version="1", description=DESCRIPTION + "\n" + (ROLE_TABLE or ""))
     app.state.settings, app.state.engine = settings, engine
     if suggester_factory is None:

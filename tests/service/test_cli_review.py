@@ -35,7 +35,7 @@ def test_project_release_cycle(env, suggester, monkeypatch):
     source.write_text("source_code,source_text,frequency\nGLU,Glucose serum,9\nNA,Sodium serum,8\n")
     assert "project 1" in run("project", "create", "--name", "Lab", "--source-system", "LIS", "--target", "loinc")
     assert "2 new" in run("project", "import", "--project", "Lab", str(source))
-    monkeypatch.setattr("service.cli.review._suggester", lambda name: suggester)
+    monkeypatch.setattr("service.cli.projects.serving_suggester", lambda name: suggester)
     assert "fake-words@1" in run("project", "suggest", "--project", "Lab")
     with session_scope(engine_for(f"sqlite:///{env / 'cli.db'}")) as session:
         project = crud.get_project(session, "Lab")

@@ -15,10 +15,9 @@ import pytest
 
 from models.suggest import Suggester
 from service import crud, crud_imports, crud_releases, decisions
-from service.settings import Settings
+from service.settings import Settings, get_settings
 from service.store.db import engine_for, session_scope, upgrade
 from service.store.tables import DecisionCreate, ProjectCreate, SuggestRequest
-from training import tracking
 from training.finetune import FineTuneResult
 from training.sets import ApprovedMapping
 
@@ -82,7 +81,8 @@ def backwards_fusion():
 @pytest.fixture
 def store(tmp_path, tiny_icd, encoder, mappings, monkeypatch):
     """A project onto tiny-icd with every mapping approved (one rejected first) and released as release 1."""
-    monkeypatch.delenv(tracking.URI_SETTING, raising=False)
+    monkeypatch.delenv("CROSSWALK_MLFLOW_TRACKING_URI", raising=False)
+    get_settings.cache_clear()
     settings = Settings(home=tmp_path / "home")
     engine = engine_for(f"sqlite:///{tmp_path / 'store.db'}")
     upgrade(engine)

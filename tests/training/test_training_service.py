@@ -91,8 +91,7 @@ def test_a_better_challenger_is_promoted_served_on_reload_and_traced_to_its_rele
     monkeypatch.setattr(retraining, "OnnxEncoder", lambda **kwargs: encoder)
     fake_catalog = {"get": staticmethod(lambda n: tiny_icd), "stamp": staticmethod(lambda n: 0)}
     monkeypatch.setattr("service.engine.catalog", lambda s: type("C", (), fake_catalog)())
-    monkeypatch.setenv("CROSSWALK_DATABASE_URL", str(engine.url))
-    app = create_app(settings)
+    app = create_app(settings.model_copy(update={"database_url": str(engine.url)}))
     served = app.state.suggester_factory("tiny-icd")
     assert served.model_version == f"models:/{name}/{report.version}"
     # ... with the approved history it was trained on (train + fit codes, never the held-out ones)
