@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from models.catalog import Catalog
 from service import crud
 from service.api.problems import documented
 from service.api.roles import Permission, allowed, roles_with
@@ -68,6 +69,14 @@ def allow(permission: Permission, *errors: int, ok: dict[str, Any] | None = None
         return options | {"responses": responses | documented(*errors)}
     responses |= documented(401, 403, *errors)
     return options | {"dependencies": [Depends(requires(permission))], "responses": responses}
+
+
+def get_catalog(request: Request) -> Catalog:
+    """The terminology catalog under the app's data directory (headers are read per call: no cache)."""
+    return Catalog(request.app.state.settings.terminologies_dir)
+
+
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 
 def get_project(session: SessionDep, project_id: int) -> Project:
