@@ -7,17 +7,18 @@ ids); `export` puts the three together.
 
 from __future__ import annotations
 
+from models.catalog import Catalog
 from service.exports.bundle import Export, OmopConcept, ReleaseBundle
+from service.exports.formats import FORMATS, format_named
+from service.exports.targets import prepare
 
-__all__ = ["Export", "OmopConcept", "ReleaseBundle", "export"]
+__all__ = ["FORMATS", "Export", "OmopConcept", "ReleaseBundle", "export"]
 
 
-def export(bundle: ReleaseBundle, fmt: str, catalog=None) -> Export:
-    """The release file in format `fmt`; `catalog` (a `models.catalog.Catalog`) supplies the target's
-    identity and OMOP concept ids. Raises `Conflict` when the format needs what the catalog lacks."""
-    from service.exports.formats import format_named  # the writers import this package's bundle
-    from service.exports.targets import prepare
-
+def export(bundle: ReleaseBundle, fmt: str, catalog: Catalog | None = None) -> Export:
+    """The release file in format `fmt`; `catalog` supplies the target's identity and OMOP concept ids
+    (without one: the identity is guessed from the terminology's name, OMOP-keyed formats are refused).
+    Raises `Conflict` when the format needs what the catalog lacks, `Invalid` for an unknown format."""
     spec = format_named(fmt)
     ready = prepare(bundle, spec, catalog)
     stem = f"project-{bundle.project.id}-release-{bundle.release.number}"

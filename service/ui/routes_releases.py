@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from models.catalog import Catalog
 from service import crud, crud_releases
 from service.api.deps import CatalogDep, SessionDep
 from service.api.roles import Permission
@@ -30,7 +31,7 @@ def _releases(
     request: Request,
     browser: Browser,
     session,
-    catalog,
+    catalog: Catalog,
     project_id: int,
     error: str | None = None,
     status_code: int = 200,
@@ -53,7 +54,7 @@ def _releases(
     )
 
 
-def unavailable_formats(catalog, project: Project) -> dict[str, str]:
+def unavailable_formats(catalog: Catalog, project: Project) -> dict[str, str]:
     """Export formats this project cannot be written in (e.g. OMOP without a loaded OMOP vocabulary) and why."""
     return {name: why for name, fmt in FORMATS.items() if (why := refusal(fmt, catalog, project.target_terminology))}
 
