@@ -88,8 +88,8 @@ class Catalog:
         return CatalogEntry(name, header["format"], header["version"], count, name in BUILT_IN, header.get("system"))
 
     # -- identity: what a terminology is, read from its header only ---------------------------------
-    def identity(self, name: str) -> tuple[CodeSystem, str | None]:
-        """The code system a terminology holds and its version (None when it is not loaded here).
+    def identity(self, name: str) -> CodeSystem:
+        """The code system a terminology holds (its version is the terminology's own, `entries()`).
 
         Terminologies loaded before the system was recorded fall back to their format, then to a
         guess from the name."""
@@ -97,14 +97,14 @@ class Catalog:
         if path.exists():
             header = Terminology.read_header(path)[0]
             recorded = header.get("system") or FORMAT_SYSTEMS.get(header.get("format", ""))
-            return system_for(recorded, name), header.get("version")
+            return system_for(recorded, name)
         if name in BUILT_IN:
-            return system_for(FORMAT_SYSTEMS[BUILT_IN[name]], name), None
-        return system_for(None, name), None
+            return system_for(FORMAT_SYSTEMS[BUILT_IN[name]], name)
+        return system_for(None, name)
 
     def holding(self, system: CodeSystem) -> list[str]:
         """Names of the loaded terminologies that hold `system`, by recorded system (or name guess)."""
-        return [name for name in self.names() if self._path(name).exists() and self.identity(name)[0].uri == system.uri]
+        return [name for name in self.names() if self._path(name).exists() and self.identity(name).uri == system.uri]
 
     def stream(self, name: str, containing: str = "") -> Iterator[Concept]:
         """A loaded terminology's concepts one at a time (see `Terminology.stream`)."""

@@ -471,10 +471,10 @@ def test_loaders_record_the_code_system_whatever_the_name(tmp_path):
     catalog = Catalog(tmp_path)
     loinc = catalog.add("loinc", SAMPLES / "loinc" / "Loinc.csv", "loinc-2.78")
     assert loinc.system == "http://loinc.org"
-    assert catalog.identity("loinc-2.78")[0].prefix == "LOINC"
+    assert catalog.identity("loinc-2.78").prefix == "LOINC"
     assert catalog.add("omop", SAMPLES / "omop", "athena").system == OMOP_URI
     fhir = catalog.add("fhir", SAMPLES / "fhir" / "codesystem-lab-local.json", "house")
-    assert fhir.system == "http://hospital.example.org/fhir/CodeSystem/lab-local" == catalog.identity("house")[0].uri
+    assert fhir.system == "http://hospital.example.org/fhir/CodeSystem/lab-local" == catalog.identity("house").uri
     assert catalog.entries()[0].system is not None
 
 
@@ -487,7 +487,7 @@ def test_a_catalog_saved_before_systems_were_recorded_still_has_an_identity(tmp_
     Terminology("loinc-old", "loinc", "2.77", [Concept("2345-7", "Glucose")]).save(tmp_path / "loinc-old.jsonl.gz")
     Terminology("snomed", "test", "x", [Concept("1", "a")]).save(tmp_path / "snomed.jsonl.gz")
     Terminology("mine", "test", "x", [Concept("1", "a")]).save(tmp_path / "mine.jsonl.gz")
-    assert catalog.identity("loinc-old")[0].uri == "http://loinc.org"
-    assert catalog.identity("snomed")[0].uri == "http://snomed.info/sct"
-    assert catalog.identity("mine")[0].uri == "urn:crosswalk:terminology:mine"
+    assert catalog.identity("loinc-old").uri == "http://loinc.org"
+    assert catalog.identity("snomed").uri == "http://snomed.info/sct"
+    assert catalog.identity("mine").uri == "urn:crosswalk:terminology:mine"
     assert Terminology.load(tmp_path / "mine.jsonl.gz").system is None

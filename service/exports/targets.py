@@ -42,7 +42,7 @@ def with_identity(bundle: ReleaseBundle, catalog: Catalog | None) -> ReleaseBund
 
 
 def identity(catalog: Catalog | None, name: str) -> CodeSystem | None:
-    return catalog.identity(name)[0] if catalog is not None else None
+    return catalog.identity(name) if catalog is not None else None
 
 
 def released_targets(bundle: ReleaseBundle) -> set[str]:
