@@ -20,7 +20,8 @@ class CodeSystem:
     omop_vocabulary: str | None = None  # OMOP vocabulary_id, where the OHDSI vocabularies carry the system
 
 
-# URIs from HL7 terminology.hl7.org; prefixes from the Bioregistry (as sssom-py resolves them).
+# System URIs as terminology.hl7.org registers them; SSSOM prefixes expand to BioPortal PURLs where
+# BioPortal holds the system, else to the publisher's own site.
 OMOP_URI = "https://fhir-terminology.ohdsi.org"
 KNOWN: tuple[CodeSystem, ...] = (
     CodeSystem("http://loinc.org", "LOINC", "LOINC", "https://loinc.org/", "LOINC"),
@@ -50,7 +51,7 @@ KNOWN: tuple[CodeSystem, ...] = (
         "RxNorm",
     ),
     CodeSystem("http://www.ama-assn.org/go/cpt", "CPT", "CPT", "http://purl.bioontology.org/ontology/CPT/", "CPT4"),
-    CodeSystem("http://unitsofmeasure.org", "UCUM", "UO", "http://purl.obolibrary.org/obo/UO_", "UCUM"),
+    CodeSystem("http://unitsofmeasure.org", "UCUM", "UCUM", "http://unitsofmeasure.org/", "UCUM"),
     CodeSystem("http://hl7.org/fhir/sid/ndc", "NDC", "NDC", "http://identifiers.org/ndc/", "NDC"),
     CodeSystem("http://www.whocc.no/atc", "ATC", "ATC", "http://purl.bioontology.org/ontology/ATC/", "ATC"),
     CodeSystem(OMOP_URI, "OMOP standardized vocabularies", "OMOP", "https://athena.ohdsi.org/search-terms/terms/"),
@@ -88,7 +89,3 @@ def system_for(uri: str | None, name: str) -> CodeSystem:
         return CodeSystem(uri, name, prefix, uri if uri.endswith(("/", "#", ":")) else uri + "/")
     local = f"urn:crosswalk:terminology:{name}"
     return CodeSystem(local, name, prefix, f"{local}:")
-
-
-def by_omop_vocabulary(vocabulary_id: str) -> CodeSystem | None:
-    return next((s for s in KNOWN if s.omop_vocabulary == vocabulary_id), None)
