@@ -94,10 +94,10 @@ def parse_where(conditions: list[str]) -> dict[str, object]:
 
 def source_rows(path: Path, format: str):
     """The rows of a source list (crosswalk CSV or Usagi CSV), or a one-line error naming the problem."""
-    from service.crud_imports import parse_source_file
+    from service.crud_imports import IMPORT_FORMATS, parse_source_file
 
-    if format not in ("csv", "usagi"):
-        raise UserError(f"--format {format!r}: choose csv or usagi")
+    if format not in IMPORT_FORMATS:
+        raise UserError(f"--format {format!r}: choose one of {', '.join(IMPORT_FORMATS)}")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     return store_call(parse_source_file, path.read_bytes(), format, str(path))

@@ -9,6 +9,7 @@ import typer
 
 from service.cli.app import app
 from service.cli.common import ProjectOption, actor, parse_where, serving_suggester, source_rows, transaction, valid
+from service.crud_imports import IMPORT_FORMATS
 
 project_app = typer.Typer(help="Mapping projects: create, import source codes, suggest, list.", no_args_is_help=True)
 app.add_typer(project_app, name="project")
@@ -48,7 +49,7 @@ def project_create(
 def project_import(
     project: ProjectOption,
     path: Annotated[Path, typer.Argument(help="CSV with source_code,source_text[,frequency,...], or a Usagi CSV.")],
-    format: Annotated[str, typer.Option("--format", help="csv or usagi.")] = "csv",
+    format: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(IMPORT_FORMATS)}.")] = "csv",
 ) -> None:
     """Import (or re-import) source codes; decisions already made are kept."""
     from service import crud
@@ -99,7 +100,7 @@ def project_list() -> None:
 def project_update_source(
     project: ProjectOption,
     path: Annotated[Path, typer.Argument(help="The whole current source list (CSV or Usagi CSV).")],
-    format: Annotated[str, typer.Option("--format", help="csv or usagi.")] = "csv",
+    format: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(IMPORT_FORMATS)}.")] = "csv",
     resuggest: Annotated[
         bool, typer.Option("--resuggest/--no-resuggest", help="Re-suggest new and changed texts.")
     ] = True,

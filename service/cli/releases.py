@@ -9,6 +9,8 @@ import typer
 
 from service.cli.app import UserError, app
 from service.cli.common import ProjectOption, actor, transaction
+from service.exports.formats import FORMATS
+from service.settings import get_settings
 
 release_app = typer.Typer(help="Releases of approved mappings: create, diff, export.", no_args_is_help=True)
 app.add_typer(release_app, name="release")
@@ -51,20 +53,21 @@ def release_diff(
 def release_export(
     project: ProjectOption,
     release: Annotated[int, typer.Option("--release", "-r", help="Release number.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="fhir-r4, fhir-r5, sssom, omop or usagi.")],
+    format: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
 ) -> None:
     """Export a release as FHIR ConceptMap R4/R5, SSSOM TSV, OMOP SOURCE_TO_CONCEPT_MAP or Usagi CSV."""
     from service import crud, crud_releases
+    from service.engine import catalog
     from service.exports import export
 
-    formats = ("fhir-r4", "fhir-r5", "sssom", "omop", "usagi")
-    if format not in formats:
-        raise UserError(f"--format {format!r}: choose one of {', '.join(formats)}")
+    if format not in FORMATS:
+        raise UserError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
     if output is not None and not output.parent.is_dir():
         raise UserError(f"{output}: the folder {output.parent} does not exist")
     with transaction() as session:
-        exported = export(crud_releases.bundle(session, crud.get_project(session, project), release), format)  # type: ignore[arg-type]
+        bundle = crud_releases.bundle(session, crud.get_project(session, project), release)
+        exported = export(bundle, format, catalog(get_settings()))  # omop and usagi look up OMOP concept ids
     if output is None:
         typer.echo(exported.content, nl=False)
     else:

@@ -12,9 +12,10 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from models.catalog import Catalog
 from service import crud
+from service import engine as serving
 from service.crud_imports import SuggesterLike
-from service.engine import LazyTerminology
 from service.store.db import session_scope
 from service.store.errors import Forbidden, Invalid, Unauthorized
 from service.store.tables import Project, Role
@@ -62,6 +63,14 @@ def requires(permission: Permission) -> Callable[[Principal], Principal]:
     return check
 
 
+def get_catalog(request: Request) -> Catalog:
+    """The terminology catalog under the app's data directory (headers are read per call: no cache)."""
+    return serving.catalog(request.app.state.settings)
+
+
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+
+
 def get_project(session: SessionDep, project_id: int) -> Project:
     return crud.get_project(session, project_id)
 
@@ -83,16 +92,16 @@ def suggester_for(project: ProjectDep, factory: SuggesterFactoryDep) -> Suggeste
 SuggesterDep = Annotated[SuggesterLike, Depends(suggester_for)]
 
 
-def target_terminology(request: Request, terminology: str) -> LazyTerminology:
+def target_terminology(request: Request, terminology: str) -> serving.LazyTerminology:
     """A terminology as decisions see it: concepts by code from the catalog, read on first use."""
     return request.app.state.terminologies.target(terminology)
 
 
-def target_of(request: Request, project: ProjectDep) -> LazyTerminology:
+def target_of(request: Request, project: ProjectDep) -> serving.LazyTerminology:
     return target_terminology(request, project.target_terminology)
 
 
-TargetDep = Annotated[LazyTerminology, Depends(target_of)]
+TargetDep = Annotated[serving.LazyTerminology, Depends(target_of)]
 
 
 def if_match(
