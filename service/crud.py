@@ -7,9 +7,10 @@ item's decision state is written by `service.decisions` alone.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -17,8 +18,11 @@ from sqlmodel import Session, col, select
 from service import audit
 from service.store.errors import Conflict, NotFound
 from service.store.living import DualAssignment, DualStatus
+from service.store.review import ItemComment
 from service.store.tables import (
     ApiToken,
+    AuditEvent,
+    CommentPublic,
     ItemPublic,
     Project,
     ProjectCreate,
@@ -105,11 +109,37 @@ def model_version_of(session: Session, item: SourceItem) -> str | None:
     return batch.model_version if batch else None
 
 
-def item_public(session: Session, item: SourceItem) -> ItemPublic:
-    suggestions = [SuggestionPublic.model_validate(s) for s in current_suggestions(session, item)]
-    return ItemPublic.model_validate(
-        item, update={"suggestions": suggestions, "model_version": model_version_of(session, item)}
+def item_public(session: Session, item: SourceItem, thread: bool = False) -> ItemPublic:
+    """The item as the API shows it; `thread` adds its comments and any open four-eyes disagreement."""
+    update: dict[str, Any] = {
+        "suggestions": [SuggestionPublic.model_validate(s) for s in current_suggestions(session, item)],
+        "model_version": model_version_of(session, item),
+    }
+    if thread:
+        update["comments"] = [CommentPublic.model_validate(c) for c in comments(session, item)]
+        contested = disagreement(session, item)
+        update["disagreement"] = contested[0] if contested else None
+    return ItemPublic.model_validate(item, update=update)
+
+
+def latest_decision(session: Session, item: SourceItem) -> AuditEvent | None:
+    query = select(AuditEvent).where(
+        AuditEvent.entity == audit.entity_of(item), col(AuditEvent.action).startswith("decision.")
     )
+    return session.exec(query.order_by(col(AuditEvent.seq).desc()).limit(1)).first()
+
+
+def comments(session: Session, item: SourceItem) -> list[ItemComment]:
+    query = select(ItemComment).where(ItemComment.item_id == item.id).order_by(ItemComment.id)
+    return list(session.exec(query))
+
+
+def disagreement(session: Session, item: SourceItem) -> tuple[dict, dict] | None:
+    """A four-eyes disagreement still open on the item: (the first proposal, the counter-proposal)."""
+    last = latest_decision(session, item)
+    if item.status != Status.pending or last is None or last.action != "decision.counter" or last.before is None:
+        return None
+    return json.loads(last.before), json.loads(last.after)
 
 
 def open_dual(session: Session, item: SourceItem) -> DualAssignment | None:

@@ -38,6 +38,10 @@ UNDO_DEPTH = 50  # recent decisions looked at for one still undoable
 UNDO_WINDOW = 2000  # ...among the project's latest events (a team's last hour or so of work)
 
 
+class OverrideNeeded(Conflict):
+    """The decision would replace another reviewer's final decision: the reviewer must say so."""
+
+
 class TargetTerminology(Protocol):
     """What a decision needs of the project's target terminology: a concept by code, and its release."""
 
@@ -203,7 +207,7 @@ def _kind_of(item: SourceItem, state: Decided, actor: str, override: bool) -> st
     if item.status in FINAL and not same:
         if not override:
             target = f" to {item.target_code} {item.target_display or ''}".rstrip() if item.target_code else ""
-            raise Conflict(
+            raise OverrideNeeded(
                 f"{item.code!r} is {item.status}{target} by {item.decided_by}; replacing another reviewer's "
                 "decision is an override: confirm it (override=true) or leave it"
             )
@@ -218,19 +222,6 @@ def add_comment(session: Session, item: SourceItem, author: str, text: str | Non
         audit.record(session, author, "comment.add", row)
 
 
-def comments(session: Session, item: SourceItem) -> list[ItemComment]:
-    query = select(ItemComment).where(ItemComment.item_id == item.id).order_by(ItemComment.id)
-    return list(session.exec(query))
-
-
-def disagreement(session: Session, item: SourceItem) -> tuple[dict, dict] | None:
-    """A four-eyes disagreement still open on the item: (the first proposal, the counter-proposal)."""
-    last = latest_decision(session, item)
-    if item.status != Status.pending or last is None or last.action != "decision.counter" or last.before is None:
-        return None
-    return json.loads(last.before), json.loads(last.after)
-
-
 def confirm(session: Session, project: Project, code: str, actor: str, version: int | None, comment: str | None) -> SourceItem:
     """Four-eyes: a second, different reviewer turns a pending decision into the final one."""
     audit.lock_chain(session)
@@ -239,7 +230,7 @@ def confirm(session: Session, project: Project, code: str, actor: str, version: 
         raise Conflict(f"{code!r} is {item.status}, not pending; only a four-eyes proposal can be confirmed")
     if item.decided_by == actor:
         raise Forbidden(f"{actor!r} proposed this mapping; four-eyes needs a different reviewer to confirm it")
-    contested = disagreement(session, item)
+    contested = crud.disagreement(session, item)
     if contested is not None and actor == contested[0].get("decided_by"):
         raise Forbidden(
             f"{actor!r} and {item.decided_by!r} disagree on {code!r}; a third reviewer confirms one of the proposals"
@@ -263,7 +254,7 @@ def revert(
     audit.lock_chain(session)
     item = item_at(session, project, code, version)
     refuse_if_dual(session, item)
-    last = latest_decision(session, item)
+    last = crud.latest_decision(session, item)
     if last is None or last.before is None:
         raise Conflict(f"{code!r} has no decision to undo")
     before = json.loads(last.before)
@@ -343,13 +334,6 @@ def resolve_target(
     if concept is None:
         raise Invalid(f"{code!r} is not a code of {project.target_terminology}; search for the concept and use its code")
     return concept
-
-
-def latest_decision(session: Session, item: SourceItem) -> AuditEvent | None:
-    query = select(AuditEvent).where(
-        AuditEvent.entity == audit.entity_of(item), col(AuditEvent.action).startswith("decision.")
-    )
-    return session.exec(query.order_by(col(AuditEvent.seq).desc()).limit(1)).first()
 
 
 def undoable(session: Session, project: Project, actor: str) -> SourceItem | None:

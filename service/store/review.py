@@ -26,17 +26,6 @@ class ItemComment(SQLModel, table=True):
     created_at: str = Field(default_factory=utcnow)
 
 
-class CommentPublic(SQLModel):
-    author: str
-    text: str
-    action: str | None
-    created_at: str
-
-
-class CommentCreate(SQLModel):
-    text: str = Field(min_length=1, max_length=4000)
-
-
 class ReviewClaim(SQLModel, table=True):
     """Who has an item open for review, until when (one row per item, renewed or taken over when stale)."""
 

@@ -144,6 +144,17 @@ class SuggestionPublic(SQLModel):
     evidence: dict[str, Any]
 
 
+class CommentPublic(SQLModel):
+    author: str
+    text: str
+    action: str | None = Field(default=None, description="The decision the comment came with, if any.")
+    created_at: str
+
+
+class CommentCreate(SQLModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+
 class ItemPublic(SQLModel):
     code: str
     text: str
@@ -162,6 +173,12 @@ class ItemPublic(SQLModel):
     version: int = Field(description="Send it back as If-Match (or `version`) with a decision.")
     model_version: str | None = Field(default=None, description="Model that produced the suggestions.")
     suggestions: list[SuggestionPublic] = Field(default_factory=list)
+    comments: list[CommentPublic] = Field(
+        default_factory=list, description="The item's comment thread, oldest first (single-item responses)."
+    )
+    disagreement: dict[str, Any] | None = Field(
+        default=None, description="Four-eyes: the proposal a counter-proposal disagrees with, until a third confirms."
+    )
 
 
 class ItemPage(SQLModel):

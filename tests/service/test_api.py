@@ -39,6 +39,7 @@ EXPECTED_ROUTES = {
     ("post", "/projects/{project_id}/items/{code}/decisions"): "decide",
     ("post", "/projects/{project_id}/items/{code}/confirmations"): "confirm",
     ("post", "/projects/{project_id}/items/{code}/reverts"): "decide",
+    ("post", "/projects/{project_id}/items/{code}/comments"): "decide",
     ("get", "/projects/{project_id}/items/{code}/history"): "read",
     ("post", "/projects/{project_id}/releases"): "release",
     ("get", "/projects/{project_id}/releases"): "read",

@@ -10,7 +10,15 @@ from sqlmodel import Field, SQLModel
 from service import audit, crud, decisions
 from service.api.deps import allow
 from service.store.errors import Invalid
-from service.store.tables import AuditEventPublic, ConfirmationCreate, DecisionCreate, ItemPage, ItemPublic, Status
+from service.store.tables import (
+    AuditEventPublic,
+    CommentCreate,
+    ConfirmationCreate,
+    DecisionCreate,
+    ItemPage,
+    ItemPublic,
+    Status,
+)
 from service.web.deps import CurrentPrincipal, IfMatch, ProjectDep, SessionDep, TargetDep
 from service.web.roles import Permission
 
@@ -32,8 +40,8 @@ def list_items(
 
 @router.get("/{code}", response_model=ItemPublic, **allow(Permission.read, 404, 422))
 def get_item(project: ProjectDep, session: SessionDep, code: str, response: Response) -> ItemPublic:
-    """One source item with its current suggestions; the ETag is its version."""
-    item = crud.item_public(session, crud.get_item(session, project, code))
+    """One source item with its current suggestions and comment thread; the ETag is its version."""
+    item = crud.item_public(session, crud.get_item(session, project, code), thread=True)
     response.headers["ETag"] = f'"{item.version}"'
     return item
 
@@ -49,11 +57,15 @@ def decide(
     if_match: IfMatch,
     response: Response,
 ) -> ItemPublic:
-    """Approve, reject, flag, remap or mark unmappable, against the item version in If-Match (or body)."""
+    """Approve, reject, flag, remap or mark unmappable, against the item version in If-Match (or body).
+
+    A comment joins the item's thread. Replacing another reviewer's approval or unmappable is an override
+    (409 unless `override` is true); on a four-eyes project a second reviewer's different proposal is a
+    counter-proposal that a third reviewer confirms."""
     version = _version(if_match, decision.version)
     item = decisions.decide(session, project, code, decision, principal.name, version, target)
     response.headers["ETag"] = f'"{item.version}"'
-    return crud.item_public(session, item)
+    return crud.item_public(session, item, thread=True)
 
 
 @router.post("/{code}/confirmations", response_model=ItemPublic, **allow(Permission.confirm, 404, 409, 422, 428))
@@ -92,6 +104,19 @@ def revert(
     item = decisions.revert(session, project, code, principal.name, _version(if_match, body.version), body.comment)
     response.headers["ETag"] = f'"{item.version}"'
     return crud.item_public(session, item)
+
+
+@router.post("/{code}/comments", response_model=ItemPublic, **allow(Permission.decide, 404, 422))
+def add_comment(
+    project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, code: str, comment: CommentCreate
+) -> ItemPublic:
+    """Add a comment to the item's thread without deciding (the thread only grows)."""
+    if not comment.text.strip():
+        raise Invalid("the comment is empty; write what the next reviewer should know")
+    audit.lock_chain(session)
+    item = crud.get_item(session, project, code)
+    decisions.add_comment(session, item, principal.name, comment.text)
+    return crud.item_public(session, item, thread=True)
 
 
 @router.get("/{code}/history", response_model=list[AuditEventPublic], **allow(Permission.read, 404, 422))
