@@ -16,19 +16,38 @@ from service.store.tables import (
     ImportResult,
     ProjectCreate,
     ProjectPublic,
+    ProjectUpdate,
     SuggestRequest,
     SuggestResult,
 )
-from service.web.deps import CurrentPrincipal, ProjectDep, SessionDep, SuggesterDep
+from service.web.deps import CurrentPrincipal, ProjectDep, SessionDep, SuggesterDep, TerminologiesDep
 from service.web.roles import Permission
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
 
 @router.post("", status_code=201, response_model=ProjectPublic, **allow(Permission.edit, 409, 422))
-def create_project(data: ProjectCreate, session: SessionDep, principal: CurrentPrincipal) -> ProjectPublic:
-    """Create a mapping project (source system -> target terminology)."""
-    project = crud.create_project(session, data, principal.name)
+def create_project(
+    data: ProjectCreate, session: SessionDep, principal: CurrentPrincipal, terminologies: TerminologiesDep
+) -> ProjectPublic:
+    """Create a mapping project (source system -> a loaded target terminology)."""
+    project = crud.create_project(session, data, principal.name, terminologies.require)
+    return crud.project_public(session, project)
+
+
+@router.patch("/{project_id}", response_model=ProjectPublic, **allow(Permission.edit, 404, 409, 422))
+def update_project(
+    project: ProjectDep,
+    data: ProjectUpdate,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    terminologies: TerminologiesDep,
+) -> ProjectPublic:
+    """Rename a project, or point it at another terminology while nothing has been decided."""
+    if data.name is not None:
+        crud.rename_project(session, project, data.name, principal.name)
+    if data.target_terminology is not None:
+        crud.set_target(session, project, data.target_terminology, principal.name, terminologies.require)
     return crud.project_public(session, project)
 
 
