@@ -25,6 +25,7 @@ from models.terminology import Concept, Terminology, attributes_match
 from models.text import fold
 
 _WORD = re.compile(r"[a-z0-9]+")
+EXACT_WINDOW = 200  # matches checked for an exact name: a word index cannot say "all and only these words"
 MIN_PREFIX = 2  # a one-letter query word matches whole words only ("a" would match half of LOINC)
 # Concept attributes a search can be filtered by, where the terminology has them (LOINC does).
 FACETS = ("class", "system", "scale", "status")
@@ -65,20 +66,19 @@ class TextIndex:
         self.terminology = terminology
         display: dict[str, list[int]] = {}
         every: dict[str, list[int]] = {}
-        self._phrases: dict[str, list[int]] = {}
         for position, concept in enumerate(terminology.concepts):
-            texts = concept.texts()
-            for word in set(words_of(concept.display)):
+            words = [words_of(text) for text in concept.texts()]
+            for word in set(words[0]):
                 display.setdefault(word, []).append(position)
-            for word in {w for text in texts for w in words_of(text)}:
+            for word in {w for text in words for w in text}:
                 every.setdefault(word, []).append(position)
-            for text in texts:
-                self._phrases.setdefault(" ".join(words_of(text)), []).append(position)
         self._display = {w: np.asarray(p, dtype=np.int32) for w, p in display.items()}
         self._every = {w: np.asarray(p, dtype=np.int32) for w, p in every.items()}
         self._vocabulary = sorted(self._every)
-        self._lengths = np.fromiter(
-            (len(c.display) for c in terminology.concepts), dtype=np.int32, count=len(terminology)
+        count = len(terminology)
+        self._lengths = np.fromiter((len(c.display) for c in terminology.concepts), dtype=np.int32, count=count)
+        self._second_look = np.fromiter(
+            (needs_second_look(c) is not None for c in terminology.concepts), dtype=bool, count=count
         )
 
     @cached_property
@@ -102,22 +102,24 @@ class TextIndex:
         if found is None or not len(found):
             return TextMatches([], 0)
         concepts = self.terminology.concepts
-        wanted = where or {}
-        kept, hidden = [], 0
-        for position in found.tolist():
-            concept = concepts[position]
-            if wanted and not attributes_match(concept, wanted):
-                continue
-            if not include_inactive and needs_second_look(concept):
-                hidden += 1
-                continue
-            kept.append(position)
-        exact = set(self._phrases.get(" ".join(query), []))
+        if where:  # attribute filters walk the matches in Python: only when asked for
+            wanted = np.fromiter((attributes_match(concepts[p], where) for p in found), dtype=bool, count=len(found))
+            found = found[wanted]
+        hidden = 0
+        if not include_inactive:
+            inactive = self._second_look[found]
+            hidden, found = int(inactive.sum()), found[~inactive]
         in_display = self._matching(query, self._display)
-        display_set = set(in_display.tolist()) if in_display is not None else set()
-        # Best first: the query is a whole name, then all words in the display, then shorter names.
-        kept.sort(key=lambda p: (p not in exact, p not in display_set, int(self._lengths[p]), concepts[p].code))
-        return TextMatches([TextHit(p, p in exact, p in display_set) for p in kept[:limit]], hidden)
+        shown_in_display = np.isin(found, in_display) if in_display is not None else np.zeros(len(found), dtype=bool)
+        # Best first: all words in the display, then shorter names (then catalog order) ...
+        order = np.lexsort((found, self._lengths[found], ~shown_in_display))
+        ranked, in_display_ranked = found[order].tolist(), shown_in_display[order].tolist()
+        # ... and among the first EXACT_WINDOW, a concept named exactly as the query goes first.
+        phrase = " ".join(query)
+        exact = [any(" ".join(words_of(t)) == phrase for t in concepts[p].texts()) for p in ranked[:EXACT_WINDOW]]
+        best = sorted(range(len(exact)), key=lambda i: not exact[i]) + list(range(len(exact), len(ranked)))
+        hits = [TextHit(ranked[i], i < len(exact) and exact[i], in_display_ranked[i]) for i in best[:limit]]
+        return TextMatches(hits, hidden)
 
     def _matching(self, query: list[str], table: dict[str, np.ndarray]) -> np.ndarray | None:
         result: np.ndarray | None = None
