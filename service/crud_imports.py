@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from models.items import SourceItem as ModelItem
 from models.items import Suggestion as ModelSuggestion
-from models.terminology import Concept, Terminology, attributes_match
+from models.terminology import Concept, Terminology
 from service import audit
 from service.concept_search import needs_second_look, text_index
 from service.store.errors import Invalid, NotFound
@@ -189,7 +189,7 @@ def search(
     wanted = {**(project.target_filter or {}), **{k: v for k, v in (filters or {}).items() if v}}
     include_inactive = include_inactive or bool(wanted.get("status"))  # asking for a status is asking to see it
     exact = terminology.get(text.strip())
-    found = [_public(exact, "code")] if exact and attributes_match(exact, wanted) else []
+    found = [_public(exact, "code")] if exact else []  # the code typed is shown whatever the filters
     matches = text_index(terminology).find(text, wanted, include_inactive, top_k)
     texts = [terminology.concepts[hit.position] for hit in matches.hits]
     found += [_public(concept, "text") for concept in texts if concept is not exact]
