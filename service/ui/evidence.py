@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.fusion import content_words
 from models.terminology import Concept
 from service.concept_search import needs_second_look, words_of
 
@@ -186,20 +187,26 @@ def _words(item_text: str, suggestion, concept: Concept | None, found: Candidate
     if evidence.get("matched_text"):
         texts = [*texts, evidence["matched_text"]]
     candidate_words = {w for t in texts for w in words_of(t)}
-    source = list(dict.fromkeys(words_of(item_text)))
+    words = list(dict.fromkeys(words_of(item_text)))
+    meaningful = content_words(" ".join(words))  # "and", "of", "in" say nothing about a match
+    source = [w for w in words if w in meaningful]
     found.matched = [
         w for w in source if w in candidate_words or any(c.startswith(w) for c in candidate_words if len(w) >= 3)
     ]
     found.missing = [w for w in source if w not in found.matched]
 
 
+def _listed(words: list[str], most: int = 8) -> str:
+    return ", ".join(words[:most]) + (f" and {len(words) - most} more" if len(words) > most else "")
+
+
 def _why(suggestion, rank: int, top: float | None, found: CandidateEvidence) -> list[str]:
     evidence = suggestion.evidence or {}
     why = []
     if found.matched:
-        why.append(f"words matched: {', '.join(found.matched)}")
+        why.append(f"words matched: {_listed(found.matched)}")
     if found.missing:
-        why.append(f"source words it lacks: {', '.join(found.missing)}")
+        why.append(f"source words it lacks: {_listed(found.missing)}")
     if evidence.get("matched_synonym") and evidence.get("matched_text"):
         why.append(f"matched through its synonym “{evidence['matched_text']}”")
     lexical, semantic = evidence.get("lexical"), evidence.get("semantic")
