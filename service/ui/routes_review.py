@@ -112,6 +112,8 @@ def _render_review(
 ) -> HTMLResponse:
     item = view.row.item if view.row else None
     context = _item_context(request, session, project, item) if item else {}
+    if second_look and second_look["relationship"]:
+        context["relationship"] = second_look["relationship"]  # the one chosen before the warning
     asked = SearchAsked.parse(request.query_params)
     return render(
         request, "review.html", status_code, browser=browser, project=project, filters=filters, view=view,
@@ -216,7 +218,10 @@ def _second_look(request: Request, project: Project, choice: str, form: dict[str
     terminology = _terminology(request, project)
     concept = terminology.get(target) if terminology is not None else None
     reason = needs_second_look(concept) if concept is not None else None
-    return {"concept": concept, "reason": reason} if reason else None
+    if not reason:
+        return None
+    relationship = form.get("relationship") if form.get("relationship") in RELATIONSHIPS else None
+    return {"concept": concept, "reason": reason, "comment": _comment(form), "relationship": relationship}
 
 
 def _apply(request: Request, session: Session, browser: Browser, project: Project, code: str, choice: str, form: dict[str, str]) -> SourceItem:
@@ -246,7 +251,8 @@ def _decision(choice: str, form: dict[str, str]) -> DecisionCreate:
 
 
 def _comment(form: dict[str, str]) -> str | None:
-    comment = (form.get("comment") or "").strip()
+    # kept_comment: the comment sent with a remap that was asked about once more (see _second_look)
+    comment = (form.get("comment") or form.get("kept_comment") or "").strip()
     if len(comment) > 4000:
         raise Invalid("the comment is over 4,000 characters; shorten it")
     return comment or None

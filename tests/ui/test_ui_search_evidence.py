@@ -115,12 +115,18 @@ def test_remapping_to_a_deprecated_concept_asks_again_before_it_is_decided(ui_se
     client = login(ui_service, Role.mapper)
     page = client.get(f"/ui/projects/{project}/review?code=XYZ&status=all&q=glucose&s_inactive=1").text
     before = ui_service.item(project, "XYZ")
-    warned = _post(client, project, "XYZ", page, choice="remap:2339-0")
+    asked = {"choice": "remap:2339-0", "comment": "old lab data", "relationship": "related-to"}
+    warned = _post(client, project, "XYZ", page, **asked)
     text = re.sub(r"<[^>]+>", "", html.unescape(warned.text))
     assert warned.status_code == 409 and "is DEPRECATED in loinc" in text and "Remap to 2339-0 anyway" in text
     assert ui_service.item(project, "XYZ") == before
-    confirmed = _post(client, project, "XYZ", warned.text, choice="remap:2339-0", second_look="2339-0")
-    assert confirmed.status_code == 303 and ui_service.item(project, "XYZ")["target_code"] == "2339-0"
+    assert re.search(r'<option value="related-to" selected>', warned.text)  # the choice made before the warning stays
+    kept = re.search(r'name="kept_comment" value="([^"]*)"', warned.text).group(1)
+    again = {"choice": "remap:2339-0", "second_look": "2339-0", "kept_comment": kept, "relationship": "related-to"}
+    confirmed = _post(client, project, "XYZ", warned.text, **again)
+    item = ui_service.item(project, "XYZ")
+    assert confirmed.status_code == 303
+    assert (item["target_code"], item["comment"], item["relationship"]) == ("2339-0", "old lab data", "related-to")
 
 
 def test_each_candidate_shows_its_loinc_axes_the_unit_check_and_why_it_ranks_there(ui_service, project):
