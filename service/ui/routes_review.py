@@ -211,9 +211,10 @@ def decide(request: Request, browser: BrowserDep, session: SessionDep, form: For
 
 
 def _second_look(request: Request, project: Project, choice: str, form: dict[str, str]) -> dict | None:
-    """A remap to a discouraged, deprecated or inactive concept asks once more before it is decided."""
+    """Choosing a discouraged, deprecated or inactive concept (a search hit, or a candidate suggested before
+    the terminology deprecated it) asks once more before it is decided."""
     action, _, target = choice.partition(":")
-    if action != "remap" or not target or form.get("second_look") == target:
+    if action not in ("remap", "pick") or not target or form.get("second_look") == target:
         return None
     terminology = _terminology(request, project)
     concept = terminology.get(target) if terminology is not None else None
@@ -221,7 +222,8 @@ def _second_look(request: Request, project: Project, choice: str, form: dict[str
     if not reason:
         return None
     relationship = form.get("relationship") if form.get("relationship") in RELATIONSHIPS else None
-    return {"concept": concept, "reason": reason, "comment": _comment(form), "relationship": relationship}
+    comment = _comment(form)
+    return {"concept": concept, "reason": reason, "choice": choice, "comment": comment, "relationship": relationship}
 
 
 def _apply(request: Request, session: Session, browser: Browser, project: Project, code: str, choice: str, form: dict[str, str]) -> SourceItem:

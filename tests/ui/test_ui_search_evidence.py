@@ -118,7 +118,7 @@ def test_remapping_to_a_deprecated_concept_asks_again_before_it_is_decided(ui_se
     asked = {"choice": "remap:2339-0", "comment": "old lab data", "relationship": "related-to"}
     warned = _post(client, project, "XYZ", page, **asked)
     text = re.sub(r"<[^>]+>", "", html.unescape(warned.text))
-    assert warned.status_code == 409 and "is DEPRECATED in loinc" in text and "Remap to 2339-0 anyway" in text
+    assert warned.status_code == 409 and "is DEPRECATED in loinc" in text and "Map to 2339-0 anyway" in text
     assert ui_service.item(project, "XYZ") == before
     assert re.search(r'<option value="related-to" selected>', warned.text)  # the choice made before the warning stays
     kept = re.search(r'name="kept_comment" value="([^"]*)"', warned.text).group(1)
