@@ -158,3 +158,35 @@ def test_each_candidate_shows_its_loinc_axes_the_unit_check_and_why_it_ranks_the
     assert "calibrated probability that this is the right concept" in meaning  # shown, not only to screen readers
     agree = html.unescape(client.get(f"/ui/projects/{project}/review?code=GLU&status=all").text)
     assert "source unit mg/dL is one of the candidate's example units" in agree
+
+
+def test_the_loinc_loaders_attributes_give_the_checks_and_the_search_filters():
+    """On the LOINC sample (a real Loinc.csv slice): units, status and class come through the loader."""
+    from pathlib import Path
+
+    from models.items import Suggestion
+    from models.loaders import loinc
+    from service.concept_search import TextIndex, needs_second_look
+    from service.ui.evidence import explain
+
+    sample = Path(__file__).resolve().parents[2] / "data" / "samples" / "terminologies" / "loinc"
+    terminology = loinc.load(sample)
+    suggestions = [
+        Suggestion("2345-7", "Glucose [Mass/volume] in Serum or Plasma", 0.41, 1, {"lexical": 0.2, "semantic": 0.5}),
+        Suggestion("6690-2", "Leukocytes [#/volume] in Blood by Automated count", 0.39, 2, {}),
+    ]
+    glucose, leukocytes = explain("WBC count", {"unit": "10*3/uL", "specimen": "whole blood"}, suggestions, terminology)
+    assert ("Example units", "mg/dL") in glucose.facts and ("Status", "ACTIVE") in glucose.facts
+    assert [(c.what, c.agrees) for c in glucose.checks] == [("unit", False), ("specimen", False)]
+    assert [(c.what, c.agrees) for c in leukocytes.checks] == [("unit", True), ("specimen", True)]
+    assert (
+        "words matched: wbc, count" in leukocytes.why
+    )  # "WBC" is one of its related names and "ranked 2: 0.02 below candidate 1" in leukocytes.why
+
+    index = TextIndex(terminology)
+    assert {"class", "system", "scale", "status"} <= set(index.facets)
+    hidden = index.find("glucometer")
+    assert (hidden.hits, hidden.hidden_inactive) == ([], 1)  # 41653-7 is DISCOURAGED in this release
+    shown = index.find("glucometer", include_inactive=True).hits
+    concept = terminology.concepts[shown[0].position]
+    assert (concept.code, needs_second_look(concept)) == ("41653-7", "DISCOURAGED")
