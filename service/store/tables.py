@@ -231,7 +231,12 @@ class ImportResult(SQLModel):
 class ConceptPublic(SQLModel):
     code: str
     display: str
-    score: float | None = None
+    score: float | None = None  # the model's probability for a ranked hit; None for code and text matches
+    match: Literal["code", "text", "ranked"] | None = None  # how the search found it
+    active: bool = True
+    status: str | None = None  # the terminology's own status, e.g. LOINC ACTIVE, TRIAL, DISCOURAGED, DEPRECATED
+    warning: str | None = None  # why choosing it deserves a second look (discouraged, deprecated, inactive)
+    attributes: dict[str, Any] = Field(default_factory=dict)  # class, system, scale, ... where the terminology has them
 
 
 # -- releases ---------------------------------------------------------------------------------------
