@@ -88,3 +88,14 @@ def test_help_names_values_and_the_version_is_one_flag_away(env, monkeypatch, ca
     assert code == 0 and out.startswith("crosswalk ")
     code, out, _ = crosswalk(monkeypatch, capsys, "project", "suggest", "--help")
     assert "--top" in out  # the same flag name as `crosswalk suggest`
+
+
+def test_without_a_terminal_the_index_build_says_what_it_does_and_how_long_it_took(loaded, suggester, monkeypatch, capsys):
+    from service.cli.common import serving_suggester
+
+    monkeypatch.setattr("service.engine.get_suggester", lambda settings, name, progress: suggester)
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    serving_suggester("loinc")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("crosswalk: loading loinc") and "search index" in lines[0]
+    assert lines[1].startswith("crosswalk: loinc ready: 6 concepts,") and lines[1].endswith(" s")
