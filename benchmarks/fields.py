@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest.schema import SourceColumn, read_hl7_messages, read_schema_csv  # noqa: E402
+from ingest.schema import SourceColumn, hl7_segment_names, read_hl7_messages, read_schema_csv  # noqa: E402
 from models.dense import OnnxEncoder, cached_embeddings  # noqa: E402
 from models.fields.suggest import FieldSuggester  # noqa: E402
 from models.fields.targets import TargetCatalog, TargetModel, load_fhir_r4, load_omop  # noqa: E402
@@ -55,6 +55,7 @@ def hl7_fhir_set(target: TargetModel) -> Labelled:
     """v2 field -> set of `Resource.element` keys, from HL7's segment mapping tables."""
     known = {f.key for f in target.fields}
     choices = {f"{f.table}.{f.column[:-3]}": f.key for f in target.fields if f.column.endswith("[x]")}
+    segments = hl7_segment_names()
     pairs: dict[str, tuple[SourceColumn, set[str]]] = {}
     for path in sorted(glob.glob(str(SHARED / "hl7v2-to-fhir-mappings" / "segments" / "*.csv"))):
         resource = re.search(r"\[(\w+)", path).group(1)
@@ -68,20 +69,26 @@ def hl7_fhir_set(target: TargetModel) -> Labelled:
                 if key is None:
                     continue
                 field_id, name = row[1].strip(), " ".join(row[2].split())
-                column = SourceColumn(field_id.split("-")[0], field_id, description=name, type=row[3].strip())
+                segment = field_id.split("-")[0]
+                column = SourceColumn(segment, field_id, name, row[3].strip(), segments.get(segment, ""))
                 pairs.setdefault(field_id, (column, set()))[1].add(key)
     return list(pairs.values())
 
 
 def without_descriptions(labelled: Labelled, rename_hl7: bool = False) -> Labelled:
-    """Names only. HL7 fields are named by their standard name as a column would be (`date_time_of_birth`)."""
+    """Names only; HL7 fields and segments by their standard names (`patient_identification.date_time_of_birth`)."""
     out = []
     for column, targets in labelled:
-        name = column.column
+        table, name = column.table, column.column
         if rename_hl7:
-            name = "_".join(re.findall(r"[a-z0-9]+", column.description.lower())) or column.column
-        out.append((SourceColumn(column.table, name, type=column.type), targets))
+            name = _snake(column.description) or name
+            table = _snake(column.table_description) or table
+        out.append((SourceColumn(table, name, type=column.type), targets))
     return out
+
+
+def _snake(text: str) -> str:
+    return "_".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def with_hl7_profiles(labelled: Labelled) -> Labelled:

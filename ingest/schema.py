@@ -25,7 +25,9 @@ from pathlib import Path
 MAX_COLUMNS = 2000  # per source: a 5,000-column table is cut, not ranked for minutes
 SAMPLE_ROWS = 2000  # rows profiled per table (files and databases alike)
 EXAMPLES = 5
-HL7_FIELDS = Path(__file__).resolve().parents[1] / "data" / "hl7v2" / "segment_fields.csv"
+HL7_DATA = Path(__file__).resolve().parents[1] / "data" / "hl7v2"
+HL7_FIELDS = HL7_DATA / "segment_fields.csv"
+HL7_SEGMENTS = HL7_DATA / "segment_names.csv"
 
 
 class SchemaError(ValueError):
@@ -384,9 +386,15 @@ def hl7_field_names() -> dict[str, tuple[str, str]]:
         return {row["field"]: (row["name"], row["type"]) for row in csv.DictReader(handle)}
 
 
+def hl7_segment_names() -> dict[str, str]:
+    """`PID` -> "Patient Identification": the standard segment names (bundled)."""
+    with HL7_SEGMENTS.open(encoding="utf-8") as handle:
+        return {row["segment"]: row["name"] for row in csv.DictReader(handle)}
+
+
 def read_hl7_messages(paths: list[Path], max_examples: int = EXAMPLES) -> SourceSchema:
     """Segment fields present in HL7 v2 messages, named by the standard, profiled from their values."""
-    names = hl7_field_names()
+    names, segments = hl7_field_names(), hl7_segment_names()
     values: dict[str, list[str]] = {}
     for path in paths:
         text = _read_text(Path(path), "utf-8-sig").lstrip().replace("\r\n", "\r").replace("\n", "\r")
@@ -408,7 +416,8 @@ def read_hl7_messages(paths: list[Path], max_examples: int = EXAMPLES) -> Source
     for key in sorted(values, key=_hl7_order):
         segment = key.split("-")[0]
         name, datatype = names.get(key, ("", ""))
-        columns.append(SourceColumn(segment, key, description=name, type=datatype, profile=profile_values(values[key])))
+        profile = profile_values(values[key])
+        columns.append(SourceColumn(segment, key, name, datatype, segments.get(segment, ""), profile=profile))
     return SourceSchema("hl7v2", columns[:MAX_COLUMNS])
 
 

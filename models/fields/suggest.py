@@ -19,7 +19,6 @@ so a column whose best candidate is weak gets a low score rather than a confiden
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,8 +45,9 @@ WEIGHTS = {
     "values": 0.10,
     "table": 0.35,
 }
-# P(correct) = sigmoid(a * sum + b * (sum - best sum of the column) + c), fitted on the same sets.
-CALIBRATION = (6.0, 8.0, -4.0)
+# P(correct) = sigmoid(a * sum + b * (sum - best sum of the column) + c): a logistic fit on the top-5
+# candidates of the development sets (2,560 columns x 5; expected calibration error 0.028 there).
+CALIBRATION = (4.83, 21.13, -4.46)
 DESCRIPTION_CHARS = 400  # a target's definition beyond this is ETL detail that blurs its embedding
 EVIDENCE = tuple(WEIGHTS)
 
@@ -346,6 +346,3 @@ def calibrated(totals: np.ndarray, calibration: tuple[float, float, float] = CAL
     gap = totals - totals.max(axis=1, keepdims=True)
     return 1.0 / (1.0 + np.exp(-(a * totals + b * gap + c)))
 
-
-def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))

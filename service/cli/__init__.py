@@ -3,6 +3,7 @@
 Importing this package registers every command group on `app`.
 """
 
+import service.cli.fields  # noqa: F401  (registers `crosswalk fields ...`)
 from service.cli import feeds, living, mapping, monitor, review, training  # noqa: F401  (each registers its commands)
 from service.cli.app import app, main
 
