@@ -275,7 +275,7 @@ class NameReader:
                 out.extend(expanded)
                 if synonyms:
                     for word in expanded:
-                        out.extend(DOMAIN_SYNONYMS.get(word, "").split())
+                        out.extend((DOMAIN_SYNONYMS.get(word) or DOMAIN_SYNONYMS.get(stem(word), "")).split())
         return tuple(dict.fromkeys(out))
 
     def segment(self, token: str) -> list[str]:

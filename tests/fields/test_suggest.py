@@ -155,3 +155,12 @@ def test_real_encoder_ranks_a_clinic_extract_well():
     suggestions = suggester.suggest([c for c, _ in labelled], top_k=5)
     hits = sum(any(c.key in targets for c in s.candidates) for s, (_, targets) in zip(suggestions, labelled))
     assert hits / len(labelled) >= 0.85
+
+
+@pytest.mark.slow
+def test_bundled_fhir_elements_match_a_fresh_export(tmp_path):
+    from models.fields.targets import FHIR_CSV, export_fhir_r4
+
+    pytest.importorskip("fhir.resources")
+    export_fhir_r4(tmp_path / "elements.csv")
+    assert (tmp_path / "elements.csv").read_text(encoding="utf-8") == FHIR_CSV.read_text(encoding="utf-8")
