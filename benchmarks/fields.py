@@ -156,15 +156,16 @@ def omop_abbreviated_set(target: TargetModel) -> Labelled:
 
 def judge_set(path: Path) -> Labelled:
     """A held-out schema CSV with target_table,target_column (several rows: several true targets)."""
-    schema = read_schema_csv(path)
+    columns = {c.key: c for c in read_schema_csv(path).columns}
+    targets: dict[str, set[str]] = {key: set() for key in columns}
     with path.open(encoding="utf-8-sig") as handle:
-        rows = list(csv.DictReader(handle))
-    pairs: dict[str, tuple[SourceColumn, set[str]]] = {}
-    for column, row in zip(schema.columns, rows):
-        entry = pairs.setdefault(column.key, (column, set()))
-        table, field = (row.get("target_table") or "").strip().lower(), (row.get("target_column") or "").strip().lower()
-        if table and field:
-            entry[1].add(f"{table}.{field}")
+        for row in csv.DictReader(handle):
+            row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+            table = row.get("table") or row.get("table_name") or row.get("source_table", "")
+            column = row.get("column") or row.get("column_name") or row.get("source_column", "")
+            if f"{table}.{column}" in targets and row.get("target_table") and row.get("target_column"):
+                targets[f"{table}.{column}"].add(f"{row['target_table'].lower()}.{row['target_column'].lower()}")
+    pairs = {key: (columns[key], found) for key, found in targets.items()}
     return [(c, t) for c, t in pairs.values() if t]
 
 

@@ -89,9 +89,32 @@ class SourceSchema:
 
 SCHEMA_COLUMNS = ("table", "column", "description", "type", "table_description")
 _HEADER_ALIASES = {
-    "table": ("table", "table_name", "tablename", "source_table", "cdmtablename", "entity"),
-    "column": ("column", "column_name", "columnname", "field", "field_name", "source_column", "cdmfieldname"),
-    "description": ("description", "column_description", "field_description", "definition", "userguidance"),
+    "table": ("table", "table_name", "source_table", "cdmtablename", "entity", "entity_name", "dataset", "file"),
+    "column": (
+        "column",
+        "column_name",
+        "field",
+        "field_name",
+        "source_column",
+        "source_field",
+        "cdmfieldname",
+        "attribute",
+        "attribute_name",
+        "variable",
+        "variable_name",
+        "element",
+    ),
+    "description": (
+        "description",
+        "column_description",
+        "field_description",
+        "attribute_description",
+        "definition",
+        "comment",
+        "comments",
+        "label",
+        "userguidance",
+    ),
     "type": ("type", "data_type", "datatype", "column_type", "cdmdatatype"),
     "table_description": ("table_description", "tabledescription", "table_definition"),
 }
@@ -111,7 +134,7 @@ def read_schema_csv(path: Path, encoding: str = "utf-8-sig") -> SourceSchema:
             f"{path}:1: header {','.join(header)[:120]!r} lacks table and column; "
             "expected table,column[,description,type,table_description]"
         )
-    columns: list[SourceColumn] = []
+    columns: dict[tuple[str, str], SourceColumn] = {}
     notes: list[str] = []
     for line, row in enumerate(reader, start=2):
         values = {name: (row[i].strip() if i < len(row) else "") for name, i in positions.items()}
@@ -119,13 +142,16 @@ def read_schema_csv(path: Path, encoding: str = "utf-8-sig") -> SourceSchema:
             continue
         if not values["table"] or not values["column"]:
             raise SchemaError(f"{path}:{line}: table and column must both be filled in")
+        key = (values["table"], values["column"])
+        if key in columns:  # a repeated column (e.g. one row per mapping target): its first description holds
+            continue
         if len(columns) >= MAX_COLUMNS:
             notes.append(f"{path}: only the first {MAX_COLUMNS} columns were read")
             break
-        columns.append(SourceColumn(**{k: _clean(v) for k, v in values.items()}))
+        columns[key] = SourceColumn(**{k: _clean(v) for k, v in values.items()})
     if not columns:
         raise SchemaError(f"{path}: no columns below the header; add one row per source column")
-    return SourceSchema(path.stem, columns, notes)
+    return SourceSchema(path.stem, list(columns.values()), notes)
 
 
 def _schema_positions(header: list[str]) -> dict[str, int]:

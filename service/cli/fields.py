@@ -79,7 +79,8 @@ def fields_suggest(
                 writer.writerow(row)
     tmp.replace(output)
     typer.echo(
-        f"wrote {top} candidates for {len(schema.columns)} columns of {shown} ({model.name}) to {output}", err=True
+        f"wrote the top {top} candidates for {len(schema.columns)} columns of {shown} ({model.name}) to {output}",
+        err=True,
     )
 
 

@@ -32,6 +32,13 @@ def test_schema_csv_with_aliases_and_only_table_and_column(tmp_path):
     assert schema.columns[1].description == ""  # NA placeholders are empty, not the word "NA"
 
 
+def test_schema_csv_lists_a_repeated_column_once(tmp_path):
+    path = tmp_path / "schema.csv"
+    path.write_text("table,column,description,target_table\nlab,uom,Unit,measurement\nlab,uom,,observation\n")
+    [column] = read_schema_csv(path).columns
+    assert column.description == "Unit"
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
