@@ -244,6 +244,24 @@ DOMAIN_SYNONYMS: dict[str, str] = {
     "birth": "birth",
 }
 
+# Endings that close run-together column names in many systems (`itemid`, `charttime`, `dxcode`).
+_SUFFIXES = (
+    "id",
+    "cd",
+    "dt",
+    "dttm",
+    "num",
+    "nbr",
+    "no",
+    "time",
+    "date",
+    "code",
+    "type",
+    "desc",
+    "flag",
+    "name",
+    "value",
+)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[a-zA-Z])(?=[0-9])|(?<=[0-9])(?=[a-zA-Z])")
 _WORD = re.compile(r"[A-Za-z0-9]+")
 
@@ -265,18 +283,40 @@ class NameReader:
 
     def __init__(self, vocabulary: set[str]):
         self.vocabulary = {w for w in vocabulary if len(w) >= 2} | set(FIELD_ABBREVIATIONS) | set(DOMAIN_SYNONYMS)
+        self._by_initial: dict[str, list[str]] = {}
+        for word in sorted(self.vocabulary, key=lambda w: (len(w), w)):
+            if word.isalpha() and len(word) >= 4:
+                self._by_initial.setdefault(word[0], []).append(word)
 
     @lru_cache(maxsize=200_000)  # noqa: B019  (one reader per fitted suggester, lives as long)
-    def words(self, name: str, synonyms: bool = True) -> tuple[str, ...]:
+    def words(self, name: str, synonyms: bool = True, contractions: bool | None = None) -> tuple[str, ...]:
+        """Words of an identifier; a source's (`synonyms`) also gets its contractions spelled out."""
+        contract = synonyms if contractions is None else contractions
         out: list[str] = []
         for token in split_identifier(name):
             for piece in self.segment(token):
-                expanded = FIELD_ABBREVIATIONS.get(piece, piece).split()
+                spelled = self.contraction(piece) if contract else piece
+                expanded = FIELD_ABBREVIATIONS.get(piece, spelled).split()
                 out.extend(expanded)
                 if synonyms:
                     for word in expanded:
                         out.extend((DOMAIN_SYNONYMS.get(word) or DOMAIN_SYNONYMS.get(stem(word), "")).split())
         return tuple(dict.fromkeys(out))
+
+    def contraction(self, token: str) -> str:
+        """A vowel-dropped word spelled out from the vocabulary: `dgns` -> diagnosis, `prvdr` -> provider.
+
+        Only for unknown tokens of 3-8 letters with no vowel after the first letter; the
+        shortest vocabulary word holding the token's letters in order, with its first letter, wins.
+        """
+        if token in self.vocabulary or not token.isalpha() or not 3 <= len(token) <= 8:
+            return token
+        if any(c in "aeiou" for c in token[1:]):  # `chart` is a word, not a contraction of "character"
+            return token
+        for word in self._by_initial.get(token[0], ()):
+            if len(token) < len(word) <= 2.5 * len(token) and _in_order(token, word):
+                return word
+        return token
 
     def segment(self, token: str) -> list[str]:
         """Split a run-together token into known words (fewest pieces), or leave it whole."""
@@ -291,7 +331,17 @@ class NameReader:
                     if best[end] is None or len(candidate) < len(best[end]):
                         best[end] = candidate
         found = best[len(token)]
-        return found if found and len(found) <= 3 else [token]
+        if found and len(found) <= 3:
+            return found
+        for suffix in _SUFFIXES:  # `itemid`, `charttime`: an unknown word before a familiar ending
+            if token.endswith(suffix) and len(token) - len(suffix) >= 3:
+                return [*self.segment(token[: -len(suffix)]), suffix]
+        return [token]
+
+
+def _in_order(letters: str, word: str) -> bool:
+    remaining = iter(word)
+    return all(letter in remaining for letter in letters)
 
 
 def stem(word: str) -> str:

@@ -232,7 +232,7 @@ class FieldSuggester:
         meaningful = [w for w in self.reader_.words(column.column, False) if not w.isdigit()]
         known = sum(w in self.reader_.vocabulary for w in meaningful)
         if column.description and self.use_descriptions and known < max(len(meaningful), 1) / 2:
-            return self.reader_.words(column.description)
+            return self.reader_.words(column.description, contractions=False)  # prose, not a column name
         return words
 
     def _source_text(self, column: SourceColumn, name: str) -> str:

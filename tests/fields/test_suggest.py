@@ -58,6 +58,15 @@ def test_identifiers_become_words():
     assert "birth" in reader.words("PAT_DOB") and "person" in reader.words("PAT_DOB")
 
 
+def test_vowel_dropped_names_and_familiar_endings_are_spelled_out():
+    reader = NameReader({"diagnosis", "provider", "chart", "character", "item"})
+    assert reader.words("DGNS_CD", synonyms=False, contractions=True)[0].startswith("diagnos")
+    assert reader.words("prvdr_num", synonyms=False, contractions=True) == ("provider", "number")
+    assert reader.words("chart", synonyms=False, contractions=True) == ("chart",)  # a word, not a contraction
+    assert reader.words("itemid", synonyms=False) == ("item", "identifier")
+    assert reader.words("DGNS_CD", synonyms=False) == ("dgns", "code")  # targets' names are taken as spelled
+
+
 def test_type_classes():
     assert type_class("varchar(50)") == "text"
     assert type_class("datetime") == "datetime" and type_class("DTM") == "datetime"
