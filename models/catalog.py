@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from models.loaders import load_terminology
-from models.terminology import Terminology
+from models.systems import FORMAT_SYSTEMS, CodeSystem, system_for
+from models.terminology import Concept, Terminology
 
 BUILT_IN = {"icd10cm": "icd10cm"}  # name -> format of terminologies crosswalk ships
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -24,6 +26,7 @@ class CatalogEntry:
     version: str
     concepts: int
     built_in: bool
+    system: str | None = None  # the FHIR system URI the loader recorded (None: loaded before it did)
 
 
 class UnknownTerminology(LookupError):
@@ -36,6 +39,11 @@ class Catalog:
 
     def _path(self, name: str) -> Path:
         return self.root / f"{name}.jsonl.gz"
+
+    def stamp(self, name: str) -> int | None:
+        """When the terminology's file last changed (None: not loaded yet); caches compare it."""
+        path = self._path(name)
+        return path.stat().st_mtime_ns if path.exists() else None
 
     def add(self, fmt: str, source: Path, name: str) -> Terminology:
         """Parse a release file and keep it under `name` (replacing an older load of it)."""
@@ -82,4 +90,27 @@ class Catalog:
         if not path.exists():  # built in, not yet materialised: say so instead of parsing 10 MB
             return CatalogEntry(name, BUILT_IN[name], "bundled (not yet loaded)", 0, True)
         header, count = Terminology.read_header(path, count=True)
-        return CatalogEntry(name, header["format"], header["version"], count, name in BUILT_IN)
+        return CatalogEntry(name, header["format"], header["version"], count, name in BUILT_IN, header.get("system"))
+
+    # -- identity: what a terminology is, read from its header only ---------------------------------
+    def identity(self, name: str) -> CodeSystem:
+        """The code system a terminology holds (its version is the terminology's own, `entries()`).
+
+        Terminologies loaded before the system was recorded fall back to their format, then to a
+        guess from the name."""
+        path = self._path(name)
+        if path.exists():
+            header = Terminology.read_header(path)[0]
+            recorded = header.get("system") or FORMAT_SYSTEMS.get(header.get("format", ""))
+            return system_for(recorded, name)
+        if name in BUILT_IN:
+            return system_for(FORMAT_SYSTEMS[BUILT_IN[name]], name)
+        return system_for(None, name)
+
+    def holding(self, system: CodeSystem) -> list[str]:
+        """Names of the loaded terminologies that hold `system`, by recorded system (or name guess)."""
+        return [name for name in self.names() if self._path(name).exists() and self.identity(name).uri == system.uri]
+
+    def stream(self, name: str, containing: str = "") -> Iterator[Concept]:
+        """A loaded terminology's concepts one at a time (see `Terminology.stream`)."""
+        return Terminology.stream(self._path(name), containing)

@@ -74,6 +74,9 @@ class Terminology:
     format: str
     version: str
     concepts: list[Concept]
+    # The FHIR system URI of what was loaded (models.systems), recorded by the loader whatever the
+    # catalog name; None in catalogs saved before terminologies recorded it.
+    system: str | None = None
     _by_code: dict[str, Concept] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -101,6 +104,8 @@ class Terminology:
         tmp = path.with_suffix(path.suffix + ".tmp")
         with gzip.open(tmp, "wt", encoding="utf-8") as out:
             header = {"name": self.name, "format": self.format, "version": self.version}
+            if self.system:
+                header["system"] = self.system
             out.write(json.dumps(header) + "\n")
             for concept in self.concepts:
                 out.write(json.dumps(asdict(concept), ensure_ascii=False) + "\n")
@@ -122,7 +127,17 @@ class Terminology:
         with gzip.open(path, "rt", encoding="utf-8") as lines:
             header = json.loads(next(lines))
             concepts = [Concept(**json.loads(line)) for line in lines]
-        return cls(header["name"], header["format"], header["version"], concepts)
+        return cls(header["name"], header["format"], header["version"], concepts, header.get("system"))
+
+    @staticmethod
+    def stream(path: Path, containing: str = "") -> Iterator[Concept]:
+        """The saved concepts one by one, without holding the terminology; `containing` skips, before
+        parsing, lines without that text (a cheap way through a large vocabulary)."""
+        with gzip.open(path, "rt", encoding="utf-8") as lines:
+            next(lines)
+            for line in lines:
+                if containing in line:
+                    yield Concept(**json.loads(line))
 
 
 def build_terminology(name: str, fmt: str, version: str, concepts: Iterable[Concept]) -> Terminology:

@@ -239,13 +239,14 @@ def process_batch(
     store: AlertStore,
     feed: str,
     batch_id: str,
-    findings: list[Finding],
+    alerts: list[Alert],
     scored_segments: set[str],
     when: str | None = None,
 ) -> list[AlertEvent]:
-    """Findings of one batch -> stored alert changes; returns every event (notify those in NOTIFY)."""
+    """One batch's alerts (`MonitorReport.alerts`: one per key) -> stored alert changes; returns every event
+    (notify those in NOTIFY). `when` stamps them with the caller's clock."""
     when = when or now_iso()
-    candidates = alerts_from_findings(findings, feed, batch_id, when)
+    candidates = [replace(a, first_seen=when, last_seen=when) for a in alerts]
     events = reconcile(store.active(feed), candidates, batch_id, scored_segments, when)
     store.save([e.alert for e in events])
     return events

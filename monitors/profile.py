@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +20,9 @@ import pandas as pd
 from monitors.contract import Contract
 from monitors.rules import PlausibilityRules, evaluate_rules
 
+# The stored shape of a profile (`Profile.to_dict`). Bump it when that shape changes, and add a step to
+# MIGRATIONS that lifts the previous version's dict; profiles saved before versions were recorded are 1.
+PROFILE_SCHEMA = 1
 ALL = "*"  # the segment key of the whole batch
 MISSING_SEGMENT = "(missing)"
 MAX_VALUES = 5000  # distinct values kept per categorical column; beyond it the rarest go to `other`
@@ -224,6 +228,7 @@ class Profile:
 
     def to_dict(self) -> dict:
         return {
+            "schema": PROFILE_SCHEMA,
             "segment_column": self.segment_column,
             "n_batches": self.n_batches,
             "segments": {k: _segment_to_dict(v) for k, v in self.segments.items()},
@@ -231,8 +236,31 @@ class Profile:
 
     @classmethod
     def from_dict(cls, data: dict) -> Profile:
+        """A stored profile, lifted from an older schema; a newer or unknown one raises ProfileSchemaError."""
+        data = upgrade_profile_dict(data)
         segments = {k: _segment_from_dict(v) for k, v in data["segments"].items()}
         return cls(data["segment_column"], segments, data.get("n_batches", 1))
+
+
+class ProfileSchemaError(ValueError):
+    """A stored profile this version cannot read (written by a newer crosswalk, or not a profile)."""
+
+
+# version -> the step that lifts a dict of that version to the next one.
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+
+
+def upgrade_profile_dict(data: dict) -> dict:
+    version = data.get("schema", 1)
+    if not isinstance(version, int) or version < 1:
+        raise ProfileSchemaError(f"unknown profile schema {version!r}; this crosswalk reads 1 to {PROFILE_SCHEMA}")
+    if version > PROFILE_SCHEMA:
+        raise ProfileSchemaError(
+            f"profile schema {version} is newer than this crosswalk reads ({PROFILE_SCHEMA}); upgrade crosswalk"
+        )
+    while version < PROFILE_SCHEMA:
+        data, version = MIGRATIONS[version](data), version + 1
+    return data
 
 
 # ---- building one profile -----------------------------------------------------------------------------------------

@@ -1,5 +1,9 @@
-"""`score_batch`: reference + current batch -> MonitorReport (findings, one alert per key), JSON-ready;
-and an optional Evidently HTML report of the batch for drill-down."""
+"""`score_batch`: reference + current batch -> MonitorReport, JSON-ready; and an optional Evidently HTML
+report of the batch for drill-down.
+
+A report's `alerts` (one per feed, segment, check and column) are what a person acts on and what the
+service stores, lists and sends (`monitors.alerts.process_batch`); its `findings` are the evidence
+behind them (every test that passed the effect floors and BH, several per alert)."""
 
 from __future__ import annotations
 
@@ -27,8 +31,8 @@ class MonitorReport:
     rows_current: int
     segment_column: str | None
     segments: list[str]
-    findings: list[Finding]
-    alerts: list[Alert]
+    findings: list[Finding]  # the evidence: every kept test
+    alerts: list[Alert]  # what is reported and stored: one per key, its worst finding speaking
     tests: int  # statistical and rule tests run before effect floors and BH
     seconds: dict[str, float] = field(default_factory=dict)
     scored_segments: set[str] = field(default_factory=set)

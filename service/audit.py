@@ -39,6 +39,11 @@ def entity_of(row: SQLModel) -> str:
     return f"{AUDITED[type(row)].kind}:{row.id}"
 
 
+def row_id(event: AuditEvent) -> int:
+    """The id of the row an event is about (the inverse of `entity_of`)."""
+    return int(event.entity.partition(":")[2])
+
+
 def snapshot(session: Session, row: SQLModel) -> dict[str, Any]:
     """The row as plain JSON data, with a digest of its child rows (suggestions, release entries)."""
     data = row.model_dump(mode="json")

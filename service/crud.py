@@ -1,6 +1,7 @@
-"""Projects, items, decisions and API tokens: functions of a session and plain arguments.
+"""Projects, items and API tokens: functions of a session and plain arguments.
 
-Reads are plain queries; every write goes through `audit.record`. Callers own the transaction.
+Reads are plain queries; every write goes through `audit.record`. Callers own the transaction. A source
+item's decision state is written by `service.decisions` alone.
 """
 
 from __future__ import annotations
@@ -9,19 +10,19 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from models.terminology import Concept, Terminology
 from service import audit
-from service.store.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionRequired, StaleVersion
+from service.store.errors import Conflict, NotFound
+from service.store.living import DualAssignment, DualStatus
+from service.store.review import ItemComment
 from service.store.tables import (
     ApiToken,
     AuditEvent,
-    DecisionCreate,
+    CommentPublic,
     ItemPublic,
     Project,
     ProjectCreate,
@@ -32,10 +33,8 @@ from service.store.tables import (
     Suggestion,
     SuggestionBatch,
     SuggestionPublic,
-    utcnow,
 )
 
-ConceptLookup = Callable[[str], Concept | None]
 T = TypeVar("T")
 
 
@@ -110,188 +109,44 @@ def model_version_of(session: Session, item: SourceItem) -> str | None:
     return batch.model_version if batch else None
 
 
-def item_public(session: Session, item: SourceItem) -> ItemPublic:
-    suggestions = [SuggestionPublic.model_validate(s) for s in current_suggestions(session, item)]
-    return ItemPublic.model_validate(
-        item, update={"suggestions": suggestions, "model_version": model_version_of(session, item)}
-    )
+def item_public(session: Session, item: SourceItem, thread: bool = False) -> ItemPublic:
+    """The item as the API shows it; `thread` adds its comments and any open four-eyes disagreement."""
+    update: dict[str, Any] = {
+        "suggestions": [SuggestionPublic.model_validate(s) for s in current_suggestions(session, item)],
+        "model_version": model_version_of(session, item),
+    }
+    if thread:
+        update["comments"] = [CommentPublic.model_validate(c) for c in comments(session, item)]
+        contested = disagreement(session, item)
+        update["disagreement"] = contested[0] if contested else None
+    return ItemPublic.model_validate(item, update=update)
 
 
-# -- decisions --------------------------------------------------------------------------------------
-def decide(
-    session: Session,
-    project: Project,
-    code: str,
-    decision: DecisionCreate,
-    actor: str,
-    version: int | None,
-    lookup: ConceptLookup,
-    terminology_version: str | None = None,
-) -> SourceItem:
-    """Apply a reviewer's decision made against item `version`; a newer item -> StaleVersion (409).
-
-    `terminology_version`: the target terminology's release the decision is made against; kept on
-    the item so that a later release can say what it was approved against (service/living).
-    """
-    audit.lock_chain(session)  # read the item only once no other writer can change it
-    item = _item_at(session, project, code, version)
-    _refuse_if_dual(session, item)
-    changes = _decision_changes(session, project, item, decision, actor, lookup)
-    if decision.action in ("approve", "remap", "unmappable"):
-        changes["terminology_version"] = terminology_version or _registered_version(session, project)
-    elif decision.action == "reject":
-        changes["terminology_version"] = None
-    audit.record(session, actor, f"decision.{decision.action}", item, changes, model_version=model_version_of(session, item))
-    return item
-
-
-def decide_on_target(
-    session: Session,
-    project: Project,
-    code: str,
-    decision: DecisionCreate,
-    actor: str,
-    version: int | None,
-    target_terminology: Callable[[], Terminology],
-) -> SourceItem:
-    """`decide`, with concepts looked up in the project's target terminology and its release recorded;
-    the terminology is loaded only when the decision needs it (reject and flag do not)."""
-    release = None if decision.action in ("reject", "flag") else target_terminology().version
-    return decide(session, project, code, decision, actor, version, lambda target: target_terminology().get(target), release)
-
-
-def _registered_version(session: Session, project: Project) -> str | None:
-    """The target terminology's latest release the store recorded, for callers that do not say."""
-    from service.living.terminology import latest_release
-
-    release = latest_release(session, project.target_terminology)
-    return release.version if release else None
-
-
-def _refuse_if_dual(session: Session, item: SourceItem) -> None:
-    """An item under dual independent mapping is decided by its two mappers (or reconciled)."""
-    from service.living.dual import open_dual  # living builds on crud: imported when used
-
-    dual = open_dual(session, item)
-    if dual is not None:
-        raise Conflict(
-            f"{item.code!r} is under dual independent mapping ({dual.status}) by {dual.mapper_a} and {dual.mapper_b}; "
-            "choose through .../dual/{code}/choices, or reconcile"
-        )
-
-
-def confirm(session: Session, project: Project, code: str, actor: str, version: int | None, comment: str | None) -> SourceItem:
-    """Four-eyes: a second, different reviewer turns a pending decision into the final one."""
-    audit.lock_chain(session)
-    item = _item_at(session, project, code, version)
-    if item.status != Status.pending:
-        raise Conflict(f"{code!r} is {item.status}, not pending; only a four-eyes proposal can be confirmed")
-    if item.decided_by == actor:
-        raise Forbidden(f"{actor!r} proposed this mapping; four-eyes needs a different reviewer to confirm it")
-    changes = {"status": item.proposed_status, "proposed_status": None, "confirmed_by": actor}
-    if comment:
-        changes["comment"] = comment
-    audit.record(session, actor, "decision.confirm", item, changes, model_version=model_version_of(session, item))
-    return item
-
-
-def revert(session: Session, project: Project, code: str, actor: str, version: int | None, comment: str | None = None) -> SourceItem:
-    """Undo the item's latest decision: a new audited decision that restores the state before it.
-
-    Nothing is deleted; the log keeps both the decision and its revert (reverting a revert redoes it).
-    """
-    audit.lock_chain(session)
-    item = _item_at(session, project, code, version)
-    _refuse_if_dual(session, item)
-    last = _latest_decision(session, item)
-    if last is None or last.before is None:
-        raise Conflict(f"{code!r} has no decision to undo")
-    before = json.loads(last.before)
-    changes = {name: before.get(name) for name in DECISION_FIELDS}
-    if changes["status"] in (Status.new, Status.suggested):  # suggestions may have arrived since
-        changes["status"] = Status.suggested if item.suggestion_batch_id else Status.new
-    if comment:
-        changes["comment"] = comment
-    audit.record(session, actor, "decision.revert", item, changes, model_version=model_version_of(session, item))
-    return item
-
-
-# What a decision sets on an item, and so what a revert puts back.
-DECISION_FIELDS = (
-    "status", "target_code", "target_display", "relationship", "comment",
-    "proposed_status", "decided_by", "decided_at", "confirmed_by", "terminology_version",
-)
-
-
-def _latest_decision(session: Session, item: SourceItem) -> AuditEvent | None:
+def latest_decision(session: Session, item: SourceItem) -> AuditEvent | None:
     query = select(AuditEvent).where(
         AuditEvent.entity == audit.entity_of(item), col(AuditEvent.action).startswith("decision.")
     )
     return session.exec(query.order_by(col(AuditEvent.seq).desc()).limit(1)).first()
 
 
-def _item_at(session: Session, project: Project, code: str, version: int | None) -> SourceItem:
-    item = get_item(session, project, code)
-    if version is None:
-        raise PreconditionRequired(
-            f"say which version of {code!r} you decided on: header If-Match: \"{item.version}\" or body field version"
-        )
-    if item.version != version:
-        current = item_public(session, item).model_dump(mode="json")
-        raise StaleVersion(
-            f"{code!r} changed since version {version} (now version {item.version}, {item.status} by "
-            f"{item.decided_by or 'nobody'}); reload it and decide again",
-            {"current": current},
-        )
-    return item
+def comments(session: Session, item: SourceItem) -> list[ItemComment]:
+    query = select(ItemComment).where(ItemComment.item_id == item.id).order_by(ItemComment.id)
+    return list(session.exec(query))
 
 
-def _decision_changes(
-    session: Session, project: Project, item: SourceItem, decision: DecisionCreate, actor: str, lookup: ConceptLookup
-) -> dict[str, Any]:
-    changes: dict[str, Any] = {
-        "decided_by": actor,
-        "decided_at": utcnow(),
-        "confirmed_by": None,
-        "proposed_status": None,
-        "comment": decision.comment,
-    }
-    action = decision.action
-    if action in ("reject", "flag"):
-        changes["status"] = Status.rejected if action == "reject" else Status.flagged
-        if action == "reject":
-            changes.update(target_code=None, target_display=None, relationship=None)
-        return changes
-    if action == "unmappable":
-        changes.update(target_code=None, target_display=None, relationship=decision.relationship or "not-related-to")
-        return _final(project, changes, Status.unmappable)
-    concept = _target(session, project, item, decision, lookup)
-    changes.update(
-        target_code=concept.code, target_display=concept.display, relationship=decision.relationship or "equivalent"
-    )
-    return _final(project, changes, Status.approved)
+def disagreement(session: Session, item: SourceItem) -> tuple[dict, dict] | None:
+    """A four-eyes disagreement still open on the item: (the first proposal, the counter-proposal)."""
+    last = latest_decision(session, item)
+    if item.status != Status.pending or last is None or last.action != "decision.counter" or last.before is None:
+        return None
+    return json.loads(last.before), json.loads(last.after)
 
 
-def _final(project: Project, changes: dict[str, Any], status: Status) -> dict[str, Any]:
-    if project.four_eyes:
-        changes.update(status=Status.pending, proposed_status=status)
-    else:
-        changes["status"] = status
-    return changes
-
-
-def _target(session: Session, project: Project, item: SourceItem, decision: DecisionCreate, lookup: ConceptLookup) -> Concept:
-    code = decision.target_code
-    if code is None and decision.action == "approve":
-        top = current_suggestions(session, item)
-        code = top[0].code if top else None
-    if code is None:
-        what = "remap needs target_code" if decision.action == "remap" else "nothing to approve: no suggestions yet"
-        raise Invalid(f"{item.code!r}: {what}; search the target terminology and remap to a concept code")
-    concept = lookup(code)
-    if concept is None:
-        raise Invalid(f"{code!r} is not a code of {project.target_terminology}; search for the concept and use its code")
-    return concept
+def open_dual(session: Session, item: SourceItem) -> DualAssignment | None:
+    """The item's dual assignment while it still waits for choices or reconciliation."""
+    query = select(DualAssignment).where(DualAssignment.item_id == item.id)
+    query = query.where(col(DualAssignment.status).in_([DualStatus.open, DualStatus.disagreed]))
+    return session.exec(query).first()
 
 
 # -- API tokens -------------------------------------------------------------------------------------

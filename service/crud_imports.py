@@ -10,7 +10,7 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from sqlmodel import Session, col, select
 
@@ -32,6 +32,7 @@ from service.store.tables import (
 )
 
 ImportFormat = Literal["csv", "usagi"]
+IMPORT_FORMATS: tuple[str, ...] = get_args(ImportFormat)  # the CLI's --format choices, the API's query values
 USAGI_KEPT = ("conceptId", "conceptName", "mappingStatus", "equivalence", "comment")  # earlier Usagi work, as context
 
 
@@ -59,6 +60,8 @@ class ImportRow:
 # -- parsing ----------------------------------------------------------------------------------------
 def parse_source_file(data: bytes, fmt: ImportFormat = "csv", name: str = "upload") -> list[ImportRow]:
     """Rows of a crosswalk CSV (source_code,source_text[,frequency,...]) or a Usagi CSV export."""
+    if fmt not in IMPORT_FORMATS:
+        raise Invalid(f"unknown import format {fmt!r}; one of {', '.join(IMPORT_FORMATS)}")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from service import crud, crud_releases
+from service import crud, crud_releases, decisions
 from service.crud_imports import SuggesterLike, generate_suggestions, import_items, parse_source_file
 from service.settings import Settings
 from service.store.db import engine_for, session_scope, upgrade
@@ -62,6 +62,6 @@ def _approve_top(session, project, suggester: SuggesterLike) -> list[str]:
     for item in items:
         if item.status != Status.approved and crud.current_suggestions(session, item):
             decision = DecisionCreate(action="approve", comment="demo: top suggestion")
-            crud.decide(session, project, item.code, decision, DEMO_USER, item.version, suggester.terminology.get)
+            decisions.decide(session, project, item.code, decision, DEMO_USER, item.version, suggester.terminology)
             approved.append(item.code)
     return approved

@@ -1,17 +1,131 @@
-"""Builds the mapping engine (a `models.suggest.Suggester`) for a catalog terminology, once."""
+"""What the service serves from the catalog: target terminologies for decisions, suggesters for ranking.
+
+Two caches, one each, shared by the API, the UI and the CLI in a process:
+- `terminologies(settings)`: each catalog terminology read once. A decision looks its concept up
+  here: a catalog read, never a model build, so the write path holds no lock while matchers load.
+- `served_suggesters(settings)`: the serving model per terminology (the registry's champion, else the
+  bundled model), built on first use and swapped whole by `reload`.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
-from models.catalog import Catalog
+from models.catalog import Catalog, UnknownTerminology
 from models.dense import OnnxEncoder
 from models.suggest import Suggester
+from models.terminology import Concept, Terminology
 from service.settings import Settings
+from service.store.errors import Invalid
 
 
 def catalog(settings: Settings) -> Catalog:
     return Catalog(settings.terminologies_dir)
+
+
+class Terminologies:
+    """Terminologies by name, each read once and kept until its file changes.
+
+    `read` is the catalog's `get` and `stamp` its `stamp` (so a `crosswalk terminology update` is seen by
+    the next decision); a service started on injected suggesters (tests, benchmarks) reads theirs, with
+    no stamp: they are asked each time and keep their own.
+    """
+
+    def __init__(self, read: Callable[[str], Terminology], stamp: Callable[[str], Any] | None = None):
+        self._read, self._stamp = read, stamp
+        self._kept: dict[str, tuple[Any, Terminology]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Terminology:
+        """The terminology; `UnknownTerminology` when the catalog has none of that name."""
+        if self._stamp is None:
+            return self._read(name)
+        stamp = self._stamp(name)
+        kept = self._kept.get(name)
+        if kept is None or kept[0] != stamp:
+            with self._lock:
+                kept = self._kept.get(name)
+                if kept is None or kept[0] != stamp:
+                    kept = self._kept[name] = (stamp, self._read(name))
+        return kept[1]
+
+    def target(self, name: str) -> LazyTerminology:
+        """The terminology as a decision's target, read only if the decision names a concept;
+        an unknown name is the request's problem (Invalid), not the service's."""
+        return LazyTerminology(lambda: known(lambda: self.get(name)))
+
+
+class LazyTerminology:
+    """A target terminology read on first use: reject and flag never read it."""
+
+    def __init__(self, load: Callable[[], Terminology]):
+        self._load = load
+
+    @property
+    def terminology(self) -> Terminology:
+        return self._load()
+
+    @property
+    def version(self) -> str:
+        return self.terminology.version
+
+    def get(self, code: str) -> Concept | None:
+        return self.terminology.get(code)
+
+
+class ServedSuggesters:
+    """The serving suggesters by terminology: built on first use, swapped whole on `reload`.
+
+    A reload builds the new suggesters first and then replaces the references; a request that
+    already holds the old suggester finishes with it, later ones get the new one: none is dropped.
+    """
+
+    def __init__(self, build: Callable[..., Any]):
+        self._build = build
+        self._served: dict[str, Any] = {}
+        self._lock = threading.Lock()  # one build per terminology at a time
+
+    def __call__(self, terminology: str, progress: bool = False):
+        served = self._served.get(terminology)
+        if served is None:
+            with self._lock:
+                served = self._served.get(terminology)
+                if served is None:
+                    served = self._served[terminology] = self._build(terminology, progress)
+        return served
+
+    def reload(self) -> dict[str, str]:
+        with self._lock:
+            fresh = {name: self._build(name, False) for name in list(self._served)}
+            self._served.update(fresh)
+        return {name: s.model_version for name, s in fresh.items()}
+
+
+def known(load: Callable[[], Any]) -> Any:
+    """`load()`, with an unknown terminology turned into a request error that says how to load it."""
+    try:
+        return load()
+    except UnknownTerminology as error:
+        raise Invalid(f"{error}; load it with `crosswalk terminology load`") from None
+
+
+@lru_cache(maxsize=4)
+def terminologies(settings: Settings) -> Terminologies:
+    found = catalog(settings)
+    return Terminologies(found.get, found.stamp)
+
+
+@lru_cache(maxsize=4)
+def served_suggesters(settings: Settings) -> ServedSuggesters:
+    return ServedSuggesters(lambda name, progress: build_suggester(settings, name, progress))
+
+
+def get_suggester(settings: Settings, terminology_name: str, progress: bool = False) -> Suggester:
+    """The serving suggester for a terminology; the first call per data directory may encode concepts."""
+    return served_suggesters(settings)(terminology_name, progress)
 
 
 @lru_cache(maxsize=1)
@@ -19,17 +133,11 @@ def bundled_encoder(settings: Settings) -> OnnxEncoder:
     return OnnxEncoder(export_dir=settings.cache_dir)
 
 
-@lru_cache(maxsize=4)
-def get_suggester(settings: Settings, terminology_name: str, progress: bool = False) -> Suggester:
-    """The suggester for a terminology; the first call per data directory may encode concepts."""
-    return build_suggester(settings, terminology_name, progress)
-
-
 def build_suggester(settings: Settings, terminology_name: str, progress: bool = False) -> Suggester:
-    """The registry's `champion` for the terminology when there is one (issue 5), else the bundled model."""
-    from service.retraining import champion_suggester
+    """The registry's `champion` for the terminology when there is one, else the bundled model."""
+    from service.retraining import champion_suggester  # imports MLflow: only when a model is built
 
-    terminology = catalog(settings).get(terminology_name)
+    terminology = terminologies(settings).get(terminology_name)
     champion = champion_suggester(settings, terminology, progress)
     if champion is not None:
         return champion

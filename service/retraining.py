@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,11 +117,23 @@ def served_name(terminology: str) -> str:
     return tracking.registered_name(terminology)
 
 
+def open_registry(settings: Settings) -> tracking.Registry:
+    """The MLflow registry the settings name (created on first write when embedded)."""
+    return tracking.Registry(settings.home, settings.mlflow_tracking_uri)
+
+
+def existing_registry(settings: Settings) -> tracking.Registry | None:
+    """The registry, or None where there is none yet: reading must not create an embedded store."""
+    if not tracking.configured(settings.home, settings.mlflow_tracking_uri):
+        return None
+    return open_registry(settings)
+
+
 def champion_suggester(settings: Settings, terminology: Terminology, progress: bool = False) -> Suggester | None:
     """The registry's champion for this terminology, or None (no registry, no champion yet)."""
-    if not tracking.configured(settings.home):
+    registry = existing_registry(settings)
+    if registry is None:
         return None
-    registry = tracking.Registry(settings.home)
     name = served_name(terminology.name)
     info = registry.alias(name, tracking.CHAMPION)
     if info is None:
@@ -143,34 +154,6 @@ def registered_suggester(settings: Settings, registry, info, terminology: Termin
     )
     suggester.model_version = tracking.model_uri(info.name, info.version)  # what suggestion batches store
     return suggester
-
-
-class ServedSuggesters:
-    """The service's suggesters by terminology: built on first use, swapped whole on `reload`.
-
-    A reload builds the new suggesters first and then replaces the references; a request that
-    already holds the old suggester finishes with it, later ones get the new one: none is dropped.
-    """
-
-    def __init__(self, build: Callable[[str], Any]):
-        self._build = build
-        self._served: dict[str, Any] = {}
-        self._lock = threading.Lock()  # one build per terminology at a time
-
-    def __call__(self, terminology: str):
-        served = self._served.get(terminology)
-        if served is None:
-            with self._lock:
-                served = self._served.get(terminology)
-                if served is None:
-                    served = self._served[terminology] = self._build(terminology)
-        return served
-
-    def reload(self) -> dict[str, str]:
-        with self._lock:
-            fresh = {name: self._build(name) for name in list(self._served)}
-            self._served.update(fresh)
-        return {name: s.model_version for name, s in fresh.items()}
 
 
 # -- train ------------------------------------------------------------------------------------------
@@ -300,7 +283,7 @@ def train_release(
             "finetune_seconds": challenger.finetune.seconds,
             "train_seconds": trained_s,
         }
-        registry = tracking.Registry(settings.home)
+        registry = open_registry(settings)
         tags = {"crosswalk.compared_with": compared_with, "crosswalk.release": release_label, "crosswalk.model": name}
         run_id = registry.log_run(
             f"{name} release {release_label}",
@@ -448,10 +431,10 @@ def lineage(session: Session, settings: Settings, suggestion_id: int) -> Lineage
         .order_by(col(ModelPromotion.id))
     )
     out.model.promotions = [p.model_dump(mode="json", exclude={"metrics"}) for p in promotions]
-    if not tracking.configured(settings.home):
+    registry = existing_registry(settings)
+    if registry is None:
         out.note = "no MLflow registry configured here (CROSSWALK_MLFLOW_TRACKING_URI or <home>/mlflow.db)"
         return out
-    registry = tracking.Registry(settings.home)
     info = registry.version(name, version)
     if info is None:
         out.note = f"{batch.model_version} is not in the registry at {registry.uri}"

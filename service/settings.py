@@ -1,15 +1,45 @@
-"""One place where crosswalk reads its environment."""
+"""One place where crosswalk reads its environment: every CROSSWALK_* setting, read once.
+
+`get_settings()` reads the environment on first use and returns that same object afterwards; the
+service passes it down, and the libraries (models/, training/, monitors/) take what they need as
+arguments. Tests that change the environment call `get_settings.cache_clear()`.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path  # every piece of state: caches, loaded terminologies, the embedded store
+
+class Settings(BaseSettings):
+    """The service's configuration; frozen, so it is hashable and can key per-setting caches."""
+
+    model_config = SettingsConfigDict(env_prefix="CROSSWALK_", env_ignore_empty=True, frozen=True)
+
+    # CROSSWALK_HOME: every piece of state: caches, loaded terminologies, the embedded store
+    home: Path = Field(default_factory=lambda: Path.home() / ".crosswalk", validate_default=True)
+    # CROSSWALK_DATABASE_URL: the review store (default: embedded SQLite, <home>/crosswalk.db)
+    database_url: str = Field(default="", validate_default=True)
+    # CROSSWALK_MLFLOW_TRACKING_URI: the model registry (default: embedded, <home>/mlflow.db)
+    mlflow_tracking_uri: str | None = None
+    # CROSSWALK_ACTOR: who the audit log names for CLI changes (default: cli:<OS user>)
+    actor: str | None = None
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, home: Path) -> Path:
+        return home.expanduser()
+
+    @field_validator("database_url")
+    @classmethod
+    def _embedded_store(cls, url: str, info: ValidationInfo) -> str:
+        home = info.data.get("home")
+        if url or home is None:
+            return url
+        return f"sqlite:///{home / 'crosswalk.db'}"
 
     @property
     def terminologies_dir(self) -> Path:
@@ -19,11 +49,8 @@ class Settings:
     def cache_dir(self) -> Path:
         return self.home / "cache"
 
-    @property
-    def database_url(self) -> str:
-        return os.environ.get("CROSSWALK_DATABASE_URL") or f"sqlite:///{self.home / 'crosswalk.db'}"
 
-
+@cache
 def get_settings() -> Settings:
-    home = Path(os.environ.get("CROSSWALK_HOME") or Path.home() / ".crosswalk").expanduser()
-    return Settings(home=home)
+    """The settings this process runs with, read from the environment once."""
+    return Settings()

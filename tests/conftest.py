@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from models.terminology import Concept, Terminology
+from service.settings import get_settings
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"
@@ -34,6 +35,14 @@ class HashingEncoder:
                 out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % 256] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1, norms)
+
+
+@pytest.fixture(autouse=True)
+def settings_per_test():
+    """The service reads its environment once per process: each test reads the one it sets up."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture

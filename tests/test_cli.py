@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import service.engine
 from service.cli import app
+from service.settings import get_settings
 from tests.conftest import SAMPLES
 
 FHIR_SAMPLE = SAMPLES / "terminologies" / "fhir" / "codesystem-lab-local.json"
@@ -20,9 +21,10 @@ FHIR_SAMPLE = SAMPLES / "terminologies" / "fhir" / "codesystem-lab-local.json"
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("CROSSWALK_HOME", str(tmp_path / "home"))
-    service.engine.get_suggester.cache_clear()
+    get_settings.cache_clear()
+    service.engine.served_suggesters.cache_clear()
     yield tmp_path / "home"
-    service.engine.get_suggester.cache_clear()
+    service.engine.served_suggesters.cache_clear()
 
 
 @pytest.fixture

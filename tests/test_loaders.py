@@ -462,3 +462,32 @@ def test_fhir_bundle_with_one_code_system_and_inactive_flags(tmp_path: Path):
     lab = load_terminology("fhir", write(tmp_path / "b.json", json.dumps(bundle)), "b")
     assert [c.active for c in lab] == [True, False, False]
     assert lab.get("C").display == "Gamma"  # no display: the first designation
+
+
+def test_loaders_record_the_code_system_whatever_the_name(tmp_path):
+    from models.catalog import Catalog
+    from models.systems import OMOP_URI
+
+    catalog = Catalog(tmp_path)
+    loinc = catalog.add("loinc", SAMPLES / "loinc" / "Loinc.csv", "loinc-2.78")
+    assert loinc.system == "http://loinc.org"
+    assert catalog.identity("loinc-2.78").prefix == "LOINC"
+    assert catalog.add("omop", SAMPLES / "omop", "athena").system == OMOP_URI
+    fhir = catalog.add("fhir", SAMPLES / "fhir" / "codesystem-lab-local.json", "house")
+    assert fhir.system == "http://hospital.example.org/fhir/CodeSystem/lab-local" == catalog.identity("house").uri
+    assert catalog.entries()[0].system is not None
+
+
+def test_a_catalog_saved_before_systems_were_recorded_still_has_an_identity(tmp_path):
+    """Older saves carry no `system`: the format, then the name, stand in (as exports did before)."""
+    from models.catalog import Catalog
+    from models.terminology import Concept, Terminology
+
+    catalog = Catalog(tmp_path)
+    Terminology("loinc-old", "loinc", "2.77", [Concept("2345-7", "Glucose")]).save(tmp_path / "loinc-old.jsonl.gz")
+    Terminology("snomed", "test", "x", [Concept("1", "a")]).save(tmp_path / "snomed.jsonl.gz")
+    Terminology("mine", "test", "x", [Concept("1", "a")]).save(tmp_path / "mine.jsonl.gz")
+    assert catalog.identity("loinc-old").uri == "http://loinc.org"
+    assert catalog.identity("snomed").uri == "http://snomed.info/sct"
+    assert catalog.identity("mine").uri == "urn:crosswalk:terminology:mine"
+    assert Terminology.load(tmp_path / "mine.jsonl.gz").system is None

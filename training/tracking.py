@@ -1,7 +1,8 @@
 """MLflow tracking and Model Registry for crosswalk's mapping models.
 
 Embedded by default: a SQLite store `<home>/mlflow.db` with artifacts in `<home>/mlartifacts`;
-CROSSWALK_MLFLOW_TRACKING_URI points at a real MLflow server (or any store URI) instead. The client
+a caller that gives a tracking URI points at a real MLflow server (or any store URI) instead (the
+service reads it from CROSSWALK_MLFLOW_TRACKING_URI; this library reads no environment). The client
 is made with explicit URIs, never through mlflow's process-wide defaults, so several stores can be
 used side by side (tests) and an MLFLOW_TRACKING_URI meant for something else is left alone.
 
@@ -19,19 +20,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-URI_SETTING = "CROSSWALK_MLFLOW_TRACKING_URI"
 EXPERIMENT = "crosswalk-retraining"
 CHAMPION, CHALLENGER = "champion", "challenger"
 MODEL_ARTIFACT = "model"  # the run's artifact folder that a registered version points at
 
 
-def tracking_uri(home: Path) -> str:
-    return os.environ.get(URI_SETTING) or f"sqlite:///{Path(home) / 'mlflow.db'}"
+def tracking_uri(home: Path, uri: str | None = None) -> str:
+    """`uri` when given, else the embedded store under `home`."""
+    return uri or f"sqlite:///{Path(home) / 'mlflow.db'}"
 
 
-def configured(home: Path) -> bool:
+def configured(home: Path, uri: str | None = None) -> bool:
     """Is there a registry to read? (Reading must not create an embedded store as a side effect.)"""
-    return bool(os.environ.get(URI_SETTING)) or (Path(home) / "mlflow.db").exists()
+    return bool(uri) or (Path(home) / "mlflow.db").exists()
 
 
 def registered_name(terminology: str) -> str:
@@ -67,7 +68,7 @@ class Registry:
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "creating tables" chatter on every start
         self.home = Path(home)
-        self.uri = uri or tracking_uri(self.home)
+        self.uri = tracking_uri(self.home, uri)
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     # -- runs ---------------------------------------------------------------------------------------

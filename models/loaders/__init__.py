@@ -10,6 +10,7 @@ from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
 
+from models.systems import FORMAT_SYSTEMS
 from models.terminology import Terminology, TerminologyFormatError
 
 # format name -> module under models.loaders; imported lazily so one format's parser never slows
@@ -32,10 +33,14 @@ def loader_for(fmt: str) -> Callable[[Path, str], Terminology]:
 
 
 def load_terminology(fmt: str, path: Path, name: str) -> Terminology:
+    """Parse a release file; the terminology records the code system the format holds (its identity in
+    exports), unless the file names its own (a FHIR CodeSystem's url)."""
     path = Path(path)
     if not path.exists():
         raise TerminologyFormatError(path, None, "no such file or directory")
-    return loader_for(fmt)(path, name)
+    terminology = loader_for(fmt)(path, name)
+    terminology.system = terminology.system or FORMAT_SYSTEMS.get(fmt)
+    return terminology
 
 
 __all__ = ["FORMATS", "TerminologyFormatError", "load_terminology", "loader_for"]

@@ -44,7 +44,8 @@ def load(path: Path, name: str = "fhir") -> Terminology:
         seen.add(concept.code)
         concepts.append(concept)
     version = str(resource.get("version") or "unknown")
-    return Terminology(name, FORMAT, version, concepts)
+    url = resource.get("url")
+    return Terminology(name, FORMAT, version, concepts, url if isinstance(url, str) and url.strip() else None)
 
 
 def _read_json(path: Path) -> Any:

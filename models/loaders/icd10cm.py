@@ -14,6 +14,7 @@ import re
 from importlib.metadata import version as package_version
 from pathlib import Path
 
+from models.systems import FORMAT_SYSTEMS
 from models.terminology import Concept, Terminology
 
 FORMAT = "icd10cm"
@@ -30,7 +31,7 @@ def load(path: Path | None = None, name: str = "icd10cm") -> Terminology:
         if cm.is_chapter(code) or cm.is_block(code):
             continue
         concepts.append(_concept(cm, code))
-    return Terminology(name=name, format=FORMAT, version=_release(cm), concepts=concepts)
+    return Terminology(name=name, format=FORMAT, version=_release(cm), concepts=concepts, system=FORMAT_SYSTEMS[FORMAT])
 
 
 def _concept(cm, code: str) -> Concept:

@@ -1,5 +1,2 @@
-"""The review service's HTTP API (FastAPI): `create_app` builds it; one router module per resource."""
-
-from service.api.app import create_app
-
-__all__ = ["create_app"]
+"""The review service's HTTP API (FastAPI): one router module per resource under `routes/`, the
+problem+json errors in `problems.py`. `service.web` assembles it with the UI."""

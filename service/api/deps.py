@@ -1,63 +1,14 @@
-"""Dependencies declared once as annotated aliases, so route signatures read as typed arguments."""
+"""The API's route options: each route's permission check and its documented problem responses."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Header, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlmodel import Session
+from fastapi import Depends
 
-from service import crud
 from service.api.problems import documented
-from service.api.roles import Permission, allowed, roles_with
-from service.crud_imports import SuggesterLike
-from service.store.db import session_scope
-from service.store.errors import Forbidden, Invalid, Unauthorized
-from service.store.tables import Project, Role
-
-SuggesterFactory = Callable[[str], SuggesterLike]  # target terminology name -> suggester
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request, committed before the response is sent (rolled back on error)."""
-    with session_scope(request.app.state.engine) as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-_bearer = HTTPBearer(auto_error=False, description="An API token from `crosswalk token create` or POST /tokens.")
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str  # the actor recorded in the audit log
-    role: Role
-
-
-def get_principal(session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
-    if credentials is None:
-        raise Unauthorized("no API token; send the header Authorization: Bearer <token>")
-    token = crud.token_for(session, credentials.credentials)
-    if token is None:
-        raise Unauthorized("unknown or revoked API token; ask an admin for a new one")
-    return Principal(name=token.name, role=Role(token.role))
-
-
-CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
-
-
-def requires(permission: Permission) -> Callable[[Principal], Principal]:
-    def check(principal: CurrentPrincipal) -> Principal:
-        if not allowed(principal.role, permission):
-            raise Forbidden(
-                f"role {principal.role.value!r} may not {permission.value}; roles that may: {', '.join(roles_with(permission))}"
-            )
-        return principal
-
-    return check
+from service.web.deps import requires
+from service.web.roles import Permission
 
 
 def allow(permission: Permission, *errors: int, ok: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -68,38 +19,3 @@ def allow(permission: Permission, *errors: int, ok: dict[str, Any] | None = None
         return options | {"responses": responses | documented(*errors)}
     responses |= documented(401, 403, *errors)
     return options | {"dependencies": [Depends(requires(permission))], "responses": responses}
-
-
-def get_project(session: SessionDep, project_id: int) -> Project:
-    return crud.get_project(session, project_id)
-
-
-ProjectDep = Annotated[Project, Depends(get_project)]
-
-
-def get_suggester_factory(request: Request) -> SuggesterFactory:
-    return request.app.state.suggester_factory
-
-
-SuggesterFactoryDep = Annotated[SuggesterFactory, Depends(get_suggester_factory)]
-
-
-def suggester_for(project: ProjectDep, factory: SuggesterFactoryDep) -> SuggesterLike:
-    return factory(project.target_terminology)
-
-
-SuggesterDep = Annotated[SuggesterLike, Depends(suggester_for)]
-
-
-def if_match(
-    if_match: Annotated[str | None, Header(description='The item version decided on, e.g. "3" (or body `version`).')] = None,
-) -> int | None:
-    if if_match is None:
-        return None
-    value = if_match.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise Invalid(f'If-Match must be the item version as an ETag, e.g. "3"; got {if_match!r}')
-    return int(value)
-
-
-IfMatch = Annotated[int | None, Depends(if_match)]

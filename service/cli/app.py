@@ -9,9 +9,12 @@ import typer
 from models.terminology import TerminologyFormatError
 from service.sources import SourceFileError
 
+USER_ERROR = 2  # exit status for bad input the user can fix (every command)
+FAILURE = 1  # exit status for a check that failed or an operation that was refused (audit verify, promote)
+
 
 class UserError(Exception):
-    """Bad input the user can fix: printed as one line, exit status 2, never a traceback."""
+    """Bad input the user can fix: printed as one line, exit status USER_ERROR, never a traceback."""
 
 
 app = typer.Typer(
@@ -28,7 +31,7 @@ def main() -> None:
         app()
     except (UserError, TerminologyFormatError, SourceFileError) as error:
         typer.echo(f"crosswalk: error: {error}", err=True)
-        sys.exit(2)
+        sys.exit(USER_ERROR)
     except KeyboardInterrupt:
         typer.echo("crosswalk: interrupted", err=True)
         sys.exit(130)

@@ -14,10 +14,12 @@ from typing import Annotated
 import typer
 
 from service.cli.app import UserError, app
-from service.cli.review import _valid, actor, transaction
+from service.cli.common import actor, store, transaction, valid
 from service.settings import get_settings
 
-feed_app = typer.Typer(help="Monitored feeds: register with a reference, post batches, contract, webhooks.", no_args_is_help=True)
+feed_app = typer.Typer(
+    help="Monitored feeds: register with a reference, post batches, contract, webhooks.", no_args_is_help=True
+)
 alerts_app = typer.Typer(help="Alerts of monitored feeds: list, acknowledge, resolve.", no_args_is_help=True)
 app.add_typer(feed_app, name="feed")
 app.add_typer(alerts_app, name="alerts")
@@ -33,20 +35,20 @@ def _upload(path: Path):
     return Upload(path.name, path.read_bytes())
 
 
-def _engine():
-    from service.store.db import engine_for
-
-    return engine_for(get_settings().database_url)
-
-
 # -- feeds ------------------------------------------------------------------------------------------
 @feed_app.command("create")
 def feed_create(
     name: Annotated[str, typer.Argument(help="Unique feed name, e.g. st-mary-labs.")],
     reference: Annotated[Path, typer.Option("--reference", "-r", help="Trusted data: CSV, Parquet or FHIR NDJSON.")],
-    segment: Annotated[list[str] | None, typer.Option("--segment", "-s", help="Column to split by (repeatable).")] = None,
-    project: Annotated[str | None, typer.Option("--project", "-p", help="Review project whose approved mappings count as mapped.")] = None,
-    mapped_column: Annotated[list[str] | None, typer.Option("--mapped-column", help="Code column that project maps (repeatable).")] = None,
+    segment: Annotated[
+        list[str] | None, typer.Option("--segment", "-s", help="Column to split by (repeatable).")
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Review project whose approved mappings count as mapped.")
+    ] = None,
+    mapped_column: Annotated[
+        list[str] | None, typer.Option("--mapped-column", help="Code column that project maps (repeatable).")
+    ] = None,
     description: Annotated[str | None, typer.Option(help="What the feed is.")] = None,
 ) -> None:
     """Register a feed: keep its reference, infer its data contract, profile the reference once."""
@@ -101,14 +103,18 @@ def feed_post(
             feed_id = found.id
         counts = batch.summary["alerts"]
         events = ", ".join(f"{k} {v}" for k, v in sorted(batch.summary["events"].items())) or "no alert changes"
-        typer.echo(f"{path.name}: batch {batch.number}, {batch.rows} rows; {counts['critical']} critical, "
-                   f"{counts['warning']} warning, {counts['info']} info; {events}")
+        typer.echo(
+            f"{path.name}: batch {batch.number}, {batch.rows} rows; {counts['critical']} critical, "
+            f"{counts['warning']} warning, {counts['info']} info; {events}"
+        )
         for line in batch.alerts:
             typer.echo(f"  {line['severity']:<8} {line['uid']}  {line['message']}")
     if feed_id is not None:
-        result = outbox.deliver(_engine(), home, feed_id, DELIVERY_DEADLINE_S)
+        result = outbox.deliver(store(), home, feed_id, DELIVERY_DEADLINE_S)
         if result is not None and result.pending:
-            typer.echo(f"{result.pending} webhook message(s) still pending; `crosswalk feed deliver` retries them", err=True)
+            typer.echo(
+                f"{result.pending} webhook message(s) still pending; `crosswalk feed deliver` retries them", err=True
+            )
 
 
 @feed_app.command("contract")
@@ -138,9 +144,13 @@ def feed_contract(
 def feed_webhook(
     feed: Annotated[str, typer.Argument(help="Feed id or name.")],
     url: Annotated[str, typer.Option(help="http(s) URL that receives the alert events.")],
-    secret_env: Annotated[str, typer.Option("--secret-env", help="Environment variable holding the shared secret.")] = "CROSSWALK_WEBHOOK_SECRET",
+    secret_env: Annotated[
+        str, typer.Option("--secret-env", help="Environment variable holding the shared secret.")
+    ] = "CROSSWALK_WEBHOOK_SECRET",
     max_attempts: Annotated[int, typer.Option(help="Attempts before a message is given up (dead).")] = 8,
-    base_delay: Annotated[float, typer.Option(help="Seconds before the 2nd attempt; doubles after each failure.")] = 2.0,
+    base_delay: Annotated[
+        float, typer.Option(help="Seconds before the 2nd attempt; doubles after each failure.")
+    ] = 2.0,
 ) -> None:
     """Send the feed's alert events to URL, signed with HMAC-SHA256 (the secret is read from the environment)."""
     import os
@@ -150,8 +160,10 @@ def feed_webhook(
 
     secret = os.environ.get(secret_env)
     if not secret:
-        raise UserError(f"set {secret_env} to the webhook's shared secret (kept off the command line and shell history)")
-    data = _valid(WebhookCreate, url=url, secret=secret, max_attempts=max_attempts, base_delay=base_delay)
+        raise UserError(
+            f"set {secret_env} to the webhook's shared secret (kept off the command line and shell history)"
+        )
+    data = valid(WebhookCreate, url=url, secret=secret, max_attempts=max_attempts, base_delay=base_delay)
     with transaction() as session:
         hook = feeds.add_webhook(session, get_settings().home, feeds.get_feed(session, feed), data, actor())
     typer.echo(f"webhook {hook.id}: {hook.url}")
@@ -170,7 +182,7 @@ def feed_deliver(
         with transaction() as session:
             feed_id = feeds.get_feed(session, feed).id
     while True:
-        result = outbox.deliver(_engine(), get_settings().home, feed_id)
+        result = outbox.deliver(store(), get_settings().home, feed_id)
         assert result is not None
         typer.echo(f"delivered {result.delivered}, pending {result.pending}, dead {result.dead}")
         if watch is None:
@@ -196,7 +208,10 @@ def alerts_list(
     rows = [a for page in pages for a in page.alerts]
     typer.echo(f"{'uid':<16}  {'feed':<16} {'status':<12} {'severity':<8} {'check':<14} {'segment':<10} message")
     for a in rows:
-        typer.echo(f"{a.uid:<16}  {a.feed[:16]:<16} {a.status:<12} {a.severity:<8} {a.check:<14} {a.segment[:10]:<10} {a.message}")
+        typer.echo(
+            f"{a.uid:<16}  {a.feed[:16]:<16} {a.status:<12} {a.severity:<8} {a.check:<14} {a.segment[:10]:<10} "
+            f"{a.message}"
+        )
     typer.echo(f"{len(rows)} alert(s)", err=True)
 
 
@@ -210,7 +225,7 @@ def _act(uid: str, action: str) -> None:
         feed_id = feed.id
     typer.echo(f"alert {uid}: {row.status} by {actor()}")
     if queued:
-        outbox.deliver(_engine(), get_settings().home, feed_id, DELIVERY_DEADLINE_S)
+        outbox.deliver(store(), get_settings().home, feed_id, DELIVERY_DEADLINE_S)
 
 
 @alerts_app.command("ack")

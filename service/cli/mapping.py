@@ -1,43 +1,22 @@
-"""Mapping commands: `suggest`, `terminology load|list`, `demo`."""
+"""Mapping commands: `suggest`, `terminology load|list|update`, `demo`."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from models.catalog import UnknownTerminology
 from models.loaders import FORMATS
 from service.cli.app import UserError, app
+from service.cli.common import actor, parse_where, serving_suggester, transaction
 from service.settings import get_settings
 from service.sources import read_source_items, write_suggestions
 
 terminology_app = typer.Typer(help="Load and list terminologies.", no_args_is_help=True)
 app.add_typer(terminology_app, name="terminology")
-
-
-def parse_where(conditions: list[str]) -> dict[str, object]:
-    """`--where billable=true --where domain=Measurement` -> attribute filter."""
-    wanted: dict[str, object] = {}
-    for condition in conditions:
-        key, sep, value = condition.partition("=")
-        if not sep or not key:
-            raise UserError(f"--where {condition!r}: expected ATTRIBUTE=VALUE, e.g. billable=true")
-        lowered = value.lower()
-        wanted[key] = True if lowered == "true" else False if lowered == "false" else value
-    return wanted
-
-
-def _suggester(terminology: str):
-    from service.engine import get_suggester  # imports the matchers: only when needed
-
-    settings = get_settings()
-    try:
-        return get_suggester(settings, terminology, progress=sys.stderr.isatty())
-    except UnknownTerminology as error:
-        raise UserError(str(error)) from None
 
 
 @app.command()
@@ -65,7 +44,7 @@ def suggest(
     if not output.parent.exists():  # say so now, not after minutes of ranking
         raise UserError(f"{output}: the folder {output.parent} does not exist")
     filters = parse_where(where)
-    engine = _suggester(terminology)
+    engine = serving_suggester(terminology, progress=sys.stderr.isatty())
     with tqdm(total=len(items), unit="item", desc="suggesting", file=sys.stderr, disable=None) as bar:
         try:
             results = engine.suggest(items, top_k=top, where=filters, on_chunk=bar.update)
@@ -110,6 +89,82 @@ def terminology_list() -> None:
         typer.echo(f"{entry.name:<20} {entry.format:<8} {count:>9}  {entry.version}")
 
 
+@terminology_app.command("update")
+def terminology_update(
+    path: Annotated[
+        Path | None, typer.Argument(help="Release file or folder (none for the built-in ICD-10-CM).")
+    ] = None,
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="A loader format, or icd10cm for the built-in release.")
+    ] = "",
+    name: Annotated[
+        str, typer.Option("--name", "-n", help="The catalog name projects use as target terminology.")
+    ] = "",
+) -> None:
+    """Load a new release of a terminology in use: report what changed and re-open the mappings it hit."""
+    from models.catalog import BUILT_IN, UnknownTerminology
+    from service.engine import catalog as catalog_of
+    from service.living.terminology import register_release
+
+    if not name or not format:
+        raise UserError("give --name (the catalog name) and --format (e.g. loinc, omop, icd10cm-codes, icd10cm)")
+    if name in BUILT_IN and format != BUILT_IN[name]:
+        raise UserError(f"{name!r} is built in ({BUILT_IN[name]}); load another release under another name")
+    if format not in FORMATS and format not in BUILT_IN.values():
+        raise UserError(f"unknown format {format!r}; choose one of: {', '.join([*FORMATS, *BUILT_IN.values()])}")
+    catalog = catalog_of(get_settings())
+    old = _current(catalog, name, UnknownTerminology)
+    new = _load(format, path, name)
+    with transaction() as session:
+        release = register_release(session, new, old, actor())
+    _keep(catalog, name, old, new)
+    if old is None and release.previous_version:  # the store knew a release the catalog no longer holds
+        typer.echo(
+            f"crosswalk: warning: no copy of {name} {release.previous_version} in the catalog to compare with; "
+            "mappings approved against it were not checked",
+            err=True,
+        )
+    counts = ", ".join(f"{v} {k}" for k, v in release.counts.items()) or "first release recorded (nothing to compare)"
+    typer.echo(f"{name} {release.previous_version or '-'} -> {release.version}: {counts}")
+    typer.echo(f"{release.reopened} approved mapping(s) re-opened for review (`crosswalk project reopened -p PROJECT`)")
+
+
+def _current(catalog, name: str, unknown: type[Exception]):
+    if name not in catalog.names():
+        return None
+    try:
+        return catalog.get(name)
+    except unknown:
+        return None
+
+
+def _load(format: str, path: Path | None, name: str):
+    from models.loaders import load_terminology
+    from models.loaders.icd10cm import load as load_built_in
+    from models.terminology import TerminologyFormatError
+
+    if format == "icd10cm":
+        return load_built_in(None, name)
+    if path is None:
+        raise UserError(f"--format {format} needs the release file or folder as an argument")
+    try:
+        loaded = load_terminology(format, path, name)
+    except TerminologyFormatError as error:
+        raise UserError(str(error)) from None
+    if not len(loaded):
+        raise UserError(f"{path}: no concepts found")
+    return loaded
+
+
+def _keep(catalog, name: str, old, new) -> None:
+    """The new release becomes the catalog's; the one it replaces is archived beside it, not lost."""
+    root = Path(catalog.root)
+    if old is not None and old.version != new.version:
+        slug = re.sub(r"[^A-Za-z0-9.]+", "-", old.version).strip("-")[:60] or "previous"
+        old.save(root / "archive" / f"{name}-{slug}.jsonl.gz")
+    new.save(root / f"{name}.jsonl.gz")
+
+
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 
 
@@ -125,7 +180,7 @@ def demo(
     typer.echo(f"crosswalk demo: data directory {settings.home}", err=True)
     typer.echo("loading ICD-10-CM (the first run builds and caches its index once)...", err=True)
     items = read_source_items(source)
-    engine = _suggester("icd10cm")
+    engine = serving_suggester("icd10cm", progress=sys.stderr.isatty())
     results = engine.suggest(items, top_k=top, where={"billable": True})
     out_dir = settings.home / "demo"
     out_dir.mkdir(parents=True, exist_ok=True)

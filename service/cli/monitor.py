@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
-from service.cli.app import app
+from service.cli.app import USER_ERROR, app
 
 
 def _fail(message: str) -> None:
-    """Bad input: one line on stderr, exit status 1 (the monitoring contract; other commands use 2)."""
+    """Bad input: one line on stderr, exit status 2 (as every command)."""
     typer.echo(f"crosswalk monitor: error: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(USER_ERROR)
 
 
 @app.command("monitor")

@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 
-from service.cli.app import UserError, app
-from service.cli.review import actor, transaction
+from service.cli.app import FAILURE, UserError, app
+from service.cli.common import actor, store, transaction
 from service.settings import get_settings
 
-models_app = typer.Typer(help="Registered mapping models (MLflow): list, promote through the gate.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Registered mapping models (MLflow): list, promote through the gate.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 
 MarginOption = Annotated[
@@ -50,9 +52,13 @@ def _project_ref(project: str | None) -> str:
 @app.command()
 def train(
     release: Annotated[int, typer.Option("--release", "-r", help="Release number whose approvals to train on.")],
-    project: Annotated[str | None, typer.Option("--project", "-p", help="Project id or name (default: the only one).")] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Project id or name (default: the only one).")
+    ] = None,
     max_pairs: Annotated[int, typer.Option(min=1, help="Training pairs to subsample (deterministic).")] = 4000,
-    epochs: Annotated[int, typer.Option(min=1, max=20, help="Passes over the pairs (early stopping may end sooner).")] = 1,
+    epochs: Annotated[
+        int, typer.Option(min=1, max=20, help="Passes over the pairs (early stopping may end sooner).")
+    ] = 1,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when torch sees a GPU).")] = None,
     margin: MarginOption = None,
     ece_tolerance: EceOption = None,
@@ -62,7 +68,6 @@ def train(
     from models.suggest import Suggester
     from service import crud, retraining
     from service.engine import bundled_encoder, catalog
-    from service.store.db import engine_for
     from service.store.errors import StoreError
     from training.finetune import FineTuneConfig
     from training.pipeline import TrainConfig
@@ -81,9 +86,7 @@ def train(
     base = Suggester(terminology, bundled_encoder(settings), cache_dir=settings.cache_dir, progress=True)
     champion = retraining.champion_suggester(settings, terminology, progress=True)
     try:
-        report = retraining.train_release(
-            settings, engine_for(settings.database_url), ref, release, base, champion, config, policy
-        )
+        report = retraining.train_release(settings, store(), ref, release, base, champion, config, policy)
     except StoreError as error:
         raise UserError(error.detail) from None
     except ValueError as error:
@@ -95,7 +98,10 @@ def _print_comparison(report) -> None:
     sizes = ", ".join(f"{k} {v}" for k, v in report.sizes.items())
     typer.echo(f"release {report.release}: {sizes} codes; trained in {report.seconds['train']:.0f} s")
     typer.echo(f"{'':28} {'acc@1':>6} {'acc@5':>6} {'acc@10':>6} {'MRR@10':>7} {'ECE':>6} {'p95 ms':>7}")
-    for label, metrics in ((f"challenger v{report.version}", report.challenger), (f"champion {report.champion_label}", report.champion)):
+    for label, metrics in (
+        (f"challenger v{report.version}", report.challenger),
+        (f"champion {report.champion_label}", report.champion),
+    ):
         typer.echo(
             f"{label[:28]:28} {metrics['acc@1']:6.3f} {metrics['acc@5']:6.3f} {metrics['acc@10']:6.3f} "
             f"{metrics['mrr@10']:7.3f} {metrics['ece']:6.3f} {metrics.get('latency_p95_ms', 0):7.1f}"
@@ -108,12 +114,12 @@ def _print_comparison(report) -> None:
 
 
 def _registry():
-    from training import tracking
+    from service.retraining import existing_registry
 
-    home = get_settings().home
-    if not tracking.configured(home):
+    registry = existing_registry(get_settings())
+    if registry is None:
         raise UserError("no model registry yet: train a model first with `crosswalk train --release N`")
-    return tracking.Registry(home)
+    return registry
 
 
 def _terminology(registry, terminology: str | None) -> str:
@@ -139,7 +145,9 @@ def models_list() -> None:
 
 @models_app.command("promote")
 def models_promote(
-    terminology: Annotated[str | None, typer.Option("--terminology", "-t", help="Whose model (default: the only one).")] = None,
+    terminology: Annotated[
+        str | None, typer.Option("--terminology", "-t", help="Whose model (default: the only one).")
+    ] = None,
     version: Annotated[str | None, typer.Option(help="Version to promote (default: the challenger).")] = None,
     margin: MarginOption = None,
     ece_tolerance: EceOption = None,
@@ -155,8 +163,10 @@ def models_promote(
     for reason in decision.reasons:
         typer.echo(f"  {reason}", err=not decision.promote)
     if not decision.promote:
-        typer.echo(f"crosswalk: refused: models:/{row.registered_model}/{row.version} stays challenger (recorded)", err=True)
-        raise typer.Exit(1)
+        typer.echo(
+            f"crosswalk: refused: models:/{row.registered_model}/{row.version} stays challenger (recorded)", err=True
+        )
+        raise typer.Exit(FAILURE)
     typer.echo(f"models:/{row.registered_model}/{row.version} is now champion; running services: POST /models/reload")
 
 
@@ -174,17 +184,25 @@ def lineage(
         typer.echo(json.dumps(chain.model_dump(mode="json"), indent=2))
         return
     s = chain.suggestion
-    typer.echo(f"suggestion {s.id}: {s.source_code} -> {s.code} (rank {s.rank}, score {s.score}) in batch {chain.batch_id}")
+    typer.echo(
+        f"suggestion {s.id}: {s.source_code} -> {s.code} (rank {s.rank}, score {s.score}) in batch {chain.batch_id}"
+    )
     typer.echo(f"  model    {chain.model.model_version}  aliases: {','.join(chain.model.aliases) or '-'}")
     for p in chain.model.promotions:
         typer.echo(f"           {'promoted' if p['promoted'] else 'refused'} {p['created_at']} by {p['created_by']}")
     if chain.run:
         m = chain.run.metrics
-        typer.echo(f"  run      {chain.run.run_id} at {chain.run.tracking_uri}  held-out acc@1 {m.get('acc_at_1', float('nan')):.3f}")
+        typer.echo(
+            f"  run      {chain.run.run_id} at {chain.run.tracking_uri}  "
+            f"held-out acc@1 {m.get('acc_at_1', float('nan')):.3f}"
+        )
     if chain.release:
         r = chain.release
         same = "matches" if r.data_sha256 == r.data_sha256_now else "differs now (items changed since)"
-        typer.echo(f"  release  project {r.project_id} #{r.number} by {r.created_by} at {r.created_at}: data {str(r.data_sha256)[:12]} {same}")
+        typer.echo(
+            f"  release  project {r.project_id} #{r.number} by {r.created_by} at {r.created_at}: "
+            f"data {str(r.data_sha256)[:12]} {same}"
+        )
         typer.echo(f"  approvals in it: {len(chain.approvals)}")
         for entry in chain.approvals[:10]:
             typer.echo(f"           {entry.source_code} -> {entry.target_code}  by {entry.decided_by}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from service.exports import ReleaseBundle
-from service.exports.systems import computable_name, conceptmap_url, target_system
+from service.exports.bundle import ReleaseBundle
+from service.exports.systems import computable_name, conceptmap_url
 from service.store.tables import EntryBase, Status
 
 # R5 relationship -> R4 ConceptMapEquivalence. R4 reads from the target's side: a source narrower
@@ -51,7 +51,7 @@ def _conceptmap(bundle: ReleaseBundle, elements: list[dict[str, Any]]) -> dict[s
         "description": release.note or f"Release {release.number} of crosswalk project {project.name!r}.",
     }
     if elements:
-        group = {"source": project.source_uri, "target": target_system(project.target_terminology), "element": elements}
+        group = {"source": project.source_uri, "target": bundle.target_system.uri, "element": elements}
         resource["group"] = [group]
     return resource
 
@@ -98,7 +98,7 @@ def translate_parameters(bundle: ReleaseBundle | None, code: str, system_ok: boo
         )
         return _parameters(False, why)
     relationship = entry.relationship or "equivalent"
-    coding = {"system": target_system(bundle.project.target_terminology), "code": entry.target_code, "display": entry.target_display}
+    coding = {"system": bundle.target_system.uri, "code": entry.target_code, "display": entry.target_display}
     parts = [
         {"name": "relationship", "valueCode": relationship},
         {"name": "equivalence", "valueCode": R4_EQUIVALENCE[relationship]},

@@ -1,12 +1,16 @@
-"""OMOP CDM SOURCE_TO_CONCEPT_MAP rows for a release (unmappable codes map to concept 0)."""
+"""OMOP CDM 5.4 SOURCE_TO_CONCEPT_MAP rows for a release.
+
+Every approved target carries its OMOP concept id (resolved before writing, `service.exports.targets`);
+a code released as unmappable maps to concept 0 of vocabulary 'None', OMOP's "No matching concept".
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 
-from service.exports import ReleaseBundle
-from service.exports.systems import omop_concept_id, omop_vocabulary, source_vocabulary
+from service.exports.bundle import ReleaseBundle
+from service.exports.systems import source_vocabulary
 from service.store.tables import Status
 
 COLUMNS = [
@@ -20,6 +24,7 @@ COLUMNS = [
     "valid_end_date",
     "invalid_reason",
 ]
+NO_MATCH = (0, "None")  # OMOP concept 0 belongs to vocabulary 'None'
 
 
 def source_to_concept_map_csv(bundle: ReleaseBundle) -> str:
@@ -28,15 +33,19 @@ def source_to_concept_map_csv(bundle: ReleaseBundle) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for entry in bundle.entries:
-        target = None if entry.status == Status.unmappable else entry.target_code
+        if entry.status == Status.unmappable:
+            concept_id, vocabulary = NO_MATCH
+        else:
+            concept = bundle.omop_concept(entry.target_code)
+            concept_id, vocabulary = concept.concept_id, concept.vocabulary_id
         writer.writerow(
             [
-                entry.source_code,
+                entry.source_code[:50],
                 0,
                 source_vocabulary(project),
                 entry.source_text[:255],
-                omop_concept_id(project.target_terminology, target),
-                omop_vocabulary(project.target_terminology),
+                concept_id,
+                vocabulary[:20],
                 bundle.release.created_at[:10],
                 "2099-12-31",
                 "",

@@ -7,8 +7,8 @@ import io
 import json
 from urllib.parse import quote
 
-from service.exports import ReleaseBundle
-from service.exports.systems import conceptmap_url, target_prefix
+from service.exports.bundle import ReleaseBundle
+from service.exports.systems import conceptmap_url
 from service.store.tables import EntryBase, Project, Status
 
 # FHIR relationship -> (SKOS predicate, predicate_modifier). "source narrower than target" is
@@ -38,8 +38,8 @@ SOURCE_PREFIX = "SRC"
 
 def sssom_tsv(bundle: ReleaseBundle) -> str:
     """Unmappable codes are left out: SSSOM states mappings, and they have none."""
-    project, release = bundle.project, bundle.release
-    object_prefix, object_base = target_prefix(project.target_terminology)
+    release = bundle.release
+    object_prefix, object_base = bundle.target_system.prefix, bundle.target_system.prefix_uri
     out = io.StringIO()
     out.write(_metadata(bundle, object_prefix, object_base))
     writer = csv.writer(out, delimiter="\t", lineterminator="\n")

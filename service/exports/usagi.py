@@ -1,4 +1,5 @@
-"""A release as a Usagi mapping file, so OHDSI tooling can pick the reviewed mappings up."""
+"""A release as a Usagi mapping file, so OHDSI tooling can pick the reviewed mappings up; conceptId is
+the target's OMOP concept id, resolved before writing (`service.exports.targets`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import csv
 import io
 from datetime import datetime
 
-from service.exports import ReleaseBundle
-from service.exports.systems import omop_concept_id
+from service.exports.bundle import ReleaseBundle
 from service.store.tables import EntryBase, Status
 
 COLUMNS = [
@@ -48,7 +48,9 @@ def usagi_csv(bundle: ReleaseBundle) -> str:
 
 
 def _row(bundle: ReleaseBundle, entry: EntryBase) -> dict[str, object]:
+    """Usagi's way of saying "no concept": conceptId 0, "Unmapped", equivalence UNMATCHED."""
     unmappable = entry.status == Status.unmappable
+    concept = None if unmappable else bundle.omop_concept(entry.target_code)
     millis = _epoch_millis(entry.decided_at)
     return {
         "sourceCode": entry.source_code,
@@ -60,9 +62,9 @@ def _row(bundle: ReleaseBundle, entry: EntryBase) -> dict[str, object]:
         "equivalence": "UNMATCHED" if unmappable else USAGI_EQUIVALENCE[entry.relationship or "equivalent"],
         "statusSetBy": entry.confirmed_by or entry.decided_by or "",
         "statusSetOn": millis,
-        "conceptId": 0 if unmappable else omop_concept_id(bundle.project.target_terminology, entry.target_code),
+        "conceptId": concept.concept_id if concept else 0,
         "conceptName": "Unmapped" if unmappable else entry.target_display or "",
-        "domainId": "",
+        "domainId": concept.domain_id if concept else "",
         "mappingType": "MAPS_TO",
         "comment": entry.comment or "",
         "createdBy": entry.decided_by or "",

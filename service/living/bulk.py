@@ -1,7 +1,7 @@
 """Bulk actions over a filtered set of items, each item its own audited event.
 
 - approve: the top suggestion of every selected item whose calibrated score (the fusion's
-  P(correct)) reaches the threshold, through the same `crud.decide` as a single approval
+  P(correct)) reaches the threshold, through the same `decisions.decide` as a single approval
   (four-eyes projects get pending proposals; stale versions cannot happen under the lock);
 - reassign: who maps the items next (`item_assignment`);
 - re-suggest: fresh suggestions from the current model version, one audited batch.
@@ -14,9 +14,9 @@ from collections import Counter
 
 from sqlmodel import Session, select
 
-from service import audit, crud
+from service import audit, crud, decisions
 from service.crud_imports import SuggesterLike, generate_suggestions
-from service.living.dual import ConceptLookup, open_dual
+from service.decisions import TargetTerminology
 from service.living.filters import select_items
 from service.store.living import BulkApprove, BulkReassign, BulkResuggest, BulkResult, ItemAssignment
 from service.store.tables import DecisionCreate, Project, Status, SuggestRequest, utcnow
@@ -29,8 +29,7 @@ def approve(
     project: Project,
     request: BulkApprove,
     actor: str,
-    lookup: ConceptLookup,
-    terminology_version: str | None,
+    target: TargetTerminology,
 ) -> BulkResult:
     audit.lock_chain(session)
     wanted = (
@@ -43,7 +42,7 @@ def approve(
     changed = 0
     for item in items:
         top = crud.current_suggestions(session, item)[:1]
-        if open_dual(session, item) is not None:
+        if crud.open_dual(session, item) is not None:
             skipped["under dual mapping"] += 1
         elif not top:
             skipped["no suggestions"] += 1
@@ -52,7 +51,7 @@ def approve(
         else:
             note = f"bulk approval: top suggestion score {top[0].score:.3f} >= {request.min_score:g}"
             decision = DecisionCreate(action="approve", target_code=top[0].code, comment=_with(note, request.comment))
-            crud.decide(session, project, item.code, decision, actor, item.version, lookup, terminology_version)
+            decisions.decide(session, project, item.code, decision, actor, item.version, target)
             changed += 1
     return BulkResult(matched=len(items), changed=changed, skipped=dict(skipped))
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable
 
 from sklearn.metrics import cohen_kappa_score
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from models.terminology import Concept
-from service import audit, crud
+from service import audit, crud, decisions
+from service.decisions import TargetTerminology
 from service.living.filters import select_items
 from service.store.errors import Conflict, Forbidden, Invalid, NotFound
 from service.store.living import (
@@ -36,17 +36,9 @@ from service.store.living import (
     DualStatus,
     PairAgreement,
 )
-from service.store.tables import AuditEventPublic, DecisionCreate, Project, SourceItem, Status, utcnow
+from service.store.tables import AuditEventPublic, Project, SourceItem, Status, utcnow
 
-ConceptLookup = Callable[[str], Concept | None]
 OPEN_TO_DUAL = (Status.new, Status.suggested, Status.flagged)  # items not yet decided
-FINAL = {
-    "approve": Status.approved,
-    "remap": Status.approved,
-    "unmappable": Status.unmappable,
-    "reject": Status.rejected,
-    "flag": Status.flagged,
-}
 
 
 # -- assigning --------------------------------------------------------------------------------------
@@ -87,13 +79,6 @@ def dual_of(session: Session, project: Project, code: str) -> tuple[DualAssignme
     return dual, item
 
 
-def open_dual(session: Session, item: SourceItem) -> DualAssignment | None:
-    """The item's dual assignment while it still waits for choices or reconciliation."""
-    query = select(DualAssignment).where(DualAssignment.item_id == item.id)
-    query = query.where(col(DualAssignment.status).in_([DualStatus.open, DualStatus.disagreed]))
-    return session.exec(query).first()
-
-
 # -- choosing blind ---------------------------------------------------------------------------------
 def choose(
     session: Session,
@@ -101,8 +86,7 @@ def choose(
     code: str,
     choice: BlindChoiceCreate,
     mapper: str,
-    lookup: ConceptLookup,
-    terminology_version: str | None,
+    target: TargetTerminology,
 ) -> DualAssignment:
     audit.lock_chain(session)
     dual, item = dual_of(session, project, code)
@@ -112,14 +96,14 @@ def choose(
         raise Conflict(f"{code!r} is {dual.status}; both mappers have chosen")
     if _choice_of(session, dual, mapper) is not None:
         raise Conflict(f"{mapper!r} already chose for {code!r}; a blind choice is final so agreement stays independent")
-    target = _resolve(session, project, item, choice, lookup)
+    concept = decisions.resolve_target(session, project, item, choice.action, choice.target_code, target)
     row = BlindChoice(
         dual_id=dual.id,
         project_id=project.id,
         mapper=mapper,
         action=choice.action,
-        target_code=target.code if target else None,
-        target_display=target.display if target else None,
+        target_code=concept.code if concept else None,
+        target_display=concept.display if concept else None,
         relationship=_relationship(choice),
         comment=choice.comment,
     )
@@ -127,17 +111,8 @@ def choose(
     other = _choice_of(session, dual, dual.mapper_b if mapper == dual.mapper_a else dual.mapper_a)
     if other is not None:
         first, second = _choice_of(session, dual, dual.mapper_a), _choice_of(session, dual, dual.mapper_b)
-        _settle(session, dual, item, first, second, terminology_version, mapper)
+        _settle(session, project, dual, item, first, second, target.version, mapper)
     return dual
-
-
-def _resolve(
-    session: Session, project: Project, item: SourceItem, choice: BlindChoiceCreate, lookup: ConceptLookup
-) -> Concept | None:
-    if choice.action not in ("approve", "remap"):
-        return None
-    decision = DecisionCreate(action=choice.action, target_code=choice.target_code)
-    return crud._target(session, project, item, decision, lookup)
 
 
 def _relationship(choice: BlindChoiceCreate) -> str | None:
@@ -157,6 +132,7 @@ def label(choice: BlindChoice) -> str:
 
 def _settle(
     session: Session,
+    project: Project,
     dual: DualAssignment,
     item: SourceItem,
     a: BlindChoice,
@@ -169,16 +145,8 @@ def _settle(
         audit.record(session, actor, "dual.disagree", dual, {"status": DualStatus.disagreed})
         return
     comment = f"dual independent mapping: {a.mapper} and {b.mapper} agreed"
-    _decide(
-        session,
-        item,
-        a,
-        decided_by=a.mapper,
-        confirmed_by=b.mapper,
-        comment=comment,
-        action="decision.dual_agree",
-        terminology_version=terminology_version,
-    )
+    chosen = Concept(a.target_code, a.target_display or "") if a.target_code else None
+    _decide(session, project, item, a, chosen, a.mapper, b.mapper, comment, "decision.dual_agree", terminology_version)
     audit.record(
         session,
         actor,
@@ -190,42 +158,31 @@ def _settle(
 
 def _decide(
     session: Session,
+    project: Project,
     item: SourceItem,
     choice: BlindChoice | BlindChoiceCreate,
-    *,
+    concept: Concept | None,
     decided_by: str,
     confirmed_by: str | None,
     comment: str,
     action: str,
     terminology_version: str | None,
-    target: Concept | None = None,
 ) -> None:
-    changes = {
-        "status": FINAL[choice.action],
-        "proposed_status": None,
-        "decided_by": decided_by,
-        "decided_at": utcnow(),
-        "confirmed_by": confirmed_by,
-        "comment": comment + (f"; {choice.comment}" if choice.comment else ""),
-    }
-    if choice.action in ("approve", "remap"):
-        code = target.code if target else choice.target_code
-        display = target.display if target else getattr(choice, "target_display", None)
-        changes |= {
-            "target_code": code,
-            "target_display": display,
-            "relationship": choice.relationship,
-            "terminology_version": terminology_version,
-        }
-    elif choice.action in ("unmappable", "reject"):  # flag leaves the target as it was, like crud.decide
-        unmappable = choice.action == "unmappable"  # "nothing fits" is a statement about one release too
-        changes |= {
-            "target_code": None,
-            "target_display": None,
-            "terminology_version": terminology_version if unmappable else None,
-            "relationship": choice.relationship if unmappable else None,
-        }
-    audit.record(session, decided_by, action, item, changes)
+    """The pair's agreed (or the reconciler's) choice becomes the item's final decision: no four-eyes
+    proposal, since a second person has already looked."""
+    state = decisions.outcome(
+        project,
+        item,
+        choice.action,
+        actor=decided_by,
+        target=concept,
+        relationship=choice.relationship,
+        comment=comment + (f"; {choice.comment}" if choice.comment else ""),
+        terminology_version=terminology_version,
+        confirmed_by=confirmed_by,
+        final=True,
+    )
+    decisions.apply(session, item, state, decided_by, action)
 
 
 # -- reconciling ------------------------------------------------------------------------------------
@@ -235,8 +192,7 @@ def reconcile(
     code: str,
     choice: BlindChoiceCreate,
     actor: str,
-    lookup: ConceptLookup,
-    terminology_version: str | None,
+    target: TargetTerminology,
 ) -> DualAssignment:
     """Someone outside the pair decides a disagreement, having seen both choices."""
     audit.lock_chain(session)
@@ -245,26 +201,16 @@ def reconcile(
         raise Conflict(f"{code!r} is {dual.status}; only a disagreement is reconciled")
     if actor in (dual.mapper_a, dual.mapper_b):
         raise Forbidden(f"{actor!r} chose for {code!r}; a reconciler must be someone outside the pair")
-    target = _resolve(session, project, item, choice, lookup)
+    concept = decisions.resolve_target(session, project, item, choice.action, choice.target_code, target)
     resolved = BlindChoiceCreate(
         action=choice.action,
-        target_code=target.code if target else None,
+        target_code=concept.code if concept else None,
         relationship=_relationship(choice),
         comment=choice.comment,
     )
     a, b = _choice_of(session, dual, dual.mapper_a), _choice_of(session, dual, dual.mapper_b)
     comment = f"reconciled: {a.mapper} chose {label(a)}, {b.mapper} chose {label(b)}"
-    _decide(
-        session,
-        item,
-        resolved,
-        decided_by=actor,
-        confirmed_by=None,
-        comment=comment,
-        action="decision.reconcile",
-        terminology_version=terminology_version,
-        target=target,
-    )
+    _decide(session, project, item, resolved, concept, actor, None, comment, "decision.reconcile", target.version)
     audit.record(
         session,
         actor,

@@ -14,13 +14,13 @@ from difflib import SequenceMatcher
 
 from sqlmodel import Session, col, select
 
+from models.terminology import Concept
 from models.text import normalize
-from service import audit, crud
-from service.living.dual import open_dual
+from service import audit, crud, decisions
 from service.living.filters import select_items
 from service.store.errors import Conflict, NotFound
 from service.store.living import BulkResult, BulkReuse, ItemOffers, ReuseOffer, ReuseTake
-from service.store.tables import Project, Release, ReleaseEntry, SourceItem, Status, utcnow
+from service.store.tables import Project, Release, ReleaseEntry, SourceItem, Status
 
 TEXT_SIMILARITY = 0.92  # "near-identical": a typo or word order apart, not a different test
 CONTEXT_KEYS = ("unit", "units", "specimen", "system", "property", "scale", "method", "domain")
@@ -132,7 +132,7 @@ def take(
 ) -> SourceItem:
     """Adopt an offered approval for `code`, against item `version` (a newer item -> 409)."""
     audit.lock_chain(session)
-    item = crud._item_at(session, project, code, version)
+    item = decisions.item_at(session, project, code, version)
     offer = next(
         (
             o
@@ -148,7 +148,7 @@ def take(
         )
     if item.status == Status.approved and item.target_code == offer.target_code:
         raise Conflict(f"{code!r} is already approved to {offer.target_code}")
-    crud._refuse_if_dual(session, item)
+    decisions.refuse_if_dual(session, item)
     _adopt(session, project, item, offer, actor, choice.comment)
     return item
 
@@ -177,7 +177,7 @@ def _why_not(session: Session, item: SourceItem, found: list[ReuseOffer]) -> str
         return "no offer"
     if len({(o.target_code, o.relationship) for o in found}) > 1:
         return "offers disagree"  # two sites mapped it differently: a person decides
-    if open_dual(session, item) is not None:
+    if crud.open_dual(session, item) is not None:
         return "under dual mapping"
     return None
 
@@ -191,18 +191,14 @@ def _adopt(
         f"{f', confirmed by {offer.confirmed_by}' if offer.confirmed_by else ''}"
         f"; match: {offer.match} {offer.similarity:.2f}"
     )
-    changes = {
-        "target_code": offer.target_code,
-        "target_display": offer.target_display,
-        "relationship": offer.relationship,
-        "terminology_version": offer.terminology_version,
-        "decided_by": actor,
-        "decided_at": utcnow(),
-        "confirmed_by": None,
-        "comment": provenance + (f"; {note}" if note else ""),
-    }
-    if project.four_eyes:
-        changes |= {"status": Status.pending, "proposed_status": Status.approved}
-    else:
-        changes |= {"status": Status.approved, "proposed_status": None}
-    audit.record(session, actor, "decision.reuse", item, changes)
+    state = decisions.outcome(
+        project,
+        item,
+        "approve",
+        actor=actor,
+        target=Concept(offer.target_code, offer.target_display or ""),
+        relationship=offer.relationship,
+        comment=provenance + (f"; {note}" if note else ""),
+        terminology_version=offer.terminology_version,
+    )
+    decisions.apply(session, item, state, actor, "decision.reuse")

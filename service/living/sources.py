@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, select
 
-from service import audit
+from service import audit, decisions
 from service.crud_imports import ImportRow, SuggesterLike, generate_suggestions
 from service.store.living import ReopenCause, Reopening, SourceUpdate, SourceUpdatePublic
 from service.store.tables import Project, SourceItem, Status, SuggestRequest
@@ -109,8 +109,7 @@ def _apply(
             created_by=actor,
         )
         audit.record(session, actor, "reopening.create", reopening)
-        fields |= {"status": Status.flagged, "proposed_status": None, "comment": reason}
-        audit.record(session, actor, "item.reopen", item, fields)
+        decisions.reopen(session, item, reason, actor, also=fields)
         return
     audit.record(session, actor, "item.reimport", item, fields)  # writes nothing when nothing changed
 

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from models.release_diff import ChangeKind, ConceptChange, ReleaseDiff, diff_releases, usable
 from models.terminology import Terminology
-from service import audit
+from service import audit, decisions
 from service.store.errors import NotFound
 from service.store.living import (
     ChangePublic,
@@ -114,10 +114,8 @@ def _reopen_project(
             created_by=actor,
         )
         audit.record(session, actor, "reopening.create", reopening)
-        changes = {"status": Status.flagged, "proposed_status": None, "comment": reason}
-        if successors and batch_id is not None:
-            changes["suggestion_batch_id"] = batch_id
-        audit.record(session, actor, "item.reopen", item, changes, model_version=model_version)
+        also = {"suggestion_batch_id": batch_id} if successors and batch_id is not None else None
+        decisions.reopen(session, item, reason, actor, model_version=model_version, also=also)
 
 
 def _successors(change: ConceptChange) -> list[str]:

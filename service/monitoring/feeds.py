@@ -266,7 +266,7 @@ def post_batch(session: Session, home: Path, feed: Feed, upload: Upload, actor: 
         history=_history(session, home, feed),
     )
     events = process_batch(
-        StoreAlerts(session, feed, actor), feed.name, str(number), report.findings, report.scored_segments, utcnow()
+        StoreAlerts(session, feed, actor), feed.name, str(number), report.alerts, report.scored_segments, utcnow()
     )
     queue_events(session, feed, events, actor)
     folder, stem = folder_of(home, feed), f"batch-{number:06d}"

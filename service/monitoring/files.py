@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from monitors.profile import Profile
+from monitors.profile import Profile, ProfileSchemaError
 from service.store.errors import Conflict
 
 ROOT = "monitoring"
@@ -55,7 +55,10 @@ def read_checked(home: Path, relative_path: str, sha256: str) -> bytes:
 
 
 def read_profile(home: Path, relative_path: str, sha256: str) -> Profile:
-    return Profile.from_dict(json.loads(gzip.decompress(read_checked(home, relative_path, sha256))))
+    try:
+        return Profile.from_dict(json.loads(gzip.decompress(read_checked(home, relative_path, sha256))))
+    except ProfileSchemaError as error:
+        raise Conflict(f"{relative_path}: {error}") from None
 
 
 def remove(home: Path, relative_paths: list[str]) -> None:

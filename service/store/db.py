@@ -1,6 +1,8 @@
 """The store's engine, sessions and migrations: embedded SQLite by default, PostgreSQL by URL.
 
 `Settings.database_url` picks the database (CROSSWALK_DATABASE_URL, else `<home>/crosswalk.db`).
+Migrations run at `crosswalk serve` start and by `crosswalk db upgrade`; other commands only check
+that the schema is current (`check_schema`), and create a brand-new embedded store at head.
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event, make_url
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, event, inspect, make_url
 from sqlmodel import Session, create_engine
+
+from service.store.errors import StoreError
 
 SERVICE = Path(__file__).resolve().parents[1]
 ALEMBIC_INI = SERVICE / "alembic.ini"
@@ -82,3 +88,48 @@ def upgrade(engine: Engine, revision: str = "heads") -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+class SchemaNotCurrent(StoreError):
+    """The store's schema is not the one this crosswalk expects: the user runs `crosswalk db upgrade`."""
+
+    status, title = 503, "Store schema not current"
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse a store whose schema is not at head, with one line saying what to do; a brand-new, empty
+    embedded (SQLite) store is created at head instead, so a new user needs no extra command.
+
+    Cheap: one read of `alembic_version` (and of the table names when it is missing); the migration
+    scripts' heads are read once per process.
+    """
+    with engine.connect() as connection:
+        stored = frozenset(MigrationContext.configure(connection).get_current_heads())
+        empty = not stored and not inspect(connection).get_table_names()
+    heads, known = _script_revisions()
+    if stored == heads:
+        return
+    where = f"store {display_url(engine.url)}"
+    if empty and engine.dialect.name == "sqlite":
+        upgrade(engine)
+    elif empty:
+        raise SchemaNotCurrent(f"{where} has no crosswalk schema yet: create it with `crosswalk db upgrade`")
+    elif not stored:
+        raise SchemaNotCurrent(f"{where} holds tables crosswalk did not create: set CROSSWALK_DATABASE_URL to another")
+    elif stored - known:
+        newer = ", ".join(sorted(stored - known))
+        raise SchemaNotCurrent(f"{where} is at schema {newer}, newer than this crosswalk: upgrade crosswalk")
+    else:
+        raise SchemaNotCurrent(f"{where} has an older schema than this crosswalk: run `crosswalk db upgrade`")
+
+
+@lru_cache(maxsize=1)
+def _script_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """The migration scripts' heads, and every revision they know."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset(script.get_heads()), frozenset(rev.revision for rev in script.walk_revisions())
+
+
+def display_url(url) -> str:
+    """The store URL as the user may see it: the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)

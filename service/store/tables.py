@@ -144,6 +144,17 @@ class SuggestionPublic(SQLModel):
     evidence: dict[str, Any]
 
 
+class CommentPublic(SQLModel):
+    author: str
+    text: str
+    action: str | None = Field(default=None, description="The decision the comment came with, if any.")
+    created_at: str
+
+
+class CommentCreate(SQLModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+
 class ItemPublic(SQLModel):
     code: str
     text: str
@@ -162,6 +173,12 @@ class ItemPublic(SQLModel):
     version: int = Field(description="Send it back as If-Match (or `version`) with a decision.")
     model_version: str | None = Field(default=None, description="Model that produced the suggestions.")
     suggestions: list[SuggestionPublic] = Field(default_factory=list)
+    comments: list[CommentPublic] = Field(
+        default_factory=list, description="The item's comment thread, oldest first (single-item responses)."
+    )
+    disagreement: dict[str, Any] | None = Field(
+        default=None, description="Four-eyes: the proposal a counter-proposal disagrees with, until a third confirms."
+    )
 
 
 class ItemPage(SQLModel):
@@ -175,6 +192,9 @@ class DecisionCreate(SQLModel):
     relationship: Relationship | None = Field(default=None, description="Default: equivalent (approve, remap).")
     comment: str | None = Field(default=None, max_length=4000)
     version: int | None = Field(default=None, description="Item version the decision was made against (or If-Match).")
+    override: bool = Field(
+        default=False, description="Replace another reviewer's final decision (refused with 409 unless set)."
+    )
 
 
 class ConfirmationCreate(SQLModel):

@@ -16,11 +16,18 @@ from sqlalchemy import and_, func, literal, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from service.claims import held_by_others
 from service.store.tables import Project, SourceItem, Status, Suggestion
 
 PAGE_SIZE = 50
-OPEN = (Status.new, Status.suggested, Status.flagged)  # what still needs a mapper's decision
-STATUS_CHOICES = {"open": "to review (new, suggested, flagged)", "all": "all", **{s.value: s.value for s in Status}}
+# What still needs someone: a rejection means "none of these candidates" and stays until someone remaps
+# it or marks it unmappable; a four-eyes proposal waits for a second reviewer (never its proposer).
+OPEN = (Status.new, Status.suggested, Status.flagged, Status.rejected, Status.pending)
+STATUS_CHOICES = {
+    "open": "to review (new, suggested, flagged, rejected, waiting for a second reviewer)",
+    "all": "all",
+    **{s.value: s.value for s in Status},
+}
 # Confidence bands of the top suggestion's fused probability.
 BANDS = {"high": "high (>= 0.8)", "medium": "medium (0.5-0.8)", "low": "low (< 0.5)", "none": "no suggestion"}
 HIGH, MEDIUM = 0.8, 0.5
@@ -32,9 +39,10 @@ class Filters:
     reviewer: str = ""
     band: str = ""
     domain: str = ""
+    viewer: str = ""  # who looks: their colleagues' claimed items and their own proposals are skipped
 
     @classmethod
-    def parse(cls, values: Any) -> Filters:
+    def parse(cls, values: Any, viewer: str = "") -> Filters:
         """From query or form fields; unknown values fall back to the defaults, never an error page."""
         status = values.get("status") or "open"
         band = values.get("band") or ""
@@ -43,11 +51,12 @@ class Filters:
             reviewer=(values.get("reviewer") or "")[:200],
             band=band if band in BANDS else "",
             domain=(values.get("domain") or "")[:200],
+            viewer=viewer,
         )
 
     def query(self, **extra: Any) -> str:
-        """The filters (and extras) as a query string, omitting defaults."""
-        fields = {k: v for k, v in asdict(self).items() if v and not (k == "status" and v == "open")}
+        """The filters (and extras) as a query string, omitting defaults and the viewer."""
+        fields = {k: v for k, v in asdict(self).items() if v and k != "viewer" and not (k == "status" and v == "open")}
         fields |= {k: v for k, v in extra.items() if v is not None and v != ""}
         return urlencode(fields)
 
@@ -84,12 +93,16 @@ def _queue(project: Project, filters: Filters):
 def _filtered(query, filters: Filters):
     if filters.status == "open":
         query = query.where(col(SourceItem.status).in_(OPEN))
+        if filters.viewer:  # my own proposals wait for someone else
+            query = query.where(or_(SourceItem.status != Status.pending, SourceItem.decided_by != filters.viewer))
     elif filters.status != "all":
         query = query.where(SourceItem.status == filters.status)
     if filters.reviewer:
         query = query.where(SourceItem.decided_by == filters.reviewer)
     if filters.domain:
         query = query.where(_domain() == filters.domain)
+    if filters.viewer and filters.status in ("open", Status.pending):  # a colleague has it open: the next one
+        query = query.where(col(SourceItem.id).not_in(held_by_others(filters.viewer)))
     return _banded(query, filters.band)
 
 
@@ -125,7 +138,7 @@ def count(session: Session, project: Project, filters: Filters) -> int:
     if filters.band:
         return session.exec(select(func.count()).select_from(_queue(project, filters).subquery())).one()
     query = select(func.count()).select_from(SourceItem).where(SourceItem.project_id == project.id)
-    return session.exec(_filtered(query, Filters(filters.status, filters.reviewer, "", filters.domain))).one()
+    return session.exec(_filtered(query, Filters(filters.status, filters.reviewer, "", filters.domain, filters.viewer))).one()
 
 
 def at(session: Session, project: Project, filters: Filters, position: int) -> tuple[int, QueueRow | None]:
@@ -157,6 +170,12 @@ def position_of(session: Session, project: Project, filters: Filters, row: Queue
         or_(value > row.value, and_(value == row.value, SourceItem.code < row.item.code))
     )
     return session.exec(select(func.count()).select_from(ahead.subquery())).one()
+
+
+def status_counts(session: Session, project: Project) -> dict[str, int]:
+    """Items per status, for the counts above the queue (a rejection never vanishes from view)."""
+    query = select(SourceItem.status, func.count()).where(SourceItem.project_id == project.id)
+    return dict(session.exec(query.group_by(SourceItem.status)).all())
 
 
 def reviewers(session: Session, project: Project) -> list[str]:

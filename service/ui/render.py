@@ -9,7 +9,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from service.api.roles import Permission
+from service.exports.formats import FORMATS
+from service.web.roles import Permission
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -29,13 +30,6 @@ RELATIONSHIPS = {
     "source-is-narrower-than-target": "source narrower than target",
     "source-is-broader-than-target": "source broader than target",
     "related-to": "related",
-}
-EXPORT_FORMATS = {
-    "fhir-r4": "FHIR ConceptMap R4",
-    "fhir-r5": "FHIR ConceptMap R5",
-    "sssom": "SSSOM TSV",
-    "omop": "OMOP source_to_concept_map",
-    "usagi": "Usagi CSV",
 }
 
 
@@ -83,4 +77,4 @@ templates.env.filters["when"] = _when
 templates.env.filters["percent"] = _percent
 templates.env.globals["RELATIONSHIPS"] = RELATIONSHIPS
 templates.env.globals["Permission"] = Permission  # macros (imported without context) check roles too
-templates.env.globals["EXPORT_FORMATS"] = EXPORT_FORMATS
+templates.env.globals["EXPORT_FORMATS"] = FORMATS

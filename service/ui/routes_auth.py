@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from service import crud
-from service.api.deps import SessionDep
 from service.ui import session as sessions
 from service.ui.render import render
 from service.ui.session import BrowserDep, FormDep
+from service.web.deps import SessionDep
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 

@@ -17,8 +17,6 @@ from sqlmodel import Session
 
 from monitors.checks import base_column
 from monitors.checks.base import severity_rank
-from service.api.deps import SessionDep
-from service.api.roles import Permission
 from service.monitoring import alerts as feed_alerts
 from service.monitoring import feeds as crud_feeds
 from service.monitoring import outbox
@@ -27,6 +25,8 @@ from service.store.feeds import AlertPublic, Feed
 from service.ui import ops_data, plots
 from service.ui.render import render
 from service.ui.session import Browser, BrowserDep, FormDep, safe_next
+from service.web.deps import SessionDep
+from service.web.roles import Permission
 
 router = APIRouter(prefix="/ui/ops", include_in_schema=False)
 log = logging.getLogger("crosswalk.ui")

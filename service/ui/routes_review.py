@@ -1,46 +1,44 @@
 """The review queue, one item at a time, its decisions and its history.
 
-Decisions call the same crud functions as the API (`crud.decide`, `crud.confirm`, `crud.revert`),
+Decisions call the same functions as the API (`decisions.decide`, `decisions.confirm`, `decisions.revert`),
 in the request's one transaction, as the logged-in token's owner: there is no second write path.
 Forms work without JavaScript (POST, then 303 to the next item); static/ui.js adds the keys.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from service import audit, crud
-from service.api.deps import SessionDep
-from service.api.roles import Permission
+from service import audit, claims, crud, decisions
 from service.crud_imports import search as search_concepts
 from service.store.errors import Invalid, StoreError
-from service.store.tables import AuditEvent, DecisionCreate, Project, SourceItem, Status
+from service.store.tables import DecisionCreate, Project, SourceItem, Status
 from service.ui import queue
 from service.ui.queue import Filters
 from service.ui.render import RELATIONSHIPS, render
 from service.ui.session import Browser, BrowserDep, FormDep
+from service.web.deps import SessionDep, target_terminology
+from service.web.roles import Permission
 
 router = APIRouter(prefix="/ui/projects/{project_id}", include_in_schema=False)
 SIMPLE_ACTIONS = ("approve", "reject", "flag", "unmappable")
-UNDO_DEPTH = 50  # recent decisions looked at for one still undoable
-UNDO_WINDOW = 2000  # ...among the project's latest events (a team's last hour or so of work)
 MAX_PATH = 8  # hierarchy levels shown above a candidate
 
 
 @router.get("", response_class=HTMLResponse)
 def queue_page(request: Request, browser: BrowserDep, session: SessionDep, project_id: int, offset: Annotated[int, Query(ge=0)] = 0):
     project = crud.get_project(session, project_id)
-    filters = Filters.parse(request.query_params)
+    filters = Filters.parse(request.query_params, browser.principal.name)
     total, rows = queue.page(session, project, filters, offset)
     return render(
         request, "queue.html", browser=browser, project=project, filters=filters, total=total, rows=rows, offset=offset,
         page_size=queue.PAGE_SIZE, choices=_filter_choices(session, project), band_of=queue.band_of,
+        counts=queue.status_counts(session, project),
     )
 
 
@@ -64,10 +62,20 @@ def review_page(
     undone: str | None = None,
 ) -> HTMLResponse:
     project = crud.get_project(session, project_id)
-    filters = Filters.parse(request.query_params)
+    filters = Filters.parse(request.query_params, browser.principal.name)
     view = _view(session, project, filters, pos, code)
+    if _claimable(view, browser) and not claims.claim(session, view.row.item, browser.principal.name):
+        view = _view(session, project, filters, pos, code)  # a colleague took it a moment ago: the next one
     notice = _notice(session, project, last, undone)
     return _render_review(request, browser, session, project, filters, view, q=q, notice=notice)
+
+
+def _claimable(view: View, browser: Browser) -> bool:
+    """An item this reviewer may act on next is held for them; their own proposal waits for others."""
+    item = view.row.item if view.row else None
+    if item is None or not browser.can(Permission.decide) or item.status not in queue.OPEN:
+        return False
+    return not (item.status == Status.pending and item.decided_by == browser.principal.name)
 
 
 @dataclass
@@ -105,40 +113,18 @@ def _notice(session: Session, project: Project, last: str | None, undone: str | 
     return {"item": item, "undone": bool(undone)}
 
 
-def undoable(session: Session, project: Project, actor: str) -> SourceItem | None:
-    """The item of this person's latest decision in the project that nothing has changed since.
-
-    Read from the audit log, so undo is a stack across pages and sessions: after a revert (a new event)
-    that item no longer qualifies and the decision before it is next. Reverts are not undone this way,
-    and only the project's latest UNDO_WINDOW events are searched, so a page costs the same at any size.
-    """
-    recent = select(AuditEvent.seq).where(AuditEvent.project_id == project.id)
-    recent = recent.order_by(col(AuditEvent.seq).desc()).limit(UNDO_WINDOW)  # bounded, however big the project
-    query = (
-        select(AuditEvent)
-        .where(col(AuditEvent.seq).in_(recent), AuditEvent.actor == actor, col(AuditEvent.action).startswith("decision."))
-        .where(AuditEvent.action != "decision.revert")
-        .order_by(col(AuditEvent.seq).desc())
-        .limit(UNDO_DEPTH)
-    )
-    for event in session.exec(query):
-        item = session.get(SourceItem, int(event.entity.split(":", 1)[1]))
-        if item is not None and event.after is not None and json.loads(event.after).get("version") == item.version:
-            return item
-    return None
-
-
 def _render_review(
     request: Request, browser: Browser, session: Session, project: Project, filters: Filters, view: View,
     q: str | None = None, notice: dict | None = None, error: str | None = None, status_code: int = 200,
+    override: dict | None = None,
 ) -> HTMLResponse:
     item = view.row.item if view.row else None
     context = _item_context(request, session, project, item) if item else {}
     return render(
         request, "review.html", status_code, browser=browser, project=project, filters=filters, view=view,
         item=item, notice=notice, error=error, q=q or "", results=_search(request, project, q) if item and q else None,
-        undo=undoable(session, project, browser.principal.name) if browser.can(Permission.decide) else None,
-        band_of=queue.band_of, **context,
+        undo=decisions.undoable(session, project, browser.principal.name) if browser.can(Permission.decide) else None,
+        band_of=queue.band_of, override=override, **context,
     )
 
 
@@ -147,17 +133,20 @@ def _item_context(request: Request, session: Session, project: Project, item: So
     suggestions = crud.current_suggestions(session, item)
     paths = {s.code: _path(terminology, s.code) for s in suggestions} if terminology else {}
     default = item.relationship if item.relationship in RELATIONSHIPS else "equivalent"
+    contested = crud.disagreement(session, item)
     return {
         "suggestions": suggestions, "paths": paths, "relationship": default,
         "history": audit.history(session, entity=audit.entity_of(item)),
         "model_version": crud.model_version_of(session, item),
+        "comments": crud.comments(session, item), "disagreement": contested,
+        "claim": claims.holder_of(session, item),
     }
 
 
 def _terminology(request: Request, project: Project):
     """The target terminology, for hierarchy paths; the page still renders when it is not loaded."""
     try:
-        return request.app.state.suggester_factory(project.target_terminology).terminology
+        return target_terminology(request, project.target_terminology).terminology
     except (StoreError, LookupError, OSError, ValueError):
         return None
 
@@ -188,16 +177,23 @@ def _search(request: Request, project: Project, q: str) -> list[tuple[str, str, 
 @router.post("/items/{code}/decide", response_class=HTMLResponse)
 def decide(request: Request, browser: BrowserDep, session: SessionDep, form: FormDep, project_id: int, code: str):
     project = crud.get_project(session, project_id)
-    filters, choice = Filters.parse(form), form.get("choice", "")
+    filters, choice = Filters.parse(form, browser.principal.name), form.get("choice", "")
     pos = _int(form.get("pos")) or 0
     try:
         item = _apply(request, session, browser, project, code, choice, form)
     except StoreError as error:
         session.rollback()  # nothing of the refused decision stays; the page is read afresh
         view = _view(session, project, filters, pos, code)
-        return _render_review(request, browser, session, project, filters, view, error=error.detail, status_code=error.status)
+        override = {"choice": choice, "comment": _comment(form) or "", "relationship": form.get("relationship", "")}
+        return _render_review(
+            request, browser, session, project, filters, view, error=error.detail, status_code=error.status,
+            override=override if isinstance(error, decisions.OverrideNeeded) else None,
+        )
     if choice == "revert":
         return _redirect(project, filters, pos=pos, code=code, undone=code)
+    if choice == "comment":
+        return _redirect(project, filters, pos=pos, code=code)
+    claims.release(session, item, browser.principal.name)
     next_pos = pos + 1 if queue.matches(session, project, filters, item) else pos
     return _redirect(project, filters, pos=next_pos, last=code)
 
@@ -206,28 +202,36 @@ def _apply(request: Request, session: Session, browser: Browser, project: Projec
     actor, version = browser.principal.name, _int(form.get("version"))
     if choice == "confirm":
         browser.require(Permission.confirm)
-        return crud.confirm(session, project, code, actor, version, _comment(form))
+        return decisions.confirm(session, project, code, actor, version, _comment(form))
     browser.require(Permission.decide)
     if choice == "revert":
-        return crud.revert(session, project, code, actor, version)
-    decision = _decision(choice, form)
-    factory = request.app.state.suggester_factory
-
-    def target():  # loaded only when the decision needs it
-        return factory(project.target_terminology).terminology
-
-    return crud.decide_on_target(session, project, code, decision, actor, version, target)
+        return decisions.revert(session, project, code, actor, version)
+    if choice == "comment":
+        text = _comment(form)
+        if not text:
+            raise Invalid("the comment is empty; write what the next reviewer should know")
+        item = crud.get_item(session, project, code)
+        decisions.add_comment(session, item, actor, text)
+        return item
+    target = target_terminology(request, project.target_terminology)
+    return decisions.decide(session, project, code, _decision(choice, form), actor, version, target)
 
 
 def _decision(choice: str, form: dict[str, str]) -> DecisionCreate:
     """`approve`, `reject`, `flag`, `unmappable`, `pick:<code>` (a candidate) or `remap:<code>` (a search hit)."""
     action, _, target = choice.partition(":")
     relationship = form.get("relationship") if form.get("relationship") in RELATIONSHIPS else None
+    override = form.get("override") == "1"  # the reviewer confirmed replacing a colleague's decision
     if action in SIMPLE_ACTIONS and not target:
-        return DecisionCreate(action=action, relationship=relationship if action == "approve" else None, comment=_comment(form))
+        return DecisionCreate(
+            action=action, relationship=relationship if action == "approve" else None, comment=_comment(form),
+            override=override,
+        )
     if action in ("pick", "remap") and target:
         kind = "approve" if action == "pick" else "remap"
-        return DecisionCreate(action=kind, target_code=target, relationship=relationship, comment=_comment(form))
+        return DecisionCreate(
+            action=kind, target_code=target, relationship=relationship, comment=_comment(form), override=override
+        )
     raise Invalid(f"unknown action {choice!r}; use the buttons or keys shown on the page")
 
 

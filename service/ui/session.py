@@ -19,9 +19,9 @@ from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from service import crud
-from service.api.deps import Principal, SessionDep
-from service.api.roles import Permission, allowed, roles_with
 from service.store.tables import Role
+from service.web.deps import Principal, SessionDep
+from service.web.roles import Permission, allowed, roles_with
 
 SESSION_COOKIE = "cw_session"
 LOGIN_CSRF_COOKIE = "cw_login_csrf"  # double-submit value for the login form (no session yet)

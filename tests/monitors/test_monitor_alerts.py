@@ -22,6 +22,11 @@ def finding(segment="B", check="unit_change", column="unit[2339-0]", severity="c
     return Finding(check, column, segment, severity, statistic, 0.1, f"site {segment}: glucose unit changed")
 
 
+def process(store, batch_id, findings, scored_segments):
+    """A scored batch as the service reconciles it: its report's alerts, one per key."""
+    return process_batch(store, "labs", batch_id, alerts_from_findings(findings, "labs", batch_id), scored_segments)
+
+
 def test_one_alert_per_key_worst_finding_speaks():
     findings = [
         finding(check="plausibility", column="date", severity="warning", statistic=0.02),
@@ -40,30 +45,30 @@ def store(request, tmp_path):
 
 
 def test_lifecycle_dedup_escalate_acknowledge_resolve(store):
-    events = process_batch(store, "labs", "b1", [finding(severity="warning")], {"*", "A", "B"})
+    events = process(store, "b1", [finding(severity="warning")], {"*", "A", "B"})
     assert [e.kind for e in events] == ["opened"]
     first = events[0].alert
 
-    events = process_batch(store, "labs", "b2", [finding(severity="warning", statistic=0.95)], {"*", "A", "B"})
+    events = process(store, "b2", [finding(severity="warning", statistic=0.95)], {"*", "A", "B"})
     assert [e.kind for e in events] == ["updated"]  # same key: not re-raised
     assert events[0].alert.id == first.id and events[0].alert.occurrences == 2 and events[0].alert.statistic == 0.95
 
     store.save([acknowledge(store.get(first.id), by="ops@site-b")])
     assert store.get(first.id).status == ACKNOWLEDGED
 
-    events = process_batch(store, "labs", "b3", [finding(severity="critical")], {"*", "A", "B"})
+    events = process(store, "b3", [finding(severity="critical")], {"*", "A", "B"})
     assert [e.kind for e in events] == ["escalated"]
     assert events[0].alert.status == OPEN and events[0].alert.severity == "critical"  # worse: needs eyes again
 
-    events = process_batch(store, "labs", "b4", [], {"*", "A"})  # site B not in this batch: stays open
+    events = process(store, "b4", [], {"*", "A"})  # site B not in this batch: stays open
     assert events == [] and store.get(first.id).status == OPEN
 
-    events = process_batch(store, "labs", "b5", [], {"*", "A", "B"})  # B clean: auto-resolve
+    events = process(store, "b5", [], {"*", "A", "B"})  # B clean: auto-resolve
     assert [e.kind for e in events] == ["resolved"]
     resolved = store.get(first.id)
     assert resolved.status == RESOLVED and resolved.resolved_batch == "b5" and resolved.occurrences == 3
 
-    events = process_batch(store, "labs", "b6", [finding()], {"*", "A", "B"})  # recurrence: a new alert
+    events = process(store, "b6", [finding()], {"*", "A", "B"})  # recurrence: a new alert
     assert [e.kind for e in events] == ["opened"] and events[0].alert.id != first.id
     assert len(store.all("labs")) == 2 and store.active("other-feed") == []
 
@@ -78,9 +83,9 @@ def test_acknowledging_a_resolved_alert_is_refused():
 
 def test_sqlite_store_survives_a_restart(tmp_path):
     path = tmp_path / "alerts.db"
-    process_batch(SQLiteAlertStore(path), "labs", "b1", [finding()], {"*", "B"})
+    process(SQLiteAlertStore(path), "b1", [finding()], {"*", "B"})
     reopened = SQLiteAlertStore(path)
     [alert] = reopened.active("labs")
     assert alert.message == "site B: glucose unit changed" and alert.details["findings"] == 1
-    events = process_batch(reopened, "labs", "b2", [finding()], {"*", "B"})
+    events = process(reopened, "b2", [finding()], {"*", "B"})
     assert [e.kind for e in events] == ["updated"]

@@ -64,7 +64,7 @@ def test_bad_input_exits_1_with_one_line(tmp_path, reference):
         text=True,
         timeout=120,
     )
-    assert child.returncode == 1
+    assert child.returncode == 2
     assert child.stderr.strip().count("\n") == 0
     assert "wrong.csv: wrong columns for feed 'default'" in child.stderr and "Traceback" not in child.stderr
     assert not (tmp_path / "o.json").exists()
@@ -74,8 +74,8 @@ def test_missing_file_and_unknown_segment(tmp_path, reference):
     ref, _ = _write(tmp_path, reference, reference)
     runner = CliRunner()
     missing = runner.invoke(app, ["monitor", "-r", str(ref), "-c", str(tmp_path / "nope.csv"), "-o", "x.json"])
-    assert missing.exit_code == 1 and "nope.csv: no such file" in missing.output
+    assert missing.exit_code == 2 and "nope.csv: no such file" in missing.output
     segment = runner.invoke(
         app, ["monitor", "-r", str(ref), "-c", str(ref), "-o", str(tmp_path / "x.json"), "--segment", "ward"]
     )
-    assert segment.exit_code == 1 and "--segment ward: no such column" in segment.output
+    assert segment.exit_code == 2 and "--segment ward: no such column" in segment.output

@@ -6,10 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from monitors import profile as profile_module
 from monitors.profile import (
     ALL,
+    MIGRATIONS,
+    PROFILE_SCHEMA,
     NumericStats,
     Profile,
+    ProfileSchemaError,
     hll_estimate,
     hll_registers,
     merge_all,
@@ -72,6 +76,28 @@ def test_json_round_trip(measurements, contract):
     profile = profile_frame(measurements, contract, rules=PlausibilityRules())
     again = Profile.from_dict(profile.to_dict())
     assert _comparable(again) == _comparable(profile)
+
+
+def test_stored_profiles_carry_their_schema_and_older_ones_still_read(measurements, contract):
+    data = profile_frame(measurements, contract).to_dict()
+    assert data["schema"] == PROFILE_SCHEMA
+    unversioned = {k: v for k, v in data.items() if k != "schema"}  # saved before versions were recorded
+    assert _comparable(Profile.from_dict(unversioned)) == _comparable(Profile.from_dict(data))
+
+
+@pytest.mark.parametrize("schema", [PROFILE_SCHEMA + 1, 0, "2"])
+def test_a_newer_or_unknown_profile_schema_is_refused_clearly(measurements, contract, schema):
+    data = {**profile_frame(measurements, contract).to_dict(), "schema": schema}
+    with pytest.raises(ProfileSchemaError, match="newer than this crosswalk reads|unknown profile schema"):
+        Profile.from_dict(data)
+
+
+def test_an_older_profile_schema_is_migrated(measurements, contract, monkeypatch):
+    """A future shape change bumps PROFILE_SCHEMA and adds a step: stored profiles of the old shape are lifted."""
+    data = profile_frame(measurements, contract).to_dict()
+    monkeypatch.setattr(profile_module, "PROFILE_SCHEMA", PROFILE_SCHEMA + 1)
+    monkeypatch.setitem(MIGRATIONS, PROFILE_SCHEMA, lambda old: {**old, "n_batches": 7})
+    assert Profile.from_dict(data).n_batches == 7
 
 
 def test_sketch_quantiles_within_one_percent():

@@ -21,10 +21,10 @@ from sqlalchemy import create_engine, text
 from models.items import SourceItem, Suggestion
 from models.terminology import Concept, Terminology
 from service import crud
-from service.api import create_app
-from service.settings import Settings
-from service.store.db import engine_for, session_scope
+from service.settings import Settings, get_settings
+from service.store.db import engine_for, session_scope, upgrade
 from service.store.tables import Role
+from service.web.app import create_app
 
 PG_URL = os.environ.get("CROSSWALK_TEST_POSTGRES_URL")
 REQUIRE_PG = os.environ.get("CROSSWALK_REQUIRE_POSTGRES") == "1"
@@ -80,6 +80,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("CROSSWALK_HOME", str(tmp_path))
     monkeypatch.setenv("CROSSWALK_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("CROSSWALK_ACTOR", "cli-tester")
+    get_settings.cache_clear()
     return tmp_path
 
 
@@ -149,7 +150,9 @@ class Service:
     def __init__(self, url: str, home: Path, suggester: FakeSuggester, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("CROSSWALK_DATABASE_URL", url)
         monkeypatch.setenv("CROSSWALK_HOME", str(home))
-        self.url, self.settings, self.suggester = url, Settings(home=home), suggester
+        get_settings.cache_clear()
+        self.url, self.settings, self.suggester = url, Settings(home=home, database_url=url), suggester
+        upgrade(engine_for(url))  # the app never migrates: `serve` and `crosswalk db upgrade` do
         self.app = create_app(self.settings, suggester_factory=lambda name: suggester)
         self.engine = engine_for(url)
         self.tokens = {role: self.make_token(role, f"{role.value}-1") for role in Role}

@@ -9,11 +9,11 @@ import re
 import pytest
 from fhir.resources.parameters import Parameters
 
-from service.api.roles import ROLE_PERMISSIONS
 from service.store.tables import Role
+from service.web.roles import ROLE_PERMISSIONS
 from tests.service.conftest import BACKENDS, FakeSuggester, Service, postgres_url
 
-# The rules, written out independently of service/api/roles.py.
+# The rules, written out independently of service/web/roles.py.
 EXPECTED_ROLES = {
     "public": {"viewer", "mapper", "reviewer", "admin", "ops", "ml"},
     "read": {"viewer", "mapper", "reviewer", "admin", "ops", "ml"},
@@ -39,6 +39,7 @@ EXPECTED_ROUTES = {
     ("post", "/projects/{project_id}/items/{code}/decisions"): "decide",
     ("post", "/projects/{project_id}/items/{code}/confirmations"): "confirm",
     ("post", "/projects/{project_id}/items/{code}/reverts"): "decide",
+    ("post", "/projects/{project_id}/items/{code}/comments"): "decide",
     ("get", "/projects/{project_id}/items/{code}/history"): "read",
     ("post", "/projects/{project_id}/releases"): "release",
     ("get", "/projects/{project_id}/releases"): "read",
@@ -263,8 +264,8 @@ def test_an_unexpected_error_is_a_500_problem_and_its_message_stays_out_of_the_l
 
 
 def test_serving_models_are_loaded_at_start_for_every_projects_terminology(sqlite_service, caplog):
-    from service.api.app import load_serving_models
     from service.store.errors import Invalid
+    from service.web.app import load_serving_models
 
     sqlite_service.project(name="Labs")  # target loinc
     body = {"name": "Gone", "source_system": "LIS", "target_terminology": "retired-terminology"}

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app as cli
+from service.settings import get_settings
 from service.store.db import engine_for, session_scope
 from tests.conftest import SAMPLES
 
@@ -19,6 +20,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("CROSSWALK_HOME", str(tmp_path))
     monkeypatch.setenv("CROSSWALK_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("CROSSWALK_ACTOR", "ops-cli")
+    get_settings.cache_clear()
     frame = pd.read_csv(SAMPLES / "monitoring" / "measurements.csv")
     order = np.random.default_rng(0).permutation(len(frame))
     reference, current = frame.iloc[order[:800]], frame.iloc[order[800:]].copy()

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from service import crud
+from service import crud, decisions
 from service.cli import app as cli
 from service.demo import run_review_demo
 from service.settings import Settings
@@ -35,13 +35,13 @@ def test_project_release_cycle(env, suggester, monkeypatch):
     source.write_text("source_code,source_text,frequency\nGLU,Glucose serum,9\nNA,Sodium serum,8\n")
     assert "project 1" in run("project", "create", "--name", "Lab", "--source-system", "LIS", "--target", "loinc")
     assert "2 new" in run("project", "import", "--project", "Lab", str(source))
-    monkeypatch.setattr("service.cli.review._suggester", lambda name: suggester)
+    monkeypatch.setattr("service.cli.projects.serving_suggester", lambda name: suggester)
     assert "fake-words@1" in run("project", "suggest", "--project", "Lab")
     with session_scope(engine_for(f"sqlite:///{env / 'cli.db'}")) as session:
         project = crud.get_project(session, "Lab")
         for code in ("GLU", "NA"):
             item = crud.get_item(session, project, code)
-            crud.decide(session, project, code, DecisionCreate(action="approve"), "rev", item.version, suggester.terminology.get)
+            decisions.decide(session, project, code, DecisionCreate(action="approve"), "rev", item.version, suggester.terminology)
     assert "release 1: 2 mappings" in run("release", "create", "--project", "Lab")
     assert "suggested=0" not in run("project", "list") and "approved=2" in run("project", "list")
     out = env / "cm.json"

@@ -332,3 +332,15 @@ def test_the_services_background_worker_retries_pending_messages(feeds, halves, 
     finally:
         receiver.close()
     assert delivery["status"] == "delivered" and delivery["attempts"] == 2 and len(receiver.accepted) == 1
+
+
+def test_a_kept_profile_of_a_newer_schema_is_a_clear_conflict(tmp_path):
+    import gzip
+
+    from service.monitoring import files
+    from service.store.errors import Conflict
+
+    data = gzip.compress(json.dumps({"schema": 99, "segment_column": None, "segments": {}}).encode())
+    relative, sha = files.write_bytes(tmp_path, tmp_path / "feeds" / "reference.profile.json.gz", data)
+    with pytest.raises(Conflict, match=r"reference.profile.json.gz: profile schema 99 is newer than this crosswalk"):
+        files.read_profile(tmp_path, relative, sha)

@@ -10,11 +10,11 @@ import pytest
 from sqlmodel import select
 
 from models.terminology import Concept, Terminology
-from service import audit, crud
+from service import audit, crud, decisions
 from service.living import terminology
 from service.store.db import session_scope
 from service.store.living import BlindChoice, DualAssignment, Reopening
-from service.store.tables import AuditEvent, Role, SourceItem
+from service.store.tables import AuditEvent, DecisionCreate, Role, SourceItem
 from tests.service.conftest import LAB_CSV
 
 
@@ -128,10 +128,8 @@ def test_reimport_with_three_changed_texts_carries_47_decisions_forward(service)
         found = crud.get_project(session, project)
         for n in range(50):
             item = crud.get_item(session, found, f"L{n:02d}")
-            decision = crud.DecisionCreate(action="approve", relationship="source-is-narrower-than-target")
-            crud.decide(
-                session, found, item.code, decision, "ana", item.version, service.suggester.terminology.get, "2.77"
-            )
+            decision = DecisionCreate(action="approve", relationship="source-is-narrower-than-target")
+            decisions.decide(session, found, item.code, decision, "ana", item.version, service.suggester.terminology)
         before, seq_before = _state(session, project), len(list(session.exec(select(AuditEvent))))
 
     files = {"file": ("codes.csv", fifty_codes({3, 17, 41}), "text/csv")}

@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from models.loaders import load_terminology
-from service import crud
+from service import crud, decisions
 from service.cli import app as cli
 from service.cli.app import UserError
 from service.store.db import engine_for, session_scope
@@ -57,9 +57,8 @@ def test_terminology_update_reopens_and_audit_verify_still_passes(env: Path):
         project = crud.get_project(session, "clinic")
         for code, target in (("PD", "2"), ("DM", "1")):
             decision = DecisionCreate(action="remap", target_code=target)
-            crud.decide(
-                session, project, code, decision, "ana", crud.get_item(session, project, code).version, first.get
-            )
+            version = crud.get_item(session, project, code).version
+            decisions.decide(session, project, code, decision, "ana", version, first)
         assert crud.get_item(session, project, "PD").terminology_version == "v5 2024"  # the release the store recorded
 
     out = run("terminology", "update", str(v2), "--format", "omop", "--name", "conditions")

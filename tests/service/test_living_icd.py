@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from models.loaders import icd10cm, load_terminology
 from models.release_diff import ChangeKind, diff_releases
-from service import audit, crud
+from service import audit, crud, decisions
 from service.crud_imports import ImportRow, import_items
 from service.living import terminology
 from service.store.db import engine_for, session_scope, upgrade
@@ -74,7 +74,7 @@ def test_loading_2026_reopens_exactly_the_approvals_whose_targets_were_deleted(r
             for n, code in enumerate(targets):
                 item = crud.get_item(session, project, f"L{n}")
                 decision = DecisionCreate(action="remap", target_code=code)
-                crud.decide(session, project, item.code, decision, "coder", item.version, old.get, old.version)
+                decisions.decide(session, project, item.code, decision, "coder", item.version, old)
         terminology.register_release(session, old, None, "admin")
         release = terminology.register_release(session, new, old, "admin")
 

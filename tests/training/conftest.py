@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 
 from models.suggest import Suggester
-from service import crud, crud_imports, crud_releases
-from service.settings import Settings
+from service import crud, crud_imports, crud_releases, decisions
+from service.settings import Settings, get_settings
 from service.store.db import engine_for, session_scope, upgrade
 from service.store.tables import DecisionCreate, ProjectCreate, SuggestRequest
-from training import tracking
 from training.finetune import FineTuneResult
 from training.sets import ApprovedMapping
 
@@ -82,7 +81,8 @@ def backwards_fusion():
 @pytest.fixture
 def store(tmp_path, tiny_icd, encoder, mappings, monkeypatch):
     """A project onto tiny-icd with every mapping approved (one rejected first) and released as release 1."""
-    monkeypatch.delenv(tracking.URI_SETTING, raising=False)
+    monkeypatch.delenv("CROSSWALK_MLFLOW_TRACKING_URI", raising=False)
+    get_settings.cache_clear()
     settings = Settings(home=tmp_path / "home")
     engine = engine_for(f"sqlite:///{tmp_path / 'store.db'}")
     upgrade(engine)
@@ -96,11 +96,11 @@ def store(tmp_path, tiny_icd, encoder, mappings, monkeypatch):
         crud_imports.import_items(session, project, rows, "setup")
         crud_imports.generate_suggestions(session, project, suggester, SuggestRequest(top_k=3), "setup")
         item = crud.get_item(session, project, tricky.source_code)
-        crud.decide(session, project, tricky.source_code, DecisionCreate(action="reject"), "rev", item.version, tiny_icd.get)
+        decisions.decide(session, project, tricky.source_code, DecisionCreate(action="reject"), "rev", item.version, tiny_icd)
         for m in mappings:
             item = crud.get_item(session, project, m.source_code)
             decision = DecisionCreate(action="remap", target_code=m.targets[0])
-            crud.decide(session, project, m.source_code, decision, "rev", item.version, tiny_icd.get)
+            decisions.decide(session, project, m.source_code, decision, "rev", item.version, tiny_icd)
         crud_releases.create_release(session, project, "lead")
         project_id = project.id
     return settings, engine, project_id

@@ -9,6 +9,7 @@ from sqlmodel import select
 
 import service.engine
 from service import audit
+from service.settings import get_settings
 from service.store.db import session_scope
 from service.store.tables import Suggestion
 from training import tracking
@@ -20,12 +21,14 @@ def cli(store, tiny_icd, encoder, fake_fine_tuner, monkeypatch):
     settings, engine, _ = store
     monkeypatch.setenv("CROSSWALK_HOME", str(settings.home))
     monkeypatch.setenv("CROSSWALK_DATABASE_URL", str(engine.url))
+    get_settings.cache_clear()
     monkeypatch.setattr("service.engine.bundled_encoder", lambda s: encoder)
-    monkeypatch.setattr("service.engine.catalog", lambda s: type("C", (), {"get": staticmethod(lambda n: tiny_icd)})())
+    fake_catalog = {"get": staticmethod(lambda n: tiny_icd), "stamp": staticmethod(lambda n: 0)}
+    monkeypatch.setattr("service.engine.catalog", lambda s: type("C", (), fake_catalog)())
     monkeypatch.setattr("service.retraining.onnx_encoder_factory", lambda s: (lambda model_dir: encoder))
     monkeypatch.setattr("service.retraining.OnnxEncoder", lambda **kwargs: encoder)
     monkeypatch.setattr("training.pipeline.fine_tune", fake_fine_tuner)
-    service.engine.get_suggester.cache_clear()
+    service.engine.served_suggesters.cache_clear()
 
     def run(*args: str, code: int = 0, capsys=None) -> tuple[str, str]:
         from service.cli import main
@@ -38,7 +41,7 @@ def cli(store, tiny_icd, encoder, fake_fine_tuner, monkeypatch):
         return out
 
     yield run, engine, settings
-    service.engine.get_suggester.cache_clear()
+    service.engine.served_suggesters.cache_clear()
 
 
 def test_bad_input_is_one_line_and_exit_2(cli, capsys):

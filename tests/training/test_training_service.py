@@ -14,10 +14,10 @@ from sqlmodel import select
 
 from models.suggest import Suggester
 from service import audit, crud, crud_imports, retraining
-from service.api import create_app
 from service.store.db import session_scope
 from service.store.registry import ModelPromotion
 from service.store.tables import Role, Suggestion, SuggestRequest
+from service.web.app import create_app
 from training import tracking
 from training.finetune import FineTuneConfig
 from training.pipeline import TrainConfig
@@ -89,9 +89,9 @@ def test_a_better_challenger_is_promoted_served_on_reload_and_traced_to_its_rele
 
     # The service serves the champion: the registered weights through the ONNX encoder (stood in here).
     monkeypatch.setattr(retraining, "OnnxEncoder", lambda **kwargs: encoder)
-    monkeypatch.setattr("service.engine.catalog", lambda s: type("C", (), {"get": staticmethod(lambda n: tiny_icd)})())
-    monkeypatch.setenv("CROSSWALK_DATABASE_URL", str(engine.url))
-    app = create_app(settings)
+    fake_catalog = {"get": staticmethod(lambda n: tiny_icd), "stamp": staticmethod(lambda n: 0)}
+    monkeypatch.setattr("service.engine.catalog", lambda s: type("C", (), fake_catalog)())
+    app = create_app(settings.model_copy(update={"database_url": str(engine.url)}))
     served = app.state.suggester_factory("tiny-icd")
     assert served.model_version == f"models:/{name}/{report.version}"
     # ... with the approved history it was trained on (train + fit codes, never the held-out ones)

@@ -168,6 +168,19 @@ def test_releases_diff_and_downloads(ui_service, project):
     assert client.get(f"/ui/projects/{project}/releases/2/export/pdf").status_code == 422
 
 
+def test_omop_downloads_say_why_they_are_unavailable(ui_service, project):
+    """A LOINC project without a loaded OMOP vocabulary: no OMOP/Usagi link, a visible reason, a refused download."""
+    ui_service.decide(project, "GLU", action="approve")
+    client = login(ui_service, Role.reviewer)
+    client.post(f"/ui/projects/{project}/releases", data={"csrf": csrf_of(client.get(f"/ui/projects/{project}/releases").text)})
+    for page in (client.get(f"/ui/projects/{project}/releases").text, client.get(f"/ui/projects/{project}/releases/1").text):
+        assert "/export/fhir-r4" in page and "/export/omop" not in page and "/export/usagi" not in page
+        assert "Not available: OMOP source_to_concept_map" in page and "no OMOP vocabulary is loaded" in page
+    refused = client.get(f"/ui/projects/{project}/releases/1/export/omop")
+    assert refused.status_code == 409 and "text/html" in refused.headers["content-type"]
+    assert "no OMOP vocabulary is loaded" in html.unescape(refused.text)
+
+
 def test_an_empty_release_re_renders_with_the_reason(ui_service, project):
     client = login(ui_service, Role.reviewer)
     page = client.get(f"/ui/projects/{project}/releases").text
@@ -254,12 +267,14 @@ def test_a_missing_browser_skips_the_e2e_tests_unless_ci_requires_it(monkeypatch
 
 
 def test_without_the_target_terminology_items_still_render_and_reject_works(ui_service, project):
+    from service.engine import Terminologies
     from service.store.errors import Invalid
 
     def unloaded(name):
         raise Invalid(f"unknown terminology {name!r}; load it with `crosswalk terminology load`")
 
     ui_service.app.state.suggester_factory = unloaded
+    ui_service.app.state.terminologies = Terminologies(unloaded)
     client = login(ui_service, Role.mapper)
     page = client.get(f"/ui/projects/{project}/review?code=UA&status=all")
     assert page.status_code == 200 and "Chemistry ›" not in page.text  # no hierarchy without the terminology

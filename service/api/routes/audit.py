@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from service import audit
-from service.api.deps import CurrentPrincipal, SessionDep, allow
-from service.api.roles import Permission
+from service.api.deps import allow
 from service.living.dual import withhold_open_choices
 from service.store.tables import AuditEventPublic, VerifyResult
+from service.web.deps import CurrentPrincipal, SessionDep
+from service.web.roles import Permission
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

@@ -13,9 +13,8 @@ from fastapi import APIRouter, BackgroundTasks, Body, Depends, FastAPI, File, Fo
 from fastapi.responses import FileResponse
 
 from monitors.alerts import NOTIFY
-from service.api.deps import CurrentPrincipal, IfMatch, SessionDep, allow
+from service.api.deps import allow
 from service.api.problems import MAX_BODY_BYTES
-from service.api.roles import Permission
 from service.monitoring import alerts as feed_alerts
 from service.monitoring import feeds as crud_feeds
 from service.monitoring import outbox
@@ -31,6 +30,8 @@ from service.store.feeds import (
     WebhookCreate,
     WebhookPublic,
 )
+from service.web.deps import CurrentPrincipal, IfMatch, SessionDep
+from service.web.roles import Permission
 
 log = logging.getLogger("crosswalk.api")
 AFTER_POST_DELIVERY_S = 10.0  # retry a failing receiver this long after a batch; then the worker takes over

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.api.deps import allow
-from service.api.roles import Permission
+from service.web.roles import Permission
 
 router = APIRouter(tags=["health"])
 

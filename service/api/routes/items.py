@@ -7,11 +7,20 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlmodel import Field, SQLModel
 
-from service import audit, crud
-from service.api.deps import CurrentPrincipal, IfMatch, ProjectDep, SessionDep, SuggesterFactoryDep, allow
-from service.api.roles import Permission
+from service import audit, crud, decisions
+from service.api.deps import allow
 from service.store.errors import Invalid
-from service.store.tables import AuditEventPublic, ConfirmationCreate, DecisionCreate, ItemPage, ItemPublic, Status
+from service.store.tables import (
+    AuditEventPublic,
+    CommentCreate,
+    ConfirmationCreate,
+    DecisionCreate,
+    ItemPage,
+    ItemPublic,
+    Status,
+)
+from service.web.deps import CurrentPrincipal, IfMatch, ProjectDep, SessionDep, TargetDep
+from service.web.roles import Permission
 
 router = APIRouter(prefix="/projects/{project_id}/items", tags=["items"])
 
@@ -31,8 +40,8 @@ def list_items(
 
 @router.get("/{code}", response_model=ItemPublic, **allow(Permission.read, 404, 422))
 def get_item(project: ProjectDep, session: SessionDep, code: str, response: Response) -> ItemPublic:
-    """One source item with its current suggestions; the ETag is its version."""
-    item = crud.item_public(session, crud.get_item(session, project, code))
+    """One source item with its current suggestions and comment thread; the ETag is its version."""
+    item = crud.item_public(session, crud.get_item(session, project, code), thread=True)
     response.headers["ETag"] = f'"{item.version}"'
     return item
 
@@ -42,21 +51,21 @@ def decide(
     project: ProjectDep,
     session: SessionDep,
     principal: CurrentPrincipal,
-    factory: SuggesterFactoryDep,
+    target: TargetDep,
     code: str,
     decision: DecisionCreate,
     if_match: IfMatch,
     response: Response,
 ) -> ItemPublic:
-    """Approve, reject, flag, remap or mark unmappable, against the item version in If-Match (or body)."""
+    """Approve, reject, flag, remap or mark unmappable, against the item version in If-Match (or body).
+
+    A comment joins the item's thread. Replacing another reviewer's approval or unmappable is an override
+    (409 unless `override` is true); on a four-eyes project a second reviewer's different proposal is a
+    counter-proposal that a third reviewer confirms."""
     version = _version(if_match, decision.version)
-
-    def target():  # loaded only when the decision needs it
-        return factory(project.target_terminology).terminology
-
-    item = crud.decide_on_target(session, project, code, decision, principal.name, version, target)
+    item = decisions.decide(session, project, code, decision, principal.name, version, target)
     response.headers["ETag"] = f'"{item.version}"'
-    return crud.item_public(session, item)
+    return crud.item_public(session, item, thread=True)
 
 
 @router.post("/{code}/confirmations", response_model=ItemPublic, **allow(Permission.confirm, 404, 409, 422, 428))
@@ -71,7 +80,7 @@ def confirm(
 ) -> ItemPublic:
     """Four-eyes: confirm another person's pending decision, which then becomes final."""
     version = _version(if_match, confirmation.version)
-    item = crud.confirm(session, project, code, principal.name, version, confirmation.comment)
+    item = decisions.confirm(session, project, code, principal.name, version, confirmation.comment)
     response.headers["ETag"] = f'"{item.version}"'
     return crud.item_public(session, item)
 
@@ -92,9 +101,22 @@ def revert(
     response: Response,
 ) -> ItemPublic:
     """Undo the item's latest decision with a new audited decision restoring the state before it."""
-    item = crud.revert(session, project, code, principal.name, _version(if_match, body.version), body.comment)
+    item = decisions.revert(session, project, code, principal.name, _version(if_match, body.version), body.comment)
     response.headers["ETag"] = f'"{item.version}"'
     return crud.item_public(session, item)
+
+
+@router.post("/{code}/comments", response_model=ItemPublic, **allow(Permission.decide, 404, 422))
+def add_comment(
+    project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, code: str, comment: CommentCreate
+) -> ItemPublic:
+    """Add a comment to the item's thread without deciding (the thread only grows)."""
+    if not comment.text.strip():
+        raise Invalid("the comment is empty; write what the next reviewer should know")
+    audit.lock_chain(session)
+    item = crud.get_item(session, project, code)
+    decisions.add_comment(session, item, principal.name, comment.text)
+    return crud.item_public(session, item, thread=True)
 
 
 @router.get("/{code}/history", response_model=list[AuditEventPublic], **allow(Permission.read, 404, 422))

@@ -8,9 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, Response, UploadFile
 
 from service import crud
-from service.api.deps import CurrentPrincipal, IfMatch, ProjectDep, SessionDep, SuggesterDep, SuggesterFactoryDep, allow
+from service.api.deps import allow
 from service.api.problems import MAX_BODY_BYTES
-from service.api.roles import Permission
 from service.crud_imports import ImportFormat, parse_source_file
 from service.living import bulk, dual, reuse, sources, terminology
 from service.store.errors import Invalid, TooLarge
@@ -33,16 +32,20 @@ from service.store.living import (
     TerminologyReleaseDetail,
     TerminologyReleasePublic,
 )
-from service.store.tables import ItemPublic, Project, SourceItem
+from service.store.tables import ItemPublic, SourceItem
+from service.web.deps import (
+    CurrentPrincipal,
+    IfMatch,
+    ProjectDep,
+    SessionDep,
+    SuggesterDep,
+    SuggesterFactoryDep,
+    TargetDep,
+)
+from service.web.roles import Permission
 
 router = APIRouter(tags=["living mappings"])
 P = "/projects/{project_id}"
-
-
-def _target(factory, project: Project):
-    """The concept lookup and release version of the project's target terminology."""
-    terminology_of = factory(project.target_terminology).terminology
-    return terminology_of.get, terminology_of.version
 
 
 # -- terminology releases ---------------------------------------------------------------------------
@@ -163,13 +166,12 @@ def choose(
     project: ProjectDep,
     session: SessionDep,
     principal: CurrentPrincipal,
-    factory: SuggesterFactoryDep,
+    target: TargetDep,
     code: str,
     choice: BlindChoiceCreate,
 ) -> DualPublic:
     """A mapper's blind choice; once both chose, agreement decides the item, a difference waits for reconciliation."""
-    lookup, release = _target(factory, project)
-    assignment = dual.choose(session, project, code, choice, principal.name, lookup, release)
+    assignment = dual.choose(session, project, code, choice, principal.name, target)
     return dual.dual_public(session, assignment, crud.get_item(session, project, code), principal.name)
 
 
@@ -178,13 +180,12 @@ def reconcile(
     project: ProjectDep,
     session: SessionDep,
     principal: CurrentPrincipal,
-    factory: SuggesterFactoryDep,
+    target: TargetDep,
     code: str,
     choice: BlindChoiceCreate,
 ) -> DualPublic:
     """Decide a disagreement, both choices side by side (GET .../dual/{code}); not by either mapper."""
-    lookup, release = _target(factory, project)
-    assignment = dual.reconcile(session, project, code, choice, principal.name, lookup, release)
+    assignment = dual.reconcile(session, project, code, choice, principal.name, target)
     return dual.dual_public(session, assignment, crud.get_item(session, project, code), principal.name)
 
 
@@ -194,12 +195,11 @@ def bulk_approve(
     project: ProjectDep,
     session: SessionDep,
     principal: CurrentPrincipal,
-    factory: SuggesterFactoryDep,
+    target: TargetDep,
     request: BulkApprove,
 ) -> BulkResult:
     """Approve the top suggestion of every filtered item whose calibrated score reaches min_score."""
-    lookup, release = _target(factory, project)
-    return bulk.approve(session, project, request, principal.name, lookup, release)
+    return bulk.approve(session, project, request, principal.name, target)
 
 
 @router.post(P + "/bulk/reassign", response_model=BulkResult, **allow(Permission.confirm, 404, 422))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from service import retraining
-from service.api.deps import SessionDep, allow
-from service.api.roles import Permission
+from service.api.deps import allow
 from service.store.errors import Conflict
 from service.store.registry import Lineage, ModelVersionPublic, ReloadResult
-from training import tracking
+from service.web.deps import SessionDep
+from service.web.roles import Permission
 
 router = APIRouter(tags=["models"])
 
@@ -17,10 +17,8 @@ router = APIRouter(tags=["models"])
 @router.get("/models", response_model=list[ModelVersionPublic], **allow(Permission.read))
 def list_models(request: Request) -> list[ModelVersionPublic]:
     """Registered model versions with their aliases (champion, challenger) and held-out metrics."""
-    home = request.app.state.settings.home
-    if not tracking.configured(home):
-        return []
-    return retraining.list_versions(tracking.Registry(home))
+    registry = retraining.existing_registry(request.app.state.settings)
+    return [] if registry is None else retraining.list_versions(registry)
 
 
 @router.post("/models/reload", response_model=ReloadResult, **allow(Permission.models, 409))

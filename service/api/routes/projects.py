@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, UploadFile
 
 from service import crud
-from service.api.deps import CurrentPrincipal, ProjectDep, SessionDep, SuggesterDep, allow
+from service.api.deps import allow
 from service.api.problems import MAX_BODY_BYTES
-from service.api.roles import Permission
 from service.crud_imports import ImportFormat, generate_suggestions, import_items, parse_source_file, search
 from service.store.errors import TooLarge
 from service.store.tables import (
@@ -20,6 +19,8 @@ from service.store.tables import (
     SuggestRequest,
     SuggestResult,
 )
+from service.web.deps import CurrentPrincipal, ProjectDep, SessionDep, SuggesterDep
+from service.web.roles import Permission
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 

@@ -7,13 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from service import crud_releases
-from service.api.deps import CurrentPrincipal, ProjectDep, SessionDep, allow
-from service.api.roles import Permission
-from service.exports import ExportFormat, export
+from service.api.deps import allow
+from service.exports import export
+from service.exports.formats import FORMATS, MEDIA_TYPES, FormatName
 from service.store.tables import ReleaseCreate, ReleaseDetail, ReleaseDiff, ReleasePublic
+from service.web.deps import CatalogDep, CurrentPrincipal, ProjectDep, SessionDep
+from service.web.roles import Permission
 
 router = APIRouter(prefix="/projects/{project_id}/releases", tags=["releases"])
-EXPORT_TYPES = {"application/fhir+json": {}, "text/tab-separated-values": {}, "text/csv": {}}
+EXPORT_TYPES = {media_type: {} for media_type in MEDIA_TYPES}
+FORMAT_HELP = "; ".join(f"{f.name}: {f.label}" for f in FORMATS.values())
 
 
 @router.post("", status_code=201, response_model=ReleasePublic, **allow(Permission.release, 404, 422))
@@ -48,15 +51,19 @@ def diff_releases(
 @router.get(
     "/{number}/export",
     response_class=Response,
-    **allow(Permission.read, 404, 422, ok={"description": "The export file.", "content": EXPORT_TYPES}),
+    **allow(Permission.read, 404, 409, 422, ok={"description": "The export file.", "content": EXPORT_TYPES}),
 )
 def export_release(
     project: ProjectDep,
     session: SessionDep,
+    catalog: CatalogDep,
     number: int,
-    format: Annotated[ExportFormat, Query(description="fhir-r4, fhir-r5, sssom, omop or usagi.")],
+    format: Annotated[FormatName, Query(description=FORMAT_HELP)],
 ) -> Response:
-    """Download a release as FHIR ConceptMap R4/R5 JSON, SSSOM TSV, OMOP SOURCE_TO_CONCEPT_MAP or Usagi CSV."""
-    exported = export(crud_releases.bundle(session, project, number), format)
+    """Download a release as FHIR ConceptMap R4/R5 JSON, SSSOM TSV, OMOP SOURCE_TO_CONCEPT_MAP or Usagi CSV.
+
+    OMOP and Usagi files carry OMOP concept ids: a target that is not an OMOP vocabulary is looked up in a
+    loaded one; without it the answer is a 409 saying what to load (never a file of zeros)."""
+    exported = export(crud_releases.bundle(session, project, number), format, catalog)
     disposition = {"Content-Disposition": f'attachment; filename="{exported.filename}"'}
     return Response(exported.content, media_type=exported.media_type, headers=disposition)

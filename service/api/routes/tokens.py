@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service import crud
-from service.api.deps import CurrentPrincipal, SessionDep, allow
-from service.api.roles import Permission
+from service.api.deps import allow
 from service.store.tables import TokenCreate, TokenCreated, TokenPublic
+from service.web.deps import CurrentPrincipal, SessionDep
+from service.web.roles import Permission
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 

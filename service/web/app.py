@@ -1,4 +1,5 @@
-"""`create_app`: the review service, on the store that the settings name, migrated at start."""
+"""`create_app`: the review service (the HTTP API and the review UI) on the store that the settings name
+(migrated by `crosswalk serve` at start)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ import time
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.routing import APIRoute
 
+from service import engine as serving
 from service import ui
 from service.api import problems
-from service.api.deps import SuggesterFactory
-from service.api.roles import __doc__ as ROLE_TABLE
 from service.api.routes import audit, feeds, fhir, health, items, living, models, projects, releases, tokens
 from service.settings import Settings, get_settings
-from service.store.db import engine_for, upgrade
-from service.store.errors import Invalid
+from service.store.db import engine_for
+from service.web.deps import SuggesterFactory
+from service.web.roles import __doc__ as ROLE_TABLE
 
 log = logging.getLogger("crosswalk.api")
 DESCRIPTION = """Review machine-suggested terminology mappings, keep a tamper-evident audit log, publish
@@ -26,12 +27,19 @@ Authenticate with `Authorization: Bearer <token>`. Errors are `application/probl
 
 
 def create_app(settings: Settings | None = None, suggester_factory: SuggesterFactory | None = None) -> FastAPI:
+    """The service on `settings`' store. A `suggester_factory` (tests, benchmarks) replaces the serving
+    models, and its suggesters' terminologies then stand in for the catalog's."""
     settings = settings or get_settings()
-    engine = engine_for(settings.database_url)
-    upgrade(engine)  # the schema is at head before the first request
+    engine = engine_for(settings.database_url)  # its schema is at head: `serve` and `crosswalk db upgrade` migrate
     app = FastAPI(title="crosswalk review service", version="1", description=DESCRIPTION + "\n" + (ROLE_TABLE or ""))
     app.state.settings, app.state.engine = settings, engine
-    app.state.suggester_factory = suggester_factory or _engine_suggesters(settings)
+    if suggester_factory is None:
+        served = serving.served_suggesters(settings)
+        app.state.suggester_factory = _known(served)
+        app.state.terminologies = serving.terminologies(settings)
+    else:
+        app.state.suggester_factory = suggester_factory
+        app.state.terminologies = serving.Terminologies(lambda name: suggester_factory(name).terminology)
     problems.install(app)
     app.middleware("http")(_log_requests)
     for module in (health, projects, items, releases, audit, tokens, fhir, feeds, models, living):
@@ -69,20 +77,15 @@ def _summaries_from_docstrings(router: APIRouter) -> None:
             route.summary = route.description.strip().splitlines()[0]
 
 
-def _engine_suggesters(settings: Settings) -> SuggesterFactory:
-    """The registry's champion (else the bundled model) per terminology; POST /models/reload swaps them."""
-    from service.retraining import ServedSuggesters
+def _known(served: serving.ServedSuggesters) -> SuggesterFactory:
+    """The serving suggesters, with an unknown terminology answered as the request's error; the cache's
+    `reload` (POST /models/reload) stays reachable."""
 
-    def build(terminology: str):
-        from models.catalog import UnknownTerminology
-        from service.engine import build_suggester  # loads the matchers: only when a route needs them
+    def suggester(terminology: str):
+        return serving.known(lambda: served(terminology))
 
-        try:
-            return build_suggester(settings, terminology)
-        except UnknownTerminology as error:
-            raise Invalid(f"{error}; load it with `crosswalk terminology load`") from None
-
-    return ServedSuggesters(build)
+    suggester.reload = served.reload  # type: ignore[attr-defined]
+    return suggester
 
 
 async def _log_requests(request: Request, call_next):

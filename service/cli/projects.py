@@ -1,0 +1,142 @@
+"""`crosswalk project create|import|suggest|list|update-source|reopened`: mapping projects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from service.cli.app import app
+from service.cli.common import ProjectOption, actor, parse_where, serving_suggester, source_rows, transaction, valid
+from service.crud_imports import IMPORT_FORMATS
+
+project_app = typer.Typer(help="Mapping projects: create, import source codes, suggest, list.", no_args_is_help=True)
+app.add_typer(project_app, name="project")
+
+
+@project_app.command("create")
+def project_create(
+    name: Annotated[str, typer.Option(help="Unique project name.")],
+    source_system: Annotated[str, typer.Option("--source-system", help="e.g. 'St Mary LIS local lab codes'.")],
+    target: Annotated[str, typer.Option("--target", help="Target terminology name, e.g. icd10cm or loinc.")],
+    four_eyes: Annotated[bool, typer.Option("--four-eyes", help="Approvals need a second reviewer.")] = False,
+    source_uri: Annotated[str | None, typer.Option(help="FHIR system URI of the source codes.")] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option("--where", help="Only suggest concepts with ATTRIBUTE=VALUE, e.g. billable=true."),
+    ] = None,
+) -> None:
+    """Create a mapping project."""
+    from service import crud
+    from service.store.tables import ProjectCreate
+
+    data = valid(
+        ProjectCreate,
+        name=name,
+        source_system=source_system,
+        target_terminology=target,
+        four_eyes=four_eyes,
+        source_uri=source_uri,
+        target_filter=parse_where(where or []),
+    )
+    with transaction() as session:
+        project = crud.create_project(session, data, actor())
+    typer.echo(f"project {project.id}: {project.name} ({project.source_system} -> {project.target_terminology})")
+
+
+@project_app.command("import")
+def project_import(
+    project: ProjectOption,
+    path: Annotated[Path, typer.Argument(help="CSV with source_code,source_text[,frequency,...], or a Usagi CSV.")],
+    format: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(IMPORT_FORMATS)}.")] = "csv",
+) -> None:
+    """Import (or re-import) source codes; decisions already made are kept."""
+    from service import crud
+    from service.crud_imports import import_items
+
+    rows = source_rows(path, format)
+    with transaction() as session:
+        result = import_items(session, crud.get_project(session, project), rows, actor())
+    typer.echo(
+        f"imported {result.total} codes: {result.created} new, {result.updated} updated, {result.unchanged} unchanged"
+    )
+
+
+@project_app.command("suggest")
+def project_suggest(
+    project: ProjectOption,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Candidates per code.")] = 5,
+    only_new: Annotated[bool, typer.Option("--only-new", help="Only codes without suggestions yet.")] = False,
+) -> None:
+    """Generate and store suggestions for the project's source codes."""
+    from service import crud
+    from service.crud_imports import generate_suggestions
+    from service.store.tables import SuggestRequest
+
+    with transaction() as session:
+        found = crud.get_project(session, project)
+        suggester = serving_suggester(found.target_terminology)
+        result = generate_suggestions(
+            session, found, suggester, SuggestRequest(top_k=top_k, only_new=only_new), actor()
+        )
+    typer.echo(f"suggested for {result.items} codes with {result.model_version} (batch {result.batch_id})")
+
+
+@project_app.command("list")
+def project_list() -> None:
+    """List projects and how many of their codes are in each status."""
+    from service import crud
+
+    with transaction() as session:
+        rows = [crud.project_public(session, p) for p in crud.list_projects(session)]
+    typer.echo(f"{'id':>4}  {'name':<28} {'target':<12} {'4-eyes':<6} counts")
+    for p in rows:
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(p.counts.items())) or "-"
+        typer.echo(f"{p.id:>4}  {p.name:<28} {p.target_terminology:<12} {'yes' if p.four_eyes else 'no':<6} {counts}")
+
+
+@project_app.command("update-source")
+def project_update_source(
+    project: ProjectOption,
+    path: Annotated[Path, typer.Argument(help="The whole current source list (CSV or Usagi CSV).")],
+    format: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(IMPORT_FORMATS)}.")] = "csv",
+    resuggest: Annotated[
+        bool, typer.Option("--resuggest/--no-resuggest", help="Re-suggest new and changed texts.")
+    ] = True,
+) -> None:
+    """Re-import a source list: report new, removed and changed codes; unchanged decisions carry forward."""
+    from service import crud
+    from service.living.sources import update_source
+
+    rows = source_rows(path, format)
+    with transaction() as session:
+        found = crud.get_project(session, project)
+        suggester = serving_suggester(found.target_terminology) if resuggest else None
+        report = update_source(session, found, rows, actor(), suggester)
+    for label, codes in (
+        ("new", report.new),
+        ("removed", report.removed),
+        ("text changed", report.text_changed),
+        ("frequency changed", report.frequency_changed),
+        ("context changed", report.context_changed),
+    ):
+        if codes:
+            typer.echo(f"{label} ({len(codes)}): {', '.join(codes[:20])}{' ...' if len(codes) > 20 else ''}")
+    typer.echo(
+        f"{report.carried_forward} decisions carried forward, {report.reopened} re-opened, "
+        f"{report.unchanged} codes unchanged"
+    )
+
+
+@project_app.command("reopened")
+def project_reopened(project: ProjectOption) -> None:
+    """Mappings sent back to review by a terminology release or a changed source text, and why."""
+    from service import crud
+    from service.living.terminology import reopenings_of
+
+    with transaction() as session:
+        rows = reopenings_of(session, project=crud.get_project(session, project))
+    for r in rows:
+        typer.echo(f"{r.source_code:<16} {r.cause:<11} {r.change_kind:<9} {r.reason}")
+    typer.echo(f"{len(rows)} re-opened", err=True)

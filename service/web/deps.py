@@ -1,0 +1,118 @@
+"""Dependencies of every web route, the API's and the UI's, declared once as annotated aliases so
+route signatures read as typed arguments: the request's transaction, the caller, the project, its
+target terminology (for decisions) and its serving suggester (for ranking)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from models.catalog import Catalog
+from service import crud
+from service import engine as serving
+from service.crud_imports import SuggesterLike
+from service.store.db import session_scope
+from service.store.errors import Forbidden, Invalid, Unauthorized
+from service.store.tables import Project, Role
+from service.web.roles import Permission, allowed, roles_with
+
+SuggesterFactory = Callable[[str], SuggesterLike]  # target terminology name -> suggester
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request, committed before the response is sent (rolled back on error)."""
+    with session_scope(request.app.state.engine) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+_bearer = HTTPBearer(auto_error=False, description="An API token from `crosswalk token create` or POST /tokens.")
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str  # the actor recorded in the audit log
+    role: Role
+
+
+def get_principal(session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    if credentials is None:
+        raise Unauthorized("no API token; send the header Authorization: Bearer <token>")
+    token = crud.token_for(session, credentials.credentials)
+    if token is None:
+        raise Unauthorized("unknown or revoked API token; ask an admin for a new one")
+    return Principal(name=token.name, role=Role(token.role))
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def requires(permission: Permission) -> Callable[[Principal], Principal]:
+    def check(principal: CurrentPrincipal) -> Principal:
+        if not allowed(principal.role, permission):
+            raise Forbidden(
+                f"role {principal.role.value!r} may not {permission.value}; roles that may: {', '.join(roles_with(permission))}"
+            )
+        return principal
+
+    return check
+
+
+def get_catalog(request: Request) -> Catalog:
+    """The terminology catalog under the app's data directory (headers are read per call: no cache)."""
+    return serving.catalog(request.app.state.settings)
+
+
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+
+
+def get_project(session: SessionDep, project_id: int) -> Project:
+    return crud.get_project(session, project_id)
+
+
+ProjectDep = Annotated[Project, Depends(get_project)]
+
+
+def get_suggester_factory(request: Request) -> SuggesterFactory:
+    return request.app.state.suggester_factory
+
+
+SuggesterFactoryDep = Annotated[SuggesterFactory, Depends(get_suggester_factory)]
+
+
+def suggester_for(project: ProjectDep, factory: SuggesterFactoryDep) -> SuggesterLike:
+    return factory(project.target_terminology)
+
+
+SuggesterDep = Annotated[SuggesterLike, Depends(suggester_for)]
+
+
+def target_terminology(request: Request, terminology: str) -> serving.LazyTerminology:
+    """A terminology as decisions see it: concepts by code from the catalog, read on first use."""
+    return request.app.state.terminologies.target(terminology)
+
+
+def target_of(request: Request, project: ProjectDep) -> serving.LazyTerminology:
+    return target_terminology(request, project.target_terminology)
+
+
+TargetDep = Annotated[serving.LazyTerminology, Depends(target_of)]
+
+
+def if_match(
+    if_match: Annotated[str | None, Header(description='The item version decided on, e.g. "3" (or body `version`).')] = None,
+) -> int | None:
+    if if_match is None:
+        return None
+    value = if_match.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise Invalid(f'If-Match must be the item version as an ETag, e.g. "3"; got {if_match!r}')
+    return int(value)
+
+
+IfMatch = Annotated[int | None, Depends(if_match)]
