@@ -22,6 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.hl7v2 import split_messages
+
 MAX_COLUMNS = 2000  # per source: a 5,000-column table is cut, not ranked for minutes
 SAMPLE_ROWS = 2000  # rows profiled per table (files and databases alike)
 EXAMPLES = 5
@@ -423,19 +425,11 @@ def read_hl7_messages(paths: list[Path], max_examples: int = EXAMPLES) -> Source
     names, segments = hl7_field_names(), hl7_segment_names()
     values: dict[str, list[str]] = {}
     for path in paths:
-        text = _read_text(Path(path), "utf-8-sig").lstrip().replace("\r\n", "\r").replace("\n", "\r")
-        if not text.startswith("MSH"):
+        data = Path(path).read_bytes() if Path(path).is_file() else b""
+        if b"\x00" in data[:8192] or not data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"MSH"):
             raise SchemaError(f"{path}: not an HL7 v2 message (it must start with MSH)")
-        separator = text[3]
-        for segment in filter(None, text.split("\r")):
-            parts = segment.split(separator)
-            kind = parts[0].strip()
-            if not re.fullmatch(r"[A-Z][A-Z0-9]{2}", kind):
-                continue
-            offset = 1 if kind == "MSH" else 0  # MSH-1 is the separator itself
-            for index, value in enumerate(parts[1:], start=1):
-                if value:
-                    values.setdefault(f"{kind}-{index + offset}", []).append(value)
+        for raw, _line in split_messages(data):  # the one framing of HL7 v2 files (ingest/hl7v2.py)
+            _collect_fields(raw.decode("utf-8", errors="replace"), values)
     if not values:
         raise SchemaError("no HL7 v2 segments found in the given files")
     columns = []
@@ -445,6 +439,22 @@ def read_hl7_messages(paths: list[Path], max_examples: int = EXAMPLES) -> Source
         profile = profile_values(values[key])
         columns.append(SourceColumn(segment, key, name, datatype, segments.get(segment, ""), profile=profile))
     return SourceSchema("hl7v2", columns[:MAX_COLUMNS])
+
+
+def _collect_fields(message: str, values: dict[str, list[str]]) -> None:
+    """Append each non-empty field of one message to values["SEG-n"] (field numbers as the standard counts)."""
+    if not message.startswith("MSH") or len(message) < 4:
+        return
+    separator = message[3]
+    for segment in message.split("\r"):
+        parts = segment.split(separator)
+        kind = parts[0].strip()
+        if not re.fullmatch(r"[A-Z][A-Z0-9]{2}", kind):
+            continue
+        offset = 1 if kind == "MSH" else 0  # MSH-1 is the separator itself
+        for index, value in enumerate(parts[1:], start=1):
+            if value:
+                values.setdefault(f"{kind}-{index + offset}", []).append(value)
 
 
 def _hl7_order(key: str) -> tuple[str, int]:

@@ -12,13 +12,16 @@ import service.engine
 from ingest.schema import SchemaError
 from service.cli import app
 from service.cli.app import UserError
+from service.settings import get_settings
 
 
 @pytest.fixture
 def home(tmp_path, monkeypatch, encoder):
     monkeypatch.setenv("CROSSWALK_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(service.engine, "bundled_encoder", lambda settings: encoder)
-    return tmp_path / "home"
+    get_settings.cache_clear()
+    yield tmp_path / "home"
+    get_settings.cache_clear()
 
 
 def invoke(*args):
