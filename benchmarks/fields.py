@@ -8,6 +8,8 @@ Development sets (all measured in one run, baselines beside crosswalk):
   the HL7 v2 sample messages where the field occurs there (../shared/data/hl7v2-samples).
 - `clinic-omop`: a hand-written outpatient-clinic extract (tests/fields/data: 8 tables, names as EHR
   reporting databases spell them) -> OMOP CDM 5.4, with its descriptions.
+- `pcornet-omop`: PCORnet CDM's table and column names (48, names only) -> OMOP CDM 5.4: another
+  network's naming, written down after the suggester was designed and not tuned on.
 - `omop-abbrev`: every OMOP CDM 5.4 field renamed as a legacy system might (`visit_occurrence.
   visit_start_date` -> `VIS_OCC.VIS_STRT_DT`), names only: ranked back among all 5.3 fields.
 
@@ -117,6 +119,15 @@ def clinic_omop_set() -> Labelled:
     for c, _ in out:
         c.table_description = tables.get(c.table, "")
     return out
+
+
+PCORNET = CLINIC.with_name("pcornet_omop.csv")
+
+
+def pcornet_omop_set() -> Labelled:
+    """PCORnet CDM v6 table and column names (names only) -> OMOP CDM 5.4, targets written from both specs."""
+    with PCORNET.open(encoding="utf-8") as handle:
+        return [(SourceColumn(r["table"], r["column"]), set(r["targets"].split("|"))) for r in csv.DictReader(handle)]
 
 
 _LEGACY = {
@@ -249,6 +260,7 @@ def main() -> int:
         ("clinic-omop", omop54, clinic_omop_set(), True),
         ("clinic-omop names only", omop54, without_descriptions(clinic_omop_set()), False),
         ("omop-abbrev names only", load_omop("5.3"), omop_abbreviated_set(omop54), False),
+        ("pcornet-omop names only", omop54, pcornet_omop_set(), False),
     ]
     catalog = TargetCatalog()
     for path in args.judge:
