@@ -229,7 +229,8 @@ class FieldSuggester:
     def _name_words(self, column: SourceColumn) -> tuple[str, ...]:
         """The column name's words; the description's when the name is an opaque code (`PID-7`, `F23`, `col7`)."""
         words = self.reader_.words(column.column)
-        meaningful = [w for w in self.reader_.words(column.column, False, contractions=True) if not w.isdigit()]
+        # Without contractions: a segment code like `SCH` would otherwise read as "schedule" and hide its description.
+        meaningful = [w for w in self.reader_.words(column.column, False) if not w.isdigit()]
         known = sum(w in self.reader_.vocabulary for w in meaningful)
         if column.description and self.use_descriptions and known < max(len(meaningful), 1) / 2:
             return self.reader_.words(column.description, contractions=False)  # prose, not a column name
