@@ -35,7 +35,8 @@ from models.lexical import LexicalMatcher
 from models.text import normalize
 
 # Weights of the evidence in the ranking sum. Set on the development sets of benchmarks/fields.py
-# (HL7 v2 -> FHIR R4 and a hand-written clinic extract -> OMOP CDM); see the README's figures.
+# (HL7 v2 -> FHIR R4, a hand-written clinic extract and abbreviated OMOP names -> OMOP CDM): the
+# best of a 72-setting grid, whose top eight differ by at most 0.03 acc@5 on any set (a flat optimum).
 WEIGHTS = {
     "name": 0.30,
     "semantic": 0.40,
