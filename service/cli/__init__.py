@@ -4,12 +4,12 @@ module per command group.
 Importing this package registers every command group on `app`.
 """
 
-import service.cli.fields  # noqa: F401  (registers `crosswalk fields ...`)
 from service.cli import (  # noqa: F401  (each registers its commands)
     audit,
     db,
     dual,
     feeds,
+    fields,
     mapping,
     monitor,
     projects,
