@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from service.cli import app as cli
 from service.store.tables import Role
+from tests.service.conftest import crosswalk
 
 
 def run(*args: str, code: int = 0) -> str:
@@ -16,15 +17,6 @@ def run(*args: str, code: int = 0) -> str:
     return result.output
 
 
-def crosswalk(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """The real entry point (`main`), as a shell runs it."""
-    from service.cli.app import main
-
-    monkeypatch.setattr("sys.argv", ["crosswalk", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    out = capsys.readouterr()
-    return exited.value.code or 0, out.out, out.err
 
 
 @pytest.fixture
