@@ -19,6 +19,7 @@ from models.items import Suggestion as ModelSuggestion
 from models.terminology import Concept, Terminology
 from service import audit
 from service.concept_search import needs_second_look, text_index
+from service.sources import SourceFileError, decode
 from service.store.errors import Invalid, NotFound
 from service.store.tables import (
     ConceptPublic,
@@ -59,15 +60,17 @@ class ImportRow:
 
 
 # -- parsing ----------------------------------------------------------------------------------------
-def parse_source_file(data: bytes, fmt: ImportFormat = "csv", name: str = "upload") -> list[ImportRow]:
-    """Rows of a crosswalk CSV (source_code,source_text[,frequency,...]) or a Usagi CSV export."""
+def parse_source_file(
+    data: bytes, fmt: ImportFormat = "csv", name: str = "upload", encoding: str | None = None
+) -> list[ImportRow]:
+    """Rows of a crosswalk CSV (source_code,source_text[,frequency,...]) or a Usagi CSV export, in
+    `encoding` (default UTF-8; a byte-order mark decides, e.g. UTF-16 from Excel)."""
     if fmt not in IMPORT_FORMATS:
         raise Invalid(f"unknown import format {fmt!r}; one of {', '.join(IMPORT_FORMATS)}")
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise Invalid(f"{name}, line {line}: not UTF-8 text; save the file as UTF-8 CSV") from None
+        text = decode(data, name, encoding)
+    except SourceFileError as error:
+        raise Invalid(str(error)) from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = ("sourceCode", "sourceName", "sourceFrequency") if fmt == "usagi" else ("source_code", "source_text", "frequency")
     missing = [c for c in columns[:2] if c not in (reader.fieldnames or [])]

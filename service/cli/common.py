@@ -106,7 +106,13 @@ def parse_where(conditions: list[str]) -> dict[str, object]:
     return wanted
 
 
-def source_rows(path: Path, format: str):
+EncodingOption = Annotated[
+    str | None,
+    typer.Option("--encoding", help="Text encoding of the file (default UTF-8; a byte-order mark decides).", show_default=False),
+]
+
+
+def source_rows(path: Path, format: str, encoding: str | None = None):
     """The rows of a source list (crosswalk CSV or Usagi CSV), or a one-line error naming the problem."""
     from service.crud_imports import IMPORT_FORMATS, parse_source_file
 
@@ -114,4 +120,4 @@ def source_rows(path: Path, format: str):
         raise UserError(f"--format {format!r}: choose one of {', '.join(IMPORT_FORMATS)}")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    return store_call(parse_source_file, path.read_bytes(), format, str(path))
+    return store_call(parse_source_file, path.read_bytes(), format, str(path), encoding)

@@ -11,7 +11,7 @@ import typer
 
 from models.loaders import FORMATS
 from service.cli.app import UserError, app
-from service.cli.common import actor, parse_where, serving_suggester, transaction
+from service.cli.common import EncodingOption, actor, parse_where, serving_suggester, transaction
 from service.settings import get_settings
 from service.sources import read_source_items, write_suggestions
 
@@ -32,7 +32,7 @@ def suggest(
     where: Annotated[
         list[str], typer.Option("--where", help="Only concepts with ATTRIBUTE=VALUE, e.g. billable=true. Repeatable.")
     ] = [],  # noqa: B006
-    encoding: Annotated[str, typer.Option(help="Text encoding of the input file.")] = "utf-8",
+    encoding: EncodingOption = None,
     evidence: Annotated[
         bool, typer.Option("--evidence", help="Add lexical, semantic and matched_text columns.")
     ] = False,

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from service.cli.app import app
-from service.cli.common import ProjectOption, actor, parse_where, serving_suggester, source_rows, transaction, valid
+from service.cli.common import (
+    EncodingOption,
+    ProjectOption,
+    actor,
+    parse_where,
+    serving_suggester,
+    source_rows,
+    transaction,
+    valid,
+)
 from service.crud_imports import IMPORT_FORMATS
 
 project_app = typer.Typer(help="Mapping projects: create, import source codes, suggest, list.", no_args_is_help=True)
@@ -86,12 +95,13 @@ def project_import(
     project: ProjectOption,
     path: Annotated[Path, typer.Argument(help="CSV with source_code,source_text[,frequency,...], or a Usagi CSV.")],
     format: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(IMPORT_FORMATS)}.")] = "csv",
+    encoding: EncodingOption = None,
 ) -> None:
     """Import (or re-import) source codes; decisions already made are kept."""
     from service import crud
     from service.crud_imports import import_items
 
-    rows = source_rows(path, format)
+    rows = source_rows(path, format, encoding)
     with transaction() as session:
         result = import_items(session, crud.get_project(session, project), rows, actor())
     typer.echo(
@@ -137,6 +147,7 @@ def project_update_source(
     project: ProjectOption,
     path: Annotated[Path, typer.Argument(help="The whole current source list (CSV or Usagi CSV).")],
     format: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(IMPORT_FORMATS)}.")] = "csv",
+    encoding: EncodingOption = None,
     resuggest: Annotated[
         bool, typer.Option("--resuggest/--no-resuggest", help="Re-suggest new and changed texts.")
     ] = True,
@@ -145,7 +156,7 @@ def project_update_source(
     from service import crud
     from service.living.sources import update_source
 
-    rows = source_rows(path, format)
+    rows = source_rows(path, format, encoding)
     with transaction() as session:
         found = crud.get_project(session, project)
         suggester = serving_suggester(found.target_terminology) if resuggest else None

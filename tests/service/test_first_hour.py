@@ -91,3 +91,25 @@ def test_without_a_terminal_the_index_build_says_what_it_does_and_how_long_it_to
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("crosswalk: loading loinc") and "search index" in lines[0]
     assert lines[1].startswith("crosswalk: loinc ready: 6 concepts,") and lines[1].endswith(" s")
+
+
+EXCEL_CSV = "source_code,source_text\nGLU,Glucose sérum\n"
+
+
+def test_one_reading_path_takes_an_encoding_or_a_byte_order_mark(loaded, sqlite_service, monkeypatch, capsys):
+    cp1252 = loaded / "excel.csv"
+    cp1252.write_bytes(EXCEL_CSV.encode("cp1252"))
+    utf16 = loaded / "unicode.csv"
+    utf16.write_bytes(EXCEL_CSV.encode("utf-16"))  # with its byte-order mark, as Excel's "Unicode" export
+    run("project", "create", "--name", "Lab", "--source-system", "LIS", "--target", "loinc")
+    code, _, err = crosswalk(monkeypatch, capsys, "project", "import", "-p", "Lab", str(cp1252))
+    assert code == 2 and "line 2" in err and "cp1252" in err
+    assert "1 new" in run("project", "import", "-p", "Lab", str(cp1252), "--encoding", "cp1252")
+    assert "1 unchanged" in run("project", "import", "-p", "Lab", str(utf16))
+    project = sqlite_service.project()
+    files = {"file": ("excel.csv", cp1252.read_bytes(), "text/csv")}
+    refused = sqlite_service.call("POST", f"/projects/{project}/imports", Role.mapper, files=files)
+    assert refused.status_code == 422 and "cp1252" in refused.json()["detail"]
+    taken = sqlite_service.call("POST", f"/projects/{project}/imports?encoding=cp1252", Role.mapper, files=files)
+    assert taken.status_code == 200 and taken.json()["created"] == 1
+    assert sqlite_service.item(project, "GLU")["text"] == "Glucose sérum"

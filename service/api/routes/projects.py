@@ -70,12 +70,15 @@ def import_source_codes(
     principal: CurrentPrincipal,
     file: Annotated[UploadFile, File(description="CSV: source_code,source_text[,frequency,...] or a Usagi CSV.")],
     format: Annotated[ImportFormat, Query(description="csv (crosswalk columns) or usagi.")] = "csv",
+    encoding: Annotated[
+        str | None, Query(max_length=40, description="Text encoding (default UTF-8; a byte-order mark decides).")
+    ] = None,
 ) -> ImportResult:
     """Import or re-import source codes; re-imports update texts and frequencies, never decisions."""
     data = file.file.read(MAX_BODY_BYTES + 1)
     if len(data) > MAX_BODY_BYTES:
         raise TooLarge(f"{file.filename}: over the {MAX_BODY_BYTES // 2**20} MB limit; split the file")
-    rows = parse_source_file(data, format, file.filename or "upload")
+    rows = parse_source_file(data, format, file.filename or "upload", encoding)
     return import_items(session, project, rows, principal.name)
 
 
