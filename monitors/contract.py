@@ -190,18 +190,23 @@ def _infer_column(series: pd.Series, name: str, is_segment: bool) -> ColumnSpec:
         return _spec(series, name, "categorical", "OMOP concept id: a category, not a quantity")
     if ID_WORDS.search(lowered) and not CODE_WORDS.search(lowered):
         return _spec(series, name, "id", "named like an identifier")
-    if pd.api.types.is_datetime64_any_dtype(series) or (DATE_NAME.search(lowered) and _parses_as_dates(non_null)):
+    if pd.api.types.is_datetime64_any_dtype(series) or (
+        (DATE_NAME.search(lowered) or _date_shaped(non_null)) and _parses_as_dates(non_null)
+    ):
         spec = _spec(series, name, "date", "parses as dates")
         spec.date_format = _date_format(non_null)
         return spec
     if pd.api.types.is_bool_dtype(series):
         return _spec(series, name, "categorical", "true/false")
     if pd.api.types.is_numeric_dtype(series):
-        reason = _integer_code_reason(non_null.to_numpy(dtype=np.float64), lowered)
+        numbers = non_null.to_numpy(dtype=np.float64)
+        reason = _integer_code_reason(numbers, lowered)
         if reason:
             return _spec(series, name, "code", reason)
         if ID_WORDS.search(lowered):
             return _spec(series, name, "id", "named like an identifier")
+        if _unique_integers(numbers):
+            return _spec(series, name, "id", "integers unique per row: a row identifier")
         return _spec(series, name, "numeric", "numbers")
     return _infer_text_column(series, non_null, name, lowered)
 
@@ -251,6 +256,18 @@ def _integer_code_reason(numbers: np.ndarray, lowered: str) -> str | None:
     if len(digits) == 1 and digits.pop() >= 4:
         return f"integers of one fixed length, {distinct.size} distinct values over {numbers.size} rows"
     return None
+
+
+DATE_SHAPE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{1,2}\.\d{1,2}\.\d{4})([ T]\d.*)?$")
+
+
+def _date_shaped(values: pd.Series) -> bool:
+    """Dates whatever the column is called: 2013-05-17, 05/17/2013, 17.05.2013 (with or without a time)."""
+    return bool(len(values)) and values.dtype == object and _sample(values).str.match(DATE_SHAPE).mean() > 0.95
+
+
+def _unique_integers(numbers: np.ndarray) -> bool:
+    return numbers.size >= 50 and np.all(np.mod(numbers, 1) == 0) and np.unique(numbers).size == numbers.size
 
 
 def _sample(values: pd.Series, n: int = 2000) -> pd.Series:

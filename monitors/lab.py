@@ -92,6 +92,7 @@ UNITS: dict[str, tuple[str, tuple[str, ...]]] = {
     "meq/L": ("SCnc", ("meq/l", "mequiv/l", "meq")),
     "mosm/kg": ("Osmol", ("mosm/kg", "mosm/kg h2o")),
     "U/L": ("CCnc", ("u/l", "iu/l", "[iu]/l", "units/l")),
+    "kU/L": ("CCnc", ("ku/l", "kiu/l", "k[iu]/l")),
     "m[IU]/mL": ("ACnc", ("miu/ml", "m[iu]/ml", "uiu/ml", "u[iu]/ml", "[iu]/ml", "iu/ml")),
     "10*3/uL": ("NCnc", ("10*3/ul", "10^3/ul", "x10e3/ul", "x10^3/ul", "k/ul", "thou/ul", "10*9/l", "10^9/l")),
     "10*6/uL": ("NCnc", ("10*6/ul", "10^6/ul", "x10e6/ul", "x10^6/ul", "m/ul", "mil/ul", "10*12/l", "10^12/l")),
@@ -116,7 +117,8 @@ UNITS: dict[str, tuple[str, tuple[str, ...]]] = {
     "mL/min": ("VRat", ("ml/min",)),
     "mg/g": ("MRto", ("mg/g", "mg/g{creat}", "mg/g creat")),
     "{ratio}": ("Ratio", ("{ratio}", "ratio")),
-    "{score}": ("Score", ("{score}", "score")),
+    "{score}": ("Score", ("{score}", "score", "{t-score}", "t-score", "{z-score}")),
+    "{nominal}": ("Nom", ("{nominal}",)),
     "[pH]": ("LsCnc", ("[ph]", "ph", "ph units")),
 }
 SPELLINGS: dict[str, str] = {}
