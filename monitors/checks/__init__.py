@@ -89,24 +89,35 @@ def finalise(findings: list[Finding], config: CheckConfig | None = None, contrac
 PER_ANALYTE = ("lab_drift", "unit_change")
 
 
+def _rate_moved_with_mix(finding: Finding) -> bool:
+    """A completeness or non-numeric-share change of a result or unit column that the codes' new mix predicts
+    (within half the floor), from each code's own rate in the reference."""
+    predicted = finding.details.get("mix_predicted_change")
+    if finding.check not in ("completeness", "format") or predicted is None:
+        return False
+    return abs(finding.statistic - predicted) < finding.threshold / 2
+
+
 def fold_case_mix(findings: list[Finding], contract) -> list[Finding]:
     """Case mix is not drift. In a segment where column drift is seen (the codes' mix, or a result or unit
     column as a whole) but no analyte's own values or units moved, other patients or other orders explain it:
-    one low-severity `case_mix` finding replaces the column drift findings, which it lists."""
+    one low-severity `case_mix` finding replaces the column drift findings, and the changes in missing or
+    non-numeric results that the new mix predicts, and lists them."""
     pairs = getattr(contract, "value_unit_pairs", None) or []
     if not pairs:
         return findings
     explainable = {c for p in pairs for c in (p.code, p.value, p.unit)}
-    results = {p.value for p in pairs}
     out = list(findings)
     for segment in sorted({f.segment for f in findings}):
         mine = [f for f in findings if f.segment == segment]
         if any(f.check in PER_ANALYTE for f in mine):
             continue
-        mixed = [f for f in mine if f.check == "drift" and f.column in explainable]
+        mixed = [f for f in mine if f.check == "drift" and f.column in explainable] + [
+            f for f in mine if _rate_moved_with_mix(f) and abs(f.details["mix_predicted_change"]) >= f.threshold / 2
+        ]
         if not mixed:
             continue
-        folded = [f for f in mine if f.check == "drift" or (f.check == "format" and f.column in results)]
+        folded = [f for f in mine if f.check == "drift" or _rate_moved_with_mix(f)]
         lead = next((f for f in mixed if f.column == pairs[0].code), mixed[0])
         moved = sorted({f.column for f in folded})
         out = [f for f in out if f not in folded]
