@@ -138,6 +138,7 @@ INFERENCE_ROWS = 20_000  # rows sampled for the pairing statistics
 MIN_EXPLAINED = 0.3  # share of a result's (rank) variance a code must explain to pair with it
 CONSTANT_PER_CODE = 0.999  # explained beyond this: a property of the code (a reference range), not a result
 MIN_UNIT_PURITY = 0.8  # share of rows whose unit is their code's usual unit
+MIN_VALUES_PER_CODE = 4  # distinct results per code (median over codes with 10+ rows) for a measured result
 
 
 def infer_contract(
@@ -328,6 +329,8 @@ def _infer_pairs(frame: pd.DataFrame, contract: Contract, fixed: set[str] = froz
         if best is None:
             continue
         code, explained = best
+        if _values_per_code(numbers, sample[code.name]) < MIN_VALUES_PER_CODE:
+            continue  # a reference range or a limit: fixed per code, not a measured result
         unit = _best_unit(sample, code, units, numbers)
         if unit is None:
             continue
@@ -375,6 +378,13 @@ def _best_code(numbers: np.ndarray, groupings: list[ColumnSpec], sample: pd.Data
         return None
     _, spec, explained = max(scored, key=lambda s: s[0])
     return spec, explained
+
+
+def _values_per_code(numbers: np.ndarray, codes: pd.Series) -> float:
+    table = pd.DataFrame({"code": codes.astype("string").to_numpy(dtype=object), "value": numbers}).dropna()
+    grouped = table.groupby("code")["value"]
+    distinct = grouped.nunique()[grouped.size() >= 10]
+    return float(distinct.median()) if len(distinct) else 0.0
 
 
 def _explained_variance(values: np.ndarray, groups: np.ndarray) -> float:
