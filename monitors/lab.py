@@ -6,9 +6,9 @@ the profile then counts as categories of their own.
 
 Units come from a small table of the spellings labs use (UCUM and the common non-UCUM ones: K/uL, mEq/L,
 mmHg, mcg/dL ...), each with its canonical UCUM form and its LOINC PROPERTY (mass vs substance concentration
-and so on). A table, not a UCUM library: the UCUM parsers on PyPI reject exactly the non-UCUM spellings real
-feeds use (K/uL, mEq/L, x10E3/uL), none is installed or pinned here, and recognition plus a property and a
-handful of analyte-specific conversion factors is all the monitors need.
+and so on). A table, not a UCUM library (pint, ucumvert): UCUM parsers read lab spellings wrongly or not at
+all (to UCUM, K/uL is kelvin per microlitre and mEq/L is not valid case-sensitive UCUM), and recognition, a
+property and a handful of analyte-specific conversion factors is all the monitors need.
 """
 
 from __future__ import annotations
@@ -130,6 +130,20 @@ for _canonical, (_property, _aliases) in UNITS.items():
 AMBIGUOUS = {"c", "f", "g", "s", "in", "meq", "mmol", "ratio", "score"}
 
 
+# Other unit-shaped spellings (mass or amount per volume or time) count towards finding a unit column, though
+# the table has no canonical form for them: mIU/L, mmol/mol, mg/24h, x10E9/L ...
+UNIT_SHAPE = re.compile(
+    r"^(10[*^]\d+|x?10e\d+|[munpfkµ]?(g|mol|eq|l|iu|\[iu\]|u|osm|kat|copies|cells))"
+    r"/([munpfkdµ]?(l|g|mol|kg)|h|hr|min|24h|\d*\[?[hl]pf\]?|1\.73m2)$",
+    re.I,
+)
+
+
+def is_unit_like(spelling: str) -> bool:
+    text = " ".join(str(spelling).strip().lower().split())
+    return text in SPELLINGS or bool(UNIT_SHAPE.match(text))
+
+
 def canonical_unit(spelling: str) -> str | None:
     """'MG/DL' -> 'mg/dL', 'K/uL' -> '10*3/uL'; None for anything not a known unit spelling."""
     return SPELLINGS.get(" ".join(str(spelling).strip().lower().split()))
@@ -153,8 +167,8 @@ def unit_share(counts: dict[str, int]) -> float:
     total = sum(counts.values())
     if not total:
         return 0.0
-    clear = {v for v in counts if canonical_unit(v) and str(v).strip().lower() not in AMBIGUOUS}
-    counted = sum(n for v, n in counts.items() if canonical_unit(v) and (v in clear or len(clear) >= 2))
+    clear = {v for v in counts if is_unit_like(v) and str(v).strip().lower() not in AMBIGUOUS}
+    counted = sum(n for v, n in counts.items() if is_unit_like(v) and (v in clear or len(clear) >= 2))
     return counted / total
 
 
