@@ -45,12 +45,17 @@ def monitor(
 
     try:
         ref_frame = read_batch(reference)
-        contract = Contract.load(contract_path) if contract_path else infer_contract(ref_frame, feed=feed)
+        if segment is not None and segment not in ref_frame.columns:
+            _fail(f"--segment {segment}: no such column in {reference}")
+        segments = [segment] if segment else None  # the split column is a segment, whatever its values look like
+        contract = (
+            Contract.load(contract_path)
+            if contract_path
+            else infer_contract(ref_frame, feed=feed, segment_columns=segments)
+        )
         cur_frame = read_batch(current, contract)
     except (BatchError, ContractError) as error:
         _fail(str(error))
-    if segment is not None and segment not in ref_frame.columns:
-        _fail(f"--segment {segment}: no such column in {reference}")
     if explain_contract:
         source = f"from {contract_path}" if contract_path else f"inferred from {reference}"
         typer.echo(f"contract ({source}):")
