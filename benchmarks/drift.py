@@ -515,8 +515,13 @@ def print_lab_systems(rows: list[dict], seeds: int, clean: int, mixes: int) -> l
     for mode, what in (("orders", "other tests ordered"), ("patients", "other patients")):
         cells = [f"{r[f'mix_{mode}_warned']:.2f} / {r[f'mix_{mode}_named']:.2f}" for r in rows]
         print(f"{f'case mix, {what}: warned / named':<46} " + " ".join(f"{c:>16}" for c in cells))
-        missed += [f"{r['system']}: warning on case mix ({what})" for r in rows if r[f"mix_{mode}_warned"] > 0]
-    print(f"(case mix over {mixes} batches: share with any warning-level alert / share with a case_mix finding)")
+        if mode == "orders":  # by construction no analyte's values moved: any warning is a false alarm
+            missed += [f"{r['system']}: warning on case mix ({what})" for r in rows if r[f"mix_{mode}_warned"] > 0]
+    print(
+        f"(case mix over {mixes} batches: share with any warning-level alert / share with a case_mix finding; with "
+        "only 28 patients, other patients can really differ within an analyte (body weight), so that row is shown, "
+        "not gated)"
+    )
     return missed
 
 

@@ -106,7 +106,8 @@ def fold_case_mix(findings: list[Finding], contract) -> list[Finding]:
     pairs = getattr(contract, "value_unit_pairs", None) or []
     if not pairs:
         return findings
-    explainable = {c for p in pairs for c in (p.code, p.value, p.unit)}
+    # which sites sent the rows is part of the mix, too (sites follow patients)
+    explainable = {c for p in pairs for c in (p.code, p.value, p.unit)} | set(contract.segment_columns)
     out = list(findings)
     for segment in sorted({f.segment for f in findings}):
         mine = [f for f in findings if f.segment == segment]

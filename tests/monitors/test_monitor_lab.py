@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from monitors.checks import finalise, fold_case_mix
 from monitors.checks.base import Finding
-from monitors.contract import ContractError, infer_contract
+from monitors.contract import ColumnSpec, Contract, ContractError, ValueUnitPair, infer_contract
 from monitors.lab import canonical_unit, parse_result, parse_results, unit_property, unit_share
 from monitors.profile import profile_column
 from monitors.report import score_batch
@@ -210,10 +210,14 @@ def test_case_mix_is_one_info_finding(lab_halves):
 
 
 def test_case_mix_does_not_hide_an_analyte_that_moved():
-    contract = type("C", (), {"value_unit_pairs": [type("P", (), {"value": "v", "unit": "u", "code": "c"})()]})()
+    columns = [ColumnSpec(name, kind, "object") for name, kind in [("c", "code"), ("v", "numeric"), ("u", "unit")]]
+    contract = Contract(columns, segment_columns=["site"], value_unit_pairs=[ValueUnitPair("v", "u", "c")])
     mix = Finding("drift", "c", "*", "warning", 0.5, 0.2, "all rows: c mix shifted")
     value = Finding("drift", "v", "*", "warning", 0.4, 0.2, "all rows: v shifted")
     assert [f.check for f in fold_case_mix([mix, value], contract)] == ["case_mix"]
+    sites = Finding("drift", "site", "*", "warning", 0.3, 0.2, "all rows: site mix shifted")  # sites follow patients
+    [folded] = fold_case_mix([sites], contract)
+    assert folded.check == "case_mix" and folded.severity == "info" and folded.details["columns"] == ["site"]
     moved = Finding("lab_drift", "v[X]", "*", "warning", 0.6, 0.25, "all rows: code X values shifted")
     assert {f.check for f in fold_case_mix([mix, value, moved], contract)} == {"drift", "lab_drift"}
     assert finalise([mix, value], contract=None) == [mix, value]  # without pairs nothing is folded
