@@ -115,7 +115,8 @@ def pool_baselines(domain: Domain, k: int = 10) -> dict[str, list[list[str]]]:
 def measure(domain: Domain) -> dict[str, object]:
     """Every ranker on one domain, and the crosswalk top score's calibration."""
     texts = [item.query_text() for item in domain.items]
-    figures: dict[str, object] = {"queries": len(domain.items), "targets": int(domain.suggester.allowed(domain.where).sum())}
+    targets = int(domain.suggester.allowed(domain.where).sum())
+    figures: dict[str, object] = {"queries": len(domain.items), "targets": targets}
     figures["tfidf"] = ranking_metrics(UsagiBaseline(domain.suggester, domain.where).rank(texts), domain.gold)
     for name, ranked in pool_baselines(domain).items():
         figures[name] = ranking_metrics(ranked, domain.gold)
@@ -133,10 +134,20 @@ def gem_domains(suggester: Suggester) -> list[Domain]:
     dotted = {undotted(c.code): c.code for c in suggester.terminology}
     gold = [{dotted[t] for t in q.targets if t in dotted} for q in test]
     return [
-        Domain("GEM ICD-9-CM long titles -> billable ICD-10-CM", suggester,
-               [SourceItem(q.source_code, q.long_text) for q in test], gold, BILLABLE),
-        Domain("ICD-9-CM short titles -> ICD-10-CM, no filter", suggester,
-               [SourceItem(q.source_code, q.short_text) for q in test], gold, None),
+        Domain(
+            "GEM ICD-9-CM long titles -> billable ICD-10-CM",
+            suggester,
+            [SourceItem(q.source_code, q.long_text) for q in test],
+            gold,
+            BILLABLE,
+        ),
+        Domain(
+            "ICD-9-CM short titles -> ICD-10-CM, no filter",
+            suggester,
+            [SourceItem(q.source_code, q.short_text) for q in test],
+            gold,
+            None,
+        ),
     ]
 
 

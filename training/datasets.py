@@ -113,8 +113,14 @@ def labs_to_loinc(split: Split = "all", root: Path | None = None) -> list[LabQue
                 if row["loinc"] not in known or "| non-lab |" in row["context"]:
                     continue
                 category = row["context"].split(" | ")[0].rstrip(":").strip() if source == "lhcflowsheet" else ""
-                key = (source, row["source_code"].strip(), row["source_text"].strip(), row["specimen"].strip(),
-                       category, row["unit"].strip())
+                key = (
+                    source,
+                    row["source_code"].strip(),
+                    row["source_text"].strip(),
+                    row["specimen"].strip(),
+                    category,
+                    row["unit"].strip(),
+                )
                 targets[key].add(row["loinc"])
     queries = []
     for (source, code, text, fluid, category, unit), codes in sorted(targets.items()):

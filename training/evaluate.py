@@ -78,10 +78,12 @@ TREES = {"max_iter": 400, "learning_rate": 0.05, "max_leaf_nodes": 63, "random_s
 Labelled = tuple[np.ndarray, np.ndarray]  # one query's candidate features and which are right
 
 
-def labelled_pools(suggester, texts: Sequence[str], gold: Sequence[Collection[str]], where=None) -> list[Labelled]:
+def labelled_pools(
+    suggester, items: Sequence[SourceItem | str], gold: Sequence[Collection[str]], where=None
+) -> list[Labelled]:
     """Each query's candidate features, labelled True where the candidate is one of its gold codes."""
     codes = [c.code for c in suggester.terminology]
-    pools = suggester.candidates(list(texts), where)
+    pools = suggester.candidates(list(items), where)
     return [(p.features, np.array([codes[i] in set(targets) for i in p.pool])) for p, targets in zip(pools, gold)]
 
 
@@ -89,8 +91,8 @@ def fit_fusion(
     suggester, mappings: Sequence[ApprovedMapping], version: str, where=None
 ) -> tuple[RerankedFusion, dict[str, float]]:
     """Fit the re-ranked fusion on `mappings` (see fit_labelled) with `suggester`'s candidates."""
-    texts, gold = [m.query_text() for m in mappings], [m.targets for m in mappings]
-    return fit_labelled(labelled_pools(suggester, texts, gold, where), version)
+    items, gold = [m.item() for m in mappings], [m.targets for m in mappings]
+    return fit_labelled(labelled_pools(suggester, items, gold, where), version)
 
 
 def fit_labelled(labelled: Sequence[Labelled], version: str) -> tuple[RerankedFusion, dict[str, float]]:
