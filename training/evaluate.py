@@ -95,15 +95,21 @@ def fit_fusion(
     return fit_labelled(labelled_pools(suggester, items, gold, where), version)
 
 
-def fit_labelled(labelled: Sequence[Labelled], version: str) -> tuple[RerankedFusion, dict[str, float]]:
+def fit_labelled(
+    labelled: Sequence[Labelled], version: str, repeats: Sequence[int] | None = None
+) -> tuple[RerankedFusion, dict[str, float]]:
     """Linear fusion + trees on four fifths of the queries, Platt calibration on the other fifth.
+
+    `repeats[i]`: how many times query i counts in the fit (a small domain beside a large one);
+    the calibration fifth counts every query once.
 
     Platt scaling (a logistic on the top suggestion's logit) is a positive rescaling: it keeps every
     ranking and makes the served score calibrated. The fifth is taken by position in a
     hash-ordered list, so the calibration is fitted on scores the fusion did not see.
     """
     calibration_half = list(labelled[4::5]) or list(labelled)
-    fusion_half = [pool for i, pool in enumerate(labelled) if i % 5 != 4] or list(labelled)
+    counts = repeats or [1] * len(labelled)
+    fusion_half = [pool for i, pool in enumerate(labelled) if i % 5 != 4 for _ in range(counts[i])] or list(labelled)
     features = np.vstack([f for f, _ in fusion_half])
     labels = np.concatenate([y for _, y in fusion_half])
     if labels.all() or not labels.any():

@@ -23,6 +23,8 @@ from models.suggest import Suggester
 from training.datasets import gem_icd9_to_icd10, labs_loinc_terminology, labs_to_loinc, undotted
 from training.evaluate import Labelled, fit_labelled, labelled_pools
 
+# How many times each lab query counts in the fit (the lab train split is a quarter of GEM's).
+LAB_REPEATS = 1
 # Candidate pools do not depend on the fusion: a suggester needs one, so it gets a placeholder.
 UNFITTED = LogisticFusion(np.zeros(len(FEATURES), np.float32), 0.0, "unfitted")
 
@@ -40,11 +42,12 @@ def lab_pools(suggester: Suggester, labs: Path | None = None) -> list[Labelled]:
     return labelled_pools(suggester, items, [q.targets for q in train])
 
 
-def interleave(*domains: list[Labelled]) -> list[Labelled]:
-    """One list with every domain spread evenly through it, so that the calibration fifth that
-    fit_labelled takes by position holds each domain in proportion."""
-    keyed = [((i + 0.5) / len(pools), d, pool) for d, pools in enumerate(domains) for i, pool in enumerate(pools)]
-    return [pool for _, _, pool in sorted(keyed, key=lambda k: (k[0], k[1]))]
+def interleave(gem: list[Labelled], lab: list[Labelled]) -> tuple[list[Labelled], list[int]]:
+    """Both domains spread evenly through one list, so that the calibration fifth that fit_labelled
+    takes by position holds each in proportion; and how often each query counts in the fit."""
+    keyed = [((i + 0.5) / len(pools), d, i) for d, pools in enumerate((gem, lab)) for i in range(len(pools))]
+    order = sorted(keyed)
+    return [(gem, lab)[d][i] for _, d, i in order], [LAB_REPEATS if d else 1 for _, d, _ in order]
 
 
 def fit_default_fusion(home: Path, version: str, labs: Path | None = None) -> tuple[Fusion, dict]:
@@ -53,7 +56,8 @@ def fit_default_fusion(home: Path, version: str, labs: Path | None = None) -> tu
     icd10cm = Suggester(Catalog(home / "terminologies").get("icd10cm"), encoder, cache, UNFITTED, progress=True)
     loinc = Suggester(labs_loinc_terminology(labs), encoder, cache, UNFITTED, progress=True)
     gem, lab = gem_pools(icd10cm), lab_pools(loinc, labs)
-    fusion, report = fit_labelled(interleave(gem, lab), version)
+    pools, repeats = interleave(gem, lab)
+    fusion, report = fit_labelled(pools, version, repeats)
     report.update(gem_queries=len(gem), lab_queries=len(lab))
     return fusion, report
 
