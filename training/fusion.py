@@ -23,7 +23,8 @@ from models.suggest import Suggester
 from training.datasets import gem_icd9_to_icd10, labs_loinc_terminology, labs_to_loinc, undotted
 from training.evaluate import Labelled, fit_labelled, labelled_pools
 
-# How many times each lab query counts in the fit (the lab train split is a quarter of GEM's).
+# How many times each lab query counts in the fit (the lab train split is a quarter of GEM's); 3 was
+# measured and not shipped (see the README's benchmark).
 LAB_REPEATS = 1
 # Candidate pools do not depend on the fusion: a suggester needs one, so it gets a placeholder.
 UNFITTED = LogisticFusion(np.zeros(len(FEATURES), np.float32), 0.0, "unfitted")
