@@ -49,7 +49,8 @@ def evaluate_on_test(suggester, test) -> dict[str, float]:
     """benchmarks/mapping.py's evaluation, plus the ECE of the top suggestion's score."""
     started = time.perf_counter()
     results = suggester.suggest([SourceItem(q.source_code, q.long_text) for q in test], top_k=10, where=BILLABLE)
-    figures = ranking_metrics([[s.code for s in r] for r in results], test)
+    undotted_top = [[undotted(s.code) for s in r] for r in results]  # GEM targets are written without dots
+    figures = ranking_metrics(undotted_top, [set(q.targets) for q in test])
     figures["batch_terms_per_s"] = len(test) / (time.perf_counter() - started)
     top = [(r[0].score, undotted(r[0].code) in q.targets) for r, q in zip(results, test)]
     figures["ece"] = expected_calibration_error([c for c, _ in top], [h for _, h in top])

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from models.axes import AXIS_FEATURES
+
 FEATURES = (
     "lexical",
     "semantic",
@@ -45,6 +47,12 @@ FEATURES = (
     "extra_words",  # candidate words the query lacks
     "missing_words",  # query words the candidate lacks
     "query_unspecified",
+    # LOINC axes (models.axes; 0 in terminologies without axes): how many axes the source states that
+    # the candidate shares / contradicts, and whether the contradiction is the specimen or the property.
+    "axes_agree",
+    "axes_conflict",
+    "system_conflict",
+    "property_conflict",
     # Approved history (a retrained model's memory of the team's mappings; 0 without one): the best
     # similarity of a neighbouring approved source whose target is this candidate, the
     # similarity-weighted votes for it, and the best neighbour whose target is a sibling / cousin.
@@ -88,6 +96,7 @@ class CandidateEvidence:
     depth: np.ndarray | None = None  # ancestors above the candidate
     siblings: np.ndarray | None = None  # children of the candidate's parent
     history: np.ndarray | None = None  # (pool x HISTORY_FEATURES), see ApprovedHistory
+    axes: np.ndarray | None = None  # (pool x AXIS_FEATURES), see models.axes
 
 
 def _reciprocal_rank(scores: np.ndarray) -> np.ndarray:
@@ -146,6 +155,7 @@ def candidate_features(evidence: CandidateEvidence) -> np.ndarray:
             extra,
             missing,
             np.full(n, query_unspecified, dtype=np.float32),
+            evidence.axes if evidence.axes is not None else np.zeros((n, AXIS_FEATURES), np.float32),
             history,
         ]
     ).astype(np.float32)

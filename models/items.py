@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# Context columns that describe *what* was measured; their values join the query text so that
-# "Glucose" + specimen "Ser/Plas" + unit "mg/dL" can match the right LOINC code.
-DESCRIPTIVE_CONTEXT = ("specimen", "system", "unit", "units", "property", "method", "scale")
+# Calibrated P(correct) bands of a suggestion. Below CONFIDENT the best candidate is more likely wrong
+# than right: the item is marked "no confident match" so that reviewers start there.
+CONFIDENT = 0.5
+HIGH = 0.9
+NO_CONFIDENT_MATCH = "no confident match"
 
 
 @dataclass(frozen=True)
 class SourceItem:
     code: str
     text: str
+    # Context columns (specimen/fluid, unit, category, frequency ...). They are evidence about what
+    # was measured (see models.axes), never matched as if they were part of the name.
     context: dict[str, str] = field(default_factory=dict)
 
     def query_text(self) -> str:
-        extras = [self.context[k] for k in DESCRIPTIVE_CONTEXT if self.context.get(k)]
-        return " ".join([self.text, *extras])
+        """The text the matchers compare with concept names: the source's own name."""
+        return self.text
 
 
 @dataclass
@@ -28,3 +33,13 @@ class Suggestion:
     score: float  # fused P(correct), 0..1
     rank: int  # 1 = best
     evidence: dict[str, Any]
+
+    @property
+    def band(self) -> str:
+        """ "high" (P >= 0.9), "medium", or "low": a low best candidate is no confident match."""
+        return "high" if self.score >= HIGH else "medium" if self.score >= CONFIDENT else "low"
+
+
+def no_confident_match(suggestions: Sequence[Suggestion]) -> bool:
+    """True when an item's best candidate is weak (or there is none): a reviewer should start here."""
+    return not suggestions or suggestions[0].score < CONFIDENT

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from models.axes import NO_AXES, Axes, axis_features, concept_axes, source_axes
 from models.dense import DenseMatcher, TextEncoder
 from models.fusion import (
     CandidateEvidence,
@@ -22,9 +23,11 @@ from models.history import ApprovedHistory, HistoryIndex
 from models.items import SourceItem, Suggestion
 from models.lexical import LexicalMatcher
 from models.rows import ConceptRows
-from models.terminology import Concept, Terminology, attributes_match
+from models.terminology import Concept, Terminology, attributes_match, target_filters
 from models.text import normalize
 
+AXIS_FORMATS = frozenset({"loinc"})  # terminologies whose concepts have LOINC's axes
+_PANEL_WORDS = frozenset({"panel", "pnl", "profile"})
 POOL_DEPTH = 100  # candidates each matcher contributes per query before fusion
 ANN_ROWS = 200  # nearest rows asked of the index: ~1.1 rows per concept, some filtered out
 CHUNK = 64  # queries scored together: (queries x rows) score arrays of ~30 MB stay nearer the CPU caches than 128 (201-218 vs 196-202 terms/s)
@@ -39,6 +42,7 @@ class _Chunk:
     vectors: np.ndarray  # (queries x dim) query embeddings
     nearest_rows: np.ndarray  # (queries x ANN_ROWS) from the HNSW index, best first
     query_words: list[frozenset[str]]
+    axes: list[Axes]  # what each source states about LOINC axes (name words, specimen, unit)
     history: tuple[np.ndarray, np.ndarray] | None = None  # nearest approved sources, their cosines
 
 
@@ -83,16 +87,24 @@ class Suggester:
         self._depth = (self._ancestors >= 0).sum(axis=1)
         self._children = np.bincount(self._parent[self._parent >= 0], minlength=len(terminology))
         self._display_words: dict[int, frozenset[str]] = {}
+        self._concept_axes: dict[int, Axes] = {}
+        self._has_axes = terminology.format in AXIS_FORMATS
+        self._panels: np.ndarray | None = None
         self._masks: dict[tuple, np.ndarray] = {}
         self.history = history
         self._history = self._index_history(history, history_vectors) if history else None
 
     # -- public -------------------------------------------------------------------------------
     def allowed(self, where: dict[str, Any] | None = None, active_only: bool = True) -> np.ndarray:
-        """Boolean mask of concepts a search may return (attribute filter, active concepts)."""
-        wanted = where or {}
+        """Boolean mask of concepts a search may return: active, the terminology's default targets
+        (ICD-10-CM billable codes, OMOP standard concepts, LOINC results rather than panels) narrowed
+        or widened by `where` (`{"billable": "any"}` lifts that default)."""
+        defaults, wanted = target_filters(self.terminology.format, where)
         return np.fromiter(
-            ((c.active or not active_only) and attributes_match(c, wanted) for c in self.terminology),
+            (
+                (c.active or not active_only) and attributes_match(c, wanted) and attributes_match(c, defaults, True)
+                for c in self.terminology
+            ),
             dtype=bool,
             count=len(self.terminology),
         )
@@ -104,10 +116,9 @@ class Suggester:
         where: dict[str, Any] | None = None,
         on_chunk: Callable[[int], None] | None = None,
     ) -> list[list[Suggestion]]:
-        mask = self._mask(where)
         results: list[list[Suggestion]] = []
-        for chunk, scores in self._scored_chunks([item.query_text() for item in items]):
-            pools = [self._candidates(scores, query, mask) for query in range(len(chunk))]
+        for chunk, scores in self._scored_chunks(list(items)):
+            pools = [self._candidates(scores, query, self._query_mask(where, item)) for query, item in enumerate(chunk)]
             fused = self.fusion.score_pools([candidates.features for candidates, _ in pools])
             for query, ((candidates, semantic), query_fused) in enumerate(zip(pools, fused)):
                 results.append(self._rank(candidates, query_fused, semantic, scores, query, top_k))
@@ -123,12 +134,12 @@ class Suggester:
         """The approved history's source vectors under this suggester's encoder (saved with a model)."""
         return self._history.vectors if self._history else None
 
-    def candidates(self, texts: Sequence[str], where: dict[str, Any] | None = None) -> list[Candidates]:
+    def candidates(self, items: Sequence[SourceItem | str], where: dict[str, Any] | None = None) -> list[Candidates]:
         """Candidate pools with fusion features, for fitting a fusion on labelled mappings."""
-        mask = self._mask(where)
+        sources = [SourceItem("", i) if isinstance(i, str) else i for i in items]
         out: list[Candidates] = []
-        for chunk, scores in self._scored_chunks(list(texts)):
-            out.extend(self._candidates(scores, q, mask)[0] for q in range(len(chunk)))
+        for chunk, scores in self._scored_chunks(sources):
+            out.extend(self._candidates(scores, q, self._query_mask(where, item))[0] for q, item in enumerate(chunk))
         return out
 
     # -- internals ----------------------------------------------------------------------------
@@ -150,13 +161,27 @@ class Suggester:
             self._masks[key] = mask
         return self._masks[key]
 
-    def _scored_chunks(self, texts: list[str]) -> Iterator[tuple[list[str], _Chunk]]:
+    def _query_mask(self, where: dict[str, Any] | None, item: SourceItem) -> np.ndarray:
+        """The filter's mask; a LOINC source that names a panel may also get panels (unless `where` decides)."""
+        mask = self._mask(where)
+        if not self._has_axes or "panel" in (where or {}) or not _PANEL_WORDS & set(normalize(item.text).split()):
+            return mask
+        if self._panels is None:
+            self._panels = np.fromiter((c.attributes.get("panel") is True for c in self.terminology), bool)
+        if not self._panels.any():
+            return mask
+        try:
+            return mask | self._mask({**(where or {}), "panel": True})
+        except ValueError:  # no active panel passes the rest of the filter
+            return mask
+
+    def _scored_chunks(self, items: list[SourceItem]) -> Iterator[tuple[list[SourceItem], _Chunk]]:
         """Chunks with both matchers' scores; the next chunk is scored while this one is ranked.
 
         Encoding (onnxruntime) and the index search run outside the GIL, so they overlap the
         Python-heavy ranking of the previous chunk.
         """
-        chunks = list(_chunks(texts, CHUNK))
+        chunks = list(_chunks(items, CHUNK))
         if len(chunks) < 2:
             yield from ((chunk, self._score(chunk)) for chunk in chunks)
             return
@@ -168,7 +193,8 @@ class Suggester:
                     pending = worker.submit(self._score, chunks[index + 1])
                 yield chunk, scores
 
-    def _score(self, texts: list[str]) -> _Chunk:
+    def _score(self, items: list[SourceItem]) -> _Chunk:
+        texts = [item.query_text() for item in items]
         lexical_rows = self.lexical.row_scores(texts)
         vectors = self.dense.encode_queries(texts)
         nearest, _ = self.dense.nearest_rows(vectors, ANN_ROWS)  # re-scored exactly later
@@ -178,6 +204,7 @@ class Suggester:
             vectors,
             nearest,
             [_text_words(t) for t in texts],
+            [source_axes(item.text, item.context) if self._has_axes else NO_AXES for item in items],
             self._history.neighbours(vectors) if self._history else None,
         )
 
@@ -213,6 +240,7 @@ class Suggester:
             )
             if chunk.history is not None
             else None,
+            axes=axis_features(chunk.axes[query], [self._axes(i) for i in pool]) if self._has_axes else None,
         )
         return Candidates(pool, candidate_features(evidence)), semantic
 
@@ -243,6 +271,13 @@ class Suggester:
             display = self.terminology.concepts[position].display
             words = self._display_words[position] = _text_words(display)
         return words
+
+    def _axes(self, position: int) -> Axes:
+        axes = self._concept_axes.get(position)
+        if axes is None:  # read on first use, like the display words
+            concept = self.terminology.concepts[position]
+            axes = self._concept_axes[position] = concept_axes(concept.display, concept.synonyms, concept.attributes)
+        return axes
 
     def _rank(
         self, candidates: Candidates, fused: np.ndarray, semantic: _Semantic, chunk: _Chunk, query: int, top_k: int

@@ -144,9 +144,29 @@ def build_terminology(name: str, fmt: str, version: str, concepts: Iterable[Conc
     return Terminology(name=name, format=fmt, version=version, concepts=list(concepts))
 
 
-def attributes_match(concept: Concept, wanted: dict[str, Any]) -> bool:
+# What each format offers as a mapping target unless a filter says otherwise: claims need billable
+# ICD-10-CM codes (a category header is "not usable"), OMOP maps to standard concepts, and a LOINC
+# panel is an order, not a result. A concept that lacks the attribute (an older load) is not judged.
+DEFAULT_TARGETS: dict[str, dict[str, Any]] = {
+    "icd10cm": {"billable": True},
+    "omop": {"standard": True},
+    "loinc": {"panel": False},
+}
+ANY = "any"  # `--where billable=any`: lift a default
+
+
+def target_filters(fmt: str, where: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(defaults still in force, wanted): the format's defaults, narrowed or widened by `where`."""
+    wanted = {k: v for k, v in (where or {}).items() if not (isinstance(v, str) and v.casefold() == ANY)}
+    defaults = {k: v for k, v in DEFAULT_TARGETS.get(fmt, {}).items() if k not in (where or {})}
+    return defaults, wanted
+
+
+def attributes_match(concept: Concept, wanted: dict[str, Any], missing_ok: bool = False) -> bool:
     """True when every wanted attribute equals the concept's (strings compare case-insensitively)."""
     for key, expected in wanted.items():
+        if missing_ok and key not in concept.attributes:
+            continue
         actual = concept.attributes.get(key)
         if isinstance(actual, str) and isinstance(expected, str):
             if actual.casefold() != expected.casefold():

@@ -46,7 +46,7 @@ def write(path, text, encoding="utf-8"):
 
 
 def test_suggest_writes_ranked_candidates(home, fake_encoder, tmp_path, tiny_icd):
-    tiny_icd.name = "tiny"
+    tiny_icd.name, tiny_icd.format = "tiny", "icd10cm"  # billable codes by default: E11 is a header
     tiny_icd.save(home / "terminologies" / "tiny.jsonl.gz")
     source = write(
         tmp_path / "in.csv", "source_code,source_text,unit\n250.00,Type 2 diabetes,\n401.9,Hypertension NOS,\n"

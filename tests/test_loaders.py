@@ -91,7 +91,7 @@ def test_loinc_sample():
     assert glucose.attributes == {
         "component": "Glucose", "property": "MCnc", "time": "Pt", "system": "Ser/Plas",
         "scale": "Qn", "method": None, "class": "CHEM", "class_type": "laboratory",
-        "units": "mg/dL", "status": "ACTIVE",
+        "units": "mg/dL", "status": "ACTIVE", "panel": False,
     }
     assert glucose.active
     assert loinc.get("6690-2").attributes["method"] == "Automated count"
@@ -103,6 +103,12 @@ def test_loinc_deprecated_and_discouraged_terms_are_inactive():
     assert not loinc.get("24322-0").active  # DEPRECATED
     assert not loinc.get("41653-7").active  # DISCOURAGED
     assert loinc.get("41653-7").attributes["status"] == "DISCOURAGED"
+
+
+def test_loinc_panels_are_marked():
+    loinc = load_terminology("loinc", LOINC, "loinc")
+    assert loinc.get("24322-0").attributes["panel"] is True  # class PANEL.CHEM: an order, no default target
+    assert loinc.get("2345-7").attributes["panel"] is False
 
 
 LOINC_HEADER = '"LOINC_NUM","COMPONENT","PROPERTY","LONG_COMMON_NAME","STATUS"\n'

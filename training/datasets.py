@@ -55,3 +55,77 @@ def gem_icd9_to_icd10(split: Split = "all") -> list[LabelledQuery]:
 
 def undotted(code: str) -> str:
     return code.replace(".", "")
+
+
+# -- local laboratory names -> LOINC ------------------------------------------------------------
+LABS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "labs-loinc"
+LAB_SOURCES = ("lhcflowsheet", "livd")
+
+
+@dataclass(frozen=True)
+class LabQuery:
+    """One local lab test as a feed describes it, with the LOINC codes it was mapped to."""
+
+    source: str  # which public source: lhcflowsheet or livd
+    source_code: str  # the local code, or the name where the source gives none
+    text: str
+    context: dict[str, str]  # fluid (specimen), category (lab section), unit: as CSV context columns
+    targets: frozenset[str]
+
+    def __hash__(self) -> int:
+        return hash((self.source, self.source_code, self.text, tuple(sorted(self.context.items()))))
+
+
+def labs_root(root: Path | None = None) -> Path:
+    folder = Path(root) if root else LABS_DIR
+    if not (folder / "lhcflowsheet_pairs.csv").is_file():
+        raise FileNotFoundError(f"{folder}: no lhcflowsheet_pairs.csv; pass the labs-loinc folder of ../shared/data")
+    return folder
+
+
+def labs_loinc_terminology(root: Path | None = None, name: str = "labs-loinc"):
+    """The LOINC names the two sources carry, read by the project's LOINC loader, as one table."""
+    from models.loaders import loinc
+    from models.terminology import Terminology
+
+    folder = labs_root(root)
+    concepts, seen = [], set()
+    for source in LAB_SOURCES:
+        for concept in loinc.load(folder / f"{source}_loinc.csv", name).concepts:
+            if concept.code not in seen:
+                seen.add(concept.code)
+                concepts.append(concept)
+    return Terminology(name, loinc.FORMAT, "labs-loinc sample", concepts)
+
+
+def labs_to_loinc(split: Split = "all", root: Path | None = None) -> list[LabQuery]:
+    """Lab-section pairs whose LOINC name is known, grouped per local test; held out by local code.
+
+    Rows with the same local code (or name, when there is no code) share a split, so a test never
+    sees a name whose code it was fitted on.
+    """
+    folder = labs_root(root)
+    known = {c.code for c in labs_loinc_terminology(folder)}
+    targets: dict[tuple, set[str]] = defaultdict(set)
+    for source in LAB_SOURCES:
+        with (folder / f"{source}_pairs.csv").open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if row["loinc"] not in known or "| non-lab |" in row["context"]:
+                    continue
+                category = row["context"].split(" | ")[0].rstrip(":").strip() if source == "lhcflowsheet" else ""
+                key = (
+                    source,
+                    row["source_code"].strip(),
+                    row["source_text"].strip(),
+                    row["specimen"].strip(),
+                    category,
+                    row["unit"].strip(),
+                )
+                targets[key].add(row["loinc"])
+    queries = []
+    for (source, code, text, fluid, category, unit), codes in sorted(targets.items()):
+        context = {k: v for k, v in (("fluid", fluid), ("category", category), ("unit", unit)) if v}
+        queries.append(LabQuery(source, code or text, text, context, frozenset(codes)))
+    if split == "all":
+        return queries
+    return [q for q in queries if is_test_code(q.source_code.casefold()) == (split == "test")]

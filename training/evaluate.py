@@ -78,10 +78,12 @@ TREES = {"max_iter": 400, "learning_rate": 0.05, "max_leaf_nodes": 63, "random_s
 Labelled = tuple[np.ndarray, np.ndarray]  # one query's candidate features and which are right
 
 
-def labelled_pools(suggester, texts: Sequence[str], gold: Sequence[Collection[str]], where=None) -> list[Labelled]:
+def labelled_pools(
+    suggester, items: Sequence[SourceItem | str], gold: Sequence[Collection[str]], where=None
+) -> list[Labelled]:
     """Each query's candidate features, labelled True where the candidate is one of its gold codes."""
     codes = [c.code for c in suggester.terminology]
-    pools = suggester.candidates(list(texts), where)
+    pools = suggester.candidates(list(items), where)
     return [(p.features, np.array([codes[i] in set(targets) for i in p.pool])) for p, targets in zip(pools, gold)]
 
 
@@ -89,19 +91,25 @@ def fit_fusion(
     suggester, mappings: Sequence[ApprovedMapping], version: str, where=None
 ) -> tuple[RerankedFusion, dict[str, float]]:
     """Fit the re-ranked fusion on `mappings` (see fit_labelled) with `suggester`'s candidates."""
-    texts, gold = [m.query_text() for m in mappings], [m.targets for m in mappings]
-    return fit_labelled(labelled_pools(suggester, texts, gold, where), version)
+    items, gold = [m.item() for m in mappings], [m.targets for m in mappings]
+    return fit_labelled(labelled_pools(suggester, items, gold, where), version)
 
 
-def fit_labelled(labelled: Sequence[Labelled], version: str) -> tuple[RerankedFusion, dict[str, float]]:
+def fit_labelled(
+    labelled: Sequence[Labelled], version: str, repeats: Sequence[int] | None = None
+) -> tuple[RerankedFusion, dict[str, float]]:
     """Linear fusion + trees on four fifths of the queries, Platt calibration on the other fifth.
+
+    `repeats[i]`: how many times query i counts in the fit (a small domain beside a large one);
+    the calibration fifth counts every query once.
 
     Platt scaling (a logistic on the top suggestion's logit) is a positive rescaling: it keeps every
     ranking and makes the served score calibrated. The fifth is taken by position in a
     hash-ordered list, so the calibration is fitted on scores the fusion did not see.
     """
     calibration_half = list(labelled[4::5]) or list(labelled)
-    fusion_half = [pool for i, pool in enumerate(labelled) if i % 5 != 4] or list(labelled)
+    counts = repeats or [1] * len(labelled)
+    fusion_half = [pool for i, pool in enumerate(labelled) if i % 5 != 4 for _ in range(counts[i])] or list(labelled)
     features = np.vstack([f for f, _ in fusion_half])
     labels = np.concatenate([y for _, y in fusion_half])
     if labels.all() or not labels.any():

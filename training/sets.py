@@ -31,9 +31,13 @@ class ApprovedMapping:
     context: dict[str, str] = field(default_factory=dict)
     negatives: tuple[str, ...] = ()  # codes a reviewer rejected or passed over for this source
 
+    def item(self) -> SourceItem:
+        """The source as the suggester sees it at serving time (name and context)."""
+        return SourceItem(self.source_code, self.source_text, dict(self.context))
+
     def query_text(self) -> str:
-        """The text the suggester ranks for this source: the same join of context as at serving time."""
-        return SourceItem(self.source_code, self.source_text, dict(self.context)).query_text()
+        """The text the matchers compare with concept names."""
+        return self.item().query_text()
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ def mine_hard_negatives(suggester, mappings: Sequence[ApprovedMapping], per_quer
     """
     codes = [c.code for c in suggester.terminology]
     out = []
-    for candidates, mapping in zip(suggester.candidates([m.query_text() for m in mappings], where), mappings):
+    for candidates, mapping in zip(suggester.candidates([m.item() for m in mappings], where), mappings):
         order = np.argsort(-suggester.fusion.score(candidates.features), kind="stable")
         wrong = [codes[candidates.pool[j]] for j in order if codes[candidates.pool[j]] not in mapping.targets]
         out.append(tuple(wrong[:per_query]))

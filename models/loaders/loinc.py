@@ -128,9 +128,16 @@ def _attributes(row: dict[str, str], status: str) -> dict[str, str | None]:
             "class_type": CLASS_TYPES.get(class_type, class_type or None),
             "units": row.get("EXAMPLE_UCUM_UNITS") or row.get("EXAMPLE_UNITS") or None,
             "status": status or None,
+            "panel": is_panel(row),
         }
     )
     return attributes
+
+
+def is_panel(row: dict[str, str]) -> bool:
+    """A panel (an order of several results): its class says so, or its name ("Gas panel - Arterial blood")."""
+    named = re.search(r"\bpanel\b", row.get("LONG_COMMON_NAME", ""), re.IGNORECASE)
+    return "PANEL" in row.get("CLASS", "").upper() or named is not None
 
 
 def _version(path: Path, changed_in: set[str]) -> str:

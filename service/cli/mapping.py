@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from models.items import CONFIDENT, NO_CONFIDENT_MATCH, no_confident_match
 from models.loaders import FORMATS
 from service.cli.app import UserError, app
 from service.cli.common import EncodingOption, actor, parse_where, serving_suggester, transaction
@@ -52,6 +53,12 @@ def suggest(
             raise UserError(str(error)) from None
     write_suggestions(output, items, results, evidence)
     typer.echo(f"wrote {sum(map(len, results))} candidates for {len(items)} source items to {output}", err=True)
+    weak = [item.code for item, r in zip(items, results) if no_confident_match(r)]
+    if weak:
+        shown = ", ".join(weak[:10]) + (" ..." if len(weak) > 10 else "")
+        typer.echo(
+            f"{NO_CONFIDENT_MATCH} (best score < {CONFIDENT}) for {len(weak)} items, review first: {shown}", err=True
+        )
 
 
 @terminology_app.command("load")
@@ -192,13 +199,23 @@ def demo(
 
 def _review_demo(settings, engine) -> None:
     """The review loop on the embedded store: project, import, suggestions, approvals, a release."""
-    from service.demo import run_review_demo
+    from service.demo import APPROVE_AT, run_review_demo
 
     summary = run_review_demo(settings, engine)
+    typer.echo(f"\napproved by 'demo' (P(correct) >= {APPROVE_AT} and the CMS GEM agrees):")
+    for entry in summary["approved"]:
+        typer.echo(f"  {entry['code']:<8} {entry['text'][:28]:<28} -> {entry['top']:<8} {entry['score']:.2f}")
+    typer.echo("left in the review queue:")
+    for entry in summary["queued"]:
+        gem = ", ".join(entry["gem"][:3]) or "no GEM target"
+        typer.echo(
+            f"  {entry['code']:<8} {entry['text'][:28]:<28} -> {entry['top']:<8} {entry['score']:.2f}  "
+            f"{entry['why']} (GEM: {gem})"
+        )
     typer.echo(
         f"\nreview store {settings.database_url}: project {summary['project']!r} (id {summary['project_id']}), "
         f"{summary['items']} items suggested by {summary['model_version']}, "
-        f"{len(summary['approved'])} top suggestions approved by 'demo', release {summary['release']} "
+        f"{len(summary['approved'])} approved, {len(summary['queued'])} left to review, release {summary['release']} "
         f"with {summary['release_entries']} mappings"
     )
     typer.echo(

@@ -1,0 +1,339 @@
+"""What a lab test measures, along LOINC's axes, read from a source item and from a LOINC concept.
+
+A lab mapper does not match "Plt ct" + unit "10*3/uL" by name alone: the unit says the property is
+a number concentration, so every candidate that measures a mass concentration is wrong, however
+close its name. Here both sides are reduced to coarse axis values (system, property, timing, scale,
+method) and compared: an axis the source states and the candidate contradicts is evidence against
+the candidate; an axis they share is evidence for it. Context columns (specimen, unit) feed these
+axes only: they never take part in name matching.
+
+A candidate's axes come from its LOINC parts when the table has them, else from its names (the long
+common name's "[Mass/volume]", "in Serum or Plasma", "24 hour", "by Immunoassay"). Concepts of
+terminologies without axes (ICD-10-CM, SNOMED CT ...) have none, so every axis feature is 0 for them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+# Coarse system groups: local names say "SerPl", "Ser", "Plas" for one and the same LOINC choice
+# (serum and plasma are interchangeable for most analytes), but blood, urine and CSF are not.
+_SYSTEM_WORDS = {
+    "serpl": "serpl",
+    "ser": "serpl",
+    "serum": "serpl",
+    "pl": "serpl",
+    "plas": "serpl",
+    "plasma": "serpl",
+    "plasm": "serpl",
+    "ppp": "serpl",
+    "bld": "bld",
+    "blood": "bld",
+    "wb": "bld",
+    "blda": "bld",
+    "bldv": "bld",
+    "bldc": "bld",
+    "arterial": "bld",
+    "venous": "bld",
+    "capillary": "bld",
+    "abg": "bld",
+    "vbg": "bld",
+    "ur": "ur",
+    "urine": "ur",
+    "urn": "ur",
+    "ua": "ur",
+    "csf": "csf",
+    "cerebral": "csf",
+    "spinal": "csf",
+    "stool": "stool",
+    "stl": "stool",
+    "fecal": "stool",
+    "feces": "stool",
+    "faeces": "stool",
+    "fld": "fluid",
+    "fluid": "fluid",
+    "pleural": "fluid",
+    "plr": "fluid",
+    "peritoneal": "fluid",
+    "prt": "fluid",
+    "synovial": "fluid",
+    "snv": "fluid",
+    "pericardial": "fluid",
+    "ascites": "fluid",
+    "amniotic": "amnio",
+    "amn": "amnio",
+    "amnio": "amnio",
+    "semen": "semen",
+    "smn": "semen",
+    "sweat": "sweat",
+    "saliva": "resp",
+    "oral": "resp",  # LOINC files saliva under respiratory specimens
+    "nasopharyngeal": "resp",
+    "nasopharynx": "resp",
+    "nph": "resp",
+    "np": "resp",
+    "nasal": "resp",
+    "nose": "resp",
+    "throat": "resp",
+    "thrt": "resp",
+    "oropharyngeal": "resp",
+    "sputum": "resp",
+    "bal": "resp",
+    "bronchial": "resp",
+    "respiratory": "resp",
+    "turbinate": "resp",
+    "nares": "resp",
+    "rbc": "bld",
+    "erythrocytes": "bld",
+    "marrow": "marrow",
+    "tissue": "tissue",
+    "tiss": "tissue",
+}
+# Unit -> the LOINC properties it can measure (lower case, spaces removed; UCUM and local spellings).
+_MASS = "mcnc"
+_SUBST = "scnc"
+_NUMBER = "ncnc"
+_CATALYTIC = "ccnc"
+_ARBITRARY = "acnc"
+_FRACTION = ("mfr", "nfr", "vfr", "sfr", "fr", "ratio", "mrto", "srto", "nrto")
+_MASS_UNITS = r"(m|u|mc|µ|n|p|k)?g/(d|m|c|u)?l|(m|u|mc|n|p)?g/ml|g/l|mg/l|mgdl"
+_SUBST_UNITS = r"(m|u|mc|µ|n|p|f)?mol/(d|m)?l|(m|u)?eq/l|meq/l|mosm/l"
+_NUMBER_UNITS = (
+    r"(10\*\d+|10\^\d+|x10\*?\^?\d+|k|m|thou|mill|cells)?/(u|µ|mc|n|m)?l|.*/mm3|#/mm3|/hpf|/lpf|/\[hpf\]|/\[lpf\]"
+)
+_UNIT_PROPERTIES: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
+    (re.compile(rf"^({_MASS_UNITS})$"), (_MASS, "susc")),  # an MIC is reported in ug/mL
+    (re.compile(rf"^({_SUBST_UNITS})$"), (_SUBST,)),
+    (re.compile(r"^(%|percent|pct|\{percent\})$"), _FRACTION),
+    (re.compile(rf"^({_NUMBER_UNITS})$"), (_NUMBER, "naric")),
+    (re.compile(r"^(m|k|u|mc)?(iu|u|units?|\[iu\])/(m|d)?l$"), (_CATALYTIC, _ARBITRARY)),
+    (re.compile(r"^.*(/24h|/\(24\.h\)|/tv|/d|/day)$"), ("mrat", "srat", "vrat", "rat")),
+    (re.compile(r"^(s|sec|seconds?|min)$"), ("time",)),
+    (re.compile(r"^(titer|\{titer\})$"), ("titr",)),
+    (re.compile(r"^(mosm/kg|mosmol/kg|mosm/kg\[h2o\])$"), ("osmol",)),
+    (re.compile(r"^(mmhg|mm\[hg\])$"), ("pres", "ppres")),
+    (re.compile(r"^(ratio|\{ratio\})$"), ("ratio", "mrto", "srto", "nrto")),
+]
+# LOINC long names write the property in brackets.
+_BRACKET_PROPERTIES = {
+    "mass/volume": _MASS,
+    "moles/volume": _SUBST,
+    "#/volume": _NUMBER,
+    "enzymatic activity/volume": _CATALYTIC,
+    "units/volume": _ARBITRARY,
+    "mass/time": "mrat",
+    "moles/time": "srat",
+    "titer": "titr",
+    "presence": "prthr",
+    "ratio": "ratio",
+    "mass ratio": "mrto",
+    "molar ratio": "srto",
+    "volume fraction": "vfr",
+    "mass fraction": "mfr",
+    "time": "time",
+    "pressure": "pres",
+    "partial pressure": "ppres",
+    "susceptibility": "susc",
+    "identifier": "prid",
+    "#/area": "naric",
+    "osmolality": "osmol",
+}
+_PROPERTY_GROUPS = {"pprs": "ppres", "prid": "prid", "mrat": "mrat", "srat": "srat"}
+_ORDINAL = frozenset("ord pos neg positive negative presence detected screen scrn qual qualitative".split())
+_NOMINAL = frozenset("nom identified id isolate type typing organism".split())
+_QUANTITATIVE = frozenset("qn quant quantitative level conc count ct".split())
+_TIMED = frozenset("24h 24hr 24hrs tv timed".split())
+_METHOD_WORDS = {
+    "eia": "ia",
+    "elisa": "ia",
+    "ia": "ia",
+    "cia": "ia",
+    "immunoassay": "ia",
+    "fia": "ia",
+    "ria": "ia",
+    "pcr": "naa",
+    "naa": "naa",
+    "rt-pcr": "naa",
+    "amplification": "naa",
+    "probe": "naa",
+    "culture": "culture",
+    "cult": "culture",
+    "cx": "culture",
+    "mic": "mic",
+    "etest": "mic",
+    "ms": "ms",
+    "lc-ms/ms": "ms",
+    "ms/ms": "ms",
+    "lc/ms/ms": "ms",
+    "gc-ms": "ms",
+    "chromatography": "ms",
+    "ifa": "if",
+    "immunofluorescence": "if",
+    "electrophoresis": "ep",
+    "ep": "ep",
+    "manual": "manual",
+    "automated": "auto",
+    "auto": "auto",
+    "estimated": "calc",
+    "calculated": "calc",
+    "calc": "calc",
+    "nt": "nt",
+    "neutralization": "nt",
+    "ihc": "ihc",
+    "immune": "ihc",
+    "stain": "stain",
+    "microscopy": "stain",
+}
+_METHOD_TYPES = {
+    "ia": "ia",
+    "probe.amp.tar": "naa",
+    "naa": "naa",
+    "culture": "culture",
+    "mic": "mic",
+    "confirm": None,
+    "screen": None,
+    "ifa": "if",
+    "if": "if",
+    "electrophoresis": "ep",
+    "automated count": "auto",
+    "manual count": "manual",
+    "calculated": "calc",
+    "estimated": "calc",
+    "neut": "nt",
+    "lc/ms/ms": "ms",
+    "gc/ms": "ms",
+    "ms": "ms",
+    "ihc": "ihc",
+}
+_WORDS = re.compile(r"[a-z0-9µ#%*^./\-\[\]{}]+")
+AXES = ("system", "property", "time", "scale", "method")
+AXIS_FEATURES = 4
+
+
+@dataclass(frozen=True)
+class Axes:
+    """Coarse LOINC axis values; empty = not stated."""
+
+    system: frozenset[str] = frozenset()
+    property: frozenset[str] = frozenset()
+    time: str = ""
+    scale: str = ""
+    method: str = ""
+
+    def stated(self) -> bool:
+        return bool(self.system or self.property or self.time or self.scale or self.method)
+
+
+NO_AXES = Axes()
+
+
+def _words(text: str) -> list[str]:
+    return _WORDS.findall(text.casefold())
+
+
+def _systems(words: list[str]) -> frozenset[str]:
+    # Compound local spellings: "SerPl", "Bld-Hemo", "Ur/24h" were split on '-' and '/' here.
+    found = set()
+    for word in words:
+        for part in re.split(r"[-/.]", word):
+            if part in _SYSTEM_WORDS:
+                found.add(_SYSTEM_WORDS[part])
+    return frozenset(found)
+
+
+def unit_properties(unit: str) -> frozenset[str]:
+    key = unit.casefold().replace(" ", "")
+    for pattern, properties in _UNIT_PROPERTIES:
+        if pattern.match(key):
+            return frozenset(properties)
+    return frozenset()
+
+
+def source_axes(text: str, context: Mapping[str, str]) -> Axes:
+    """The axes a source item states: specimen words in its name or fluid/specimen column, its unit."""
+    words = _words(text)
+    specimen = " ".join(v for k, v in context.items() if k.casefold() in ("fluid", "specimen", "system", "sample"))
+    systems = _systems(_words(specimen)) or _systems(words)
+    category = " ".join(v for k, v in context.items() if k.casefold() in ("category", "section", "department"))
+    if not systems and re.search(r"\burin", category, re.I):  # a urinalysis section: the specimen is urine
+        systems = frozenset({"ur"})
+    unit = next((v for k, v in context.items() if k.casefold() in ("unit", "units", "uom")), "")
+    properties = unit_properties(unit) if unit else frozenset()
+    bag = set(words)
+    rate = bool(properties & {"mrat", "srat"})
+    timed = rate or bool(bag & _TIMED) or "24 hour" in text.casefold() or "24 hr" in text.casefold()
+    # A concentration unit means a single specimen (point in time); no unit and no words: unstated.
+    time = "24h" if timed else "pt" if properties & {_MASS, _SUBST, _NUMBER, _CATALYTIC} else ""
+    scale = "qn" if properties or bag & _QUANTITATIVE else "ord" if bag & _ORDINAL else ""
+    scale = "nom" if not scale and bag & _NOMINAL else scale
+    method = next((_METHOD_WORDS[w] for w in words if w in _METHOD_WORDS), "")
+    return Axes(systems, properties, time, scale, method)
+
+
+def concept_axes(display: str, synonyms: list[str], attributes: Mapping[str, object]) -> Axes:
+    """A LOINC concept's axes: its parts where the table has them, else read from its long name."""
+    lowered = display.casefold()
+    system_part = str(attributes.get("system") or "")
+    in_clause = lowered.rsplit(" in ", 1)[1] if " in " in lowered else ""
+    in_clause = in_clause.split(" by ")[0].split(" --")[0]
+    systems = _systems(_words(system_part)) if system_part else _systems(_words(in_clause))
+    if system_part.casefold() in ("xxx", "") and "unspecified specimen" in (in_clause or system_part.casefold()):
+        systems = frozenset()
+    prop = str(attributes.get("property") or "").casefold()
+    if not prop:
+        bracket = re.search(r"\[([^\]]+)\]", lowered)
+        prop = _BRACKET_PROPERTIES.get(bracket.group(1), "") if bracket else ""
+        if not prop and re.search(r"/100 \w+", lowered):
+            prop = "nfr"  # "Neutrophils/100 leukocytes in Blood"
+    time = str(attributes.get("time") or "").casefold()
+    timed = "24" in time or "24 hour" in lowered
+    scale = str(attributes.get("scale") or "").casefold()
+    if not scale:
+        scale = "ord" if prop == "prthr" else "nom" if "identified" in lowered or prop == "prid" else ""
+        scale = scale or ("qn" if prop else "")
+    method_part = str(attributes.get("method") or "").casefold()
+    by = lowered.rsplit(" by ", 1)[1] if " by " in lowered else ""
+    method = (
+        _METHOD_TYPES.get(method_part, "")
+        if method_part
+        else next((_METHOD_WORDS[w] for w in _words(by) if w in _METHOD_WORDS), "")
+    )
+    return Axes(systems, frozenset({prop}) if prop else frozenset(), "24h" if timed else "pt", scale, method or "")
+
+
+def axis_features(source: Axes, candidates: list[Axes]) -> np.ndarray:
+    """(candidates x AXIS_FEATURES): axes agreeing, axes contradicting, system and property conflict.
+
+    An axis counts only when both sides state it; a candidate without axes scores 0 everywhere.
+    Timing is stated by words ("24h", "TV") or by the unit (mg/24h: timed; mg/dL: a single specimen).
+    """
+    out = np.zeros((len(candidates), AXIS_FEATURES), dtype=np.float32)
+    if not source.stated() and not candidates:
+        return out
+    for row, axes in enumerate(candidates):
+        if not axes.stated():
+            continue
+        agree = conflict = 0
+        system_conflict = property_conflict = 0.0
+        if source.system and axes.system:
+            if source.system & axes.system:
+                agree += 1
+            else:
+                conflict, system_conflict = conflict + 1, 1.0
+        if source.property and axes.property:
+            if source.property & axes.property:
+                agree += 1
+            else:
+                conflict, property_conflict = conflict + 1, 1.0
+        if source.time and axes.time:
+            agree, conflict = (agree + 1, conflict) if axes.time == source.time else (agree, conflict + 1)
+        if source.scale and axes.scale:
+            agree, conflict = (agree + 1, conflict) if axes.scale == source.scale else (agree, conflict + 1)
+        if source.method and axes.method:
+            agree, conflict = (agree + 1, conflict) if axes.method == source.method else (agree, conflict + 1)
+        out[row] = (agree, conflict, system_conflict, property_conflict)
+    return out

@@ -1,0 +1,112 @@
+"""LOINC-aware ranking: axes read from sources and concepts, usable targets by default, weak matches flagged."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.axes import NO_AXES, axis_features, concept_axes, source_axes
+from models.items import NO_CONFIDENT_MATCH, SourceItem, Suggestion, no_confident_match
+from models.suggest import Suggester
+from models.terminology import Concept, Terminology
+
+
+def _axes_of(display: str, **attributes):
+    return concept_axes(display, [], attributes)
+
+
+def test_the_unit_states_the_property_and_a_contradicting_candidate_conflicts():
+    source = source_axes("Plt ct", {"unit": "10*3/uL"})
+    platelets = _axes_of("Platelets [#/volume] in Blood")
+    glucose = _axes_of("Glucose [Mass/volume] in Serum or Plasma")
+    (agree_p, conflict_p, _, prop_p), (agree_g, conflict_g, _, prop_g) = axis_features(source, [platelets, glucose])
+    assert conflict_p == 0 and prop_p == 0 and agree_p >= 1
+    assert conflict_g >= 1 and prop_g == 1
+
+
+@pytest.mark.parametrize(
+    ("unit", "prop"),
+    [("mg/dL", "mcnc"), ("mmol/L", "scnc"), ("%", "mfr"), ("/uL", "ncnc"), ("U/L", "ccnc"), ("mg/24h", "mrat")],
+)
+def test_units_map_to_loinc_properties(unit, prop):
+    assert prop in source_axes("x", {"unit": unit}).property
+
+
+def test_the_specimen_comes_from_the_fluid_column_or_the_name():
+    assert source_axes("TSH", {"fluid": "Serum"}).system == {"serpl"}
+    assert source_axes("Chloride Ur Qn", {}).system == {"ur"}
+    assert source_axes("Protein CSF", {}).system == {"csf"}
+    assert source_axes("Glucose", {}).system == frozenset()  # unstated: neither for nor against
+
+
+def test_a_source_in_serum_contradicts_a_candidate_in_urine_and_timing_counts():
+    source = source_axes("Creatinine SerPl Qn", {"unit": "mg/dL"})
+    serum = _axes_of("Creatinine [Mass/volume] in Serum or Plasma")
+    urine24 = _axes_of("Creatinine [Mass/time] in 24 hour Urine")
+    serum_row, urine_row = axis_features(source, [serum, urine24])
+    assert serum_row[1] == 0 and urine_row[1] >= 3  # system, property and timing all disagree
+    assert urine_row[2] == 1
+
+
+def test_loinc_parts_win_over_the_name():
+    axes = concept_axes("whatever", [], {"system": "Ur", "property": "SCnc", "time": "24H", "scale": "Qn"})
+    assert axes.system == {"ur"} and axes.property == {"scnc"} and axes.time == "24h" and axes.scale == "qn"
+
+
+def test_concepts_without_axes_score_zero_everywhere():
+    source = source_axes("Glucose SerPl", {"unit": "mg/dL"})
+    assert not axis_features(source, [NO_AXES, NO_AXES]).any()
+
+
+@pytest.fixture
+def tiny_loinc() -> Terminology:
+    concepts = [
+        Concept("2345-7", "Glucose [Mass/volume] in Serum or Plasma", [], [], {"panel": False}),
+        Concept("2339-0", "Glucose [Mass/volume] in Blood", [], [], {"panel": False}),
+        Concept("777-3", "Platelets [#/volume] in Blood", [], [], {"panel": False}),
+        Concept("3016-3", "Thyrotropin [Units/volume] in Serum or Plasma", ["TSH"], [], {"panel": False}),
+        Concept("24323-8", "Comprehensive metabolic 2000 panel - Serum or Plasma", [], [], {"panel": True}),
+        Concept("1234-5", "Retired glucose", [], [], {"panel": False}, active=False),
+    ]
+    return Terminology("tiny-loinc", "loinc", "1", concepts)
+
+
+@pytest.fixture
+def loinc_suggester(tiny_loinc, encoder, tmp_path):
+    return Suggester(tiny_loinc, encoder, cache_dir=tmp_path)
+
+
+def test_loinc_panels_are_no_default_target_unless_asked(loinc_suggester):
+    [plain] = loinc_suggester.suggest([SourceItem("x", "metabolic panel serum")], top_k=10, where={"panel": False})
+    assert "24323-8" not in [s.code for s in plain]
+    [default] = loinc_suggester.suggest([SourceItem("x", "Glucose metabolic")], top_k=10)
+    assert "24323-8" not in [s.code for s in default] and "1234-5" not in [s.code for s in default]
+    [asked] = loinc_suggester.suggest([SourceItem("x", "metabolic panel")], top_k=10)
+    assert "24323-8" in [s.code for s in asked]  # the source names a panel
+    [widened] = loinc_suggester.suggest([SourceItem("x", "Glucose metabolic")], top_k=10, where={"panel": "any"})
+    assert "24323-8" in [s.code for s in widened]
+
+
+def test_context_moves_the_ranking_only_through_axes(loinc_suggester):
+    [blood] = loinc_suggester.suggest([SourceItem("x", "Glucose", {"fluid": "whole blood"})], top_k=2)
+    [serum] = loinc_suggester.suggest([SourceItem("x", "Glucose", {"fluid": "Serum"})], top_k=2)
+    assert blood[0].code == "2339-0" and serum[0].code == "2345-7"
+    assert blood[0].evidence["matched_text"] == "Glucose [Mass/volume] in Blood"
+
+
+def test_icd10cm_maps_to_billable_codes_by_default(tiny_icd, encoder, tmp_path):
+    icd = Terminology("icd", "icd10cm", "1", tiny_icd.concepts)
+    suggester = Suggester(icd, encoder, cache_dir=tmp_path)
+    [default] = suggester.suggest([SourceItem("x", "Type 2 diabetes mellitus")], top_k=10)
+    assert "E11" not in [s.code for s in default]
+    [widened] = suggester.suggest([SourceItem("x", "Type 2 diabetes mellitus")], top_k=10, where={"billable": "any"})
+    assert "E11" in [s.code for s in widened]
+    [narrowed] = suggester.suggest([SourceItem("x", "Type 2 diabetes mellitus")], top_k=10, where={"billable": False})
+    assert [s.code for s in narrowed] == ["E11"]
+
+
+def test_a_weak_best_candidate_is_no_confident_match():
+    weak = [Suggestion("A", "a", 0.31, 1, {}), Suggestion("B", "b", 0.2, 2, {})]
+    strong = [Suggestion("A", "a", 0.93, 1, {})]
+    assert no_confident_match(weak) and no_confident_match([])
+    assert not no_confident_match(strong)
+    assert weak[0].band == "low" and strong[0].band == "high" and NO_CONFIDENT_MATCH == "no confident match"
