@@ -211,7 +211,6 @@ def sqlite_service(sqlite_url: str, tmp_path: Path, suggester: FakeSuggester, mo
     return Service(sqlite_url, tmp_path, suggester, monkeypatch)
 
 
-
 WEBHOOK_SECRET = "k7Qm2VxR9pLs4TnW8yZc1BdF6hJa3GeU5oIu0NbXrSt"  # 43 characters: secrets.token_urlsafe(32)
 
 
