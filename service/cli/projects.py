@@ -41,8 +41,44 @@ def project_create(
         target_filter=parse_where(where or []),
     )
     with transaction() as session:
-        project = crud.create_project(session, data, actor())
+        project = crud.create_project(session, data, actor(), _terminologies().require)
     typer.echo(f"project {project.id}: {project.name} ({project.source_system} -> {project.target_terminology})")
+
+
+@project_app.command("rename")
+def project_rename(
+    project: ProjectOption,
+    new_name: Annotated[str, typer.Argument(help="The project's new, unique name.")],
+) -> None:
+    """Rename a project (audited; its id, items and releases stay)."""
+    from service import crud
+
+    with transaction() as session:
+        found = crud.get_project(session, project)
+        old = found.name
+        crud.rename_project(session, found, new_name, actor())
+    typer.echo(f"project {found.id}: {old} -> {new_name}")
+
+
+@project_app.command("set-target")
+def project_set_target(
+    project: ProjectOption,
+    target: Annotated[str, typer.Argument(help="A loaded terminology (`crosswalk terminology list`).")],
+) -> None:
+    """Point a project at another terminology, while none of its items has been decided."""
+    from service import crud
+
+    with transaction() as session:
+        found = crud.get_project(session, project)
+        crud.set_target(session, found, target, actor(), _terminologies().require)
+    typer.echo(f"project {found.name}: target {target}; run `crosswalk project suggest -p {found.name}` again")
+
+
+def _terminologies():
+    from service.engine import terminologies
+    from service.settings import get_settings
+
+    return terminologies(get_settings())
 
 
 @project_app.command("import")
@@ -66,7 +102,7 @@ def project_import(
 @project_app.command("suggest")
 def project_suggest(
     project: ProjectOption,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Candidates per code.")] = 5,
+    top_k: Annotated[int, typer.Option("--top", "--top-k", "-k", min=1, max=50, help="Candidates per code.")] = 5,
     only_new: Annotated[bool, typer.Option("--only-new", help="Only codes without suggestions yet.")] = False,
 ) -> None:
     """Generate and store suggestions for the project's source codes."""
