@@ -89,8 +89,12 @@ def crosswalk(monkeypatch: pytest.MonkeyPatch, capsys, *args: str) -> tuple[int,
     from service.cli.app import main
 
     monkeypatch.setattr("sys.argv", ["crosswalk", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
+    umask = os.umask(0o077)  # main() sets the CLI's private umask: the test process gets its own back
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main()
+    finally:
+        os.umask(umask)
     out = capsys.readouterr()
     return exited.value.code or 0, out.out, out.err
 
