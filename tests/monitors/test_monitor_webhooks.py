@@ -237,6 +237,14 @@ class _Answering:
         self.server.server_close()
 
 
+def _one_failed_attempt(tmp_path, events, hook: Webhook) -> str:
+    """Queue the events for `hook`, make one attempt that must fail (pending), return its error."""
+    outbox = Outbox(tmp_path / "o.db")
+    enqueue_events(outbox, [hook], events)
+    assert deliver_due(outbox, [hook], LOCAL) == {DELIVERED: 0, PENDING: 1, DEAD: 0}
+    return outbox.messages()[0].last_error
+
+
 def test_a_redirect_is_never_followed_and_the_message_stays_pending(tmp_path, events):
     def redirect(handler):
         handler.send_response(307)
@@ -246,14 +254,11 @@ def test_a_redirect_is_never_followed_and_the_message_stays_pending(tmp_path, ev
 
     receiver = _Answering(redirect)
     try:
-        hook = Webhook(receiver.url + "/hook", SECRET, base_delay=60)
-        outbox = Outbox(tmp_path / "o.db")
-        enqueue_events(outbox, [hook], events)
-        assert deliver_due(outbox, [hook], LOCAL) == {DELIVERED: 0, PENDING: 1, DEAD: 0}
+        error = _one_failed_attempt(tmp_path, events, Webhook(receiver.url + "/hook", SECRET, base_delay=60))
     finally:
         receiver.close()
     assert receiver.paths == ["/hook"]  # the signed body went nowhere else
-    assert "redirect not followed" in outbox.messages()[0].last_error
+    assert "redirect not followed" in error
 
 
 def test_an_endless_answer_is_cut_at_the_size_cap():
@@ -278,11 +283,8 @@ def test_a_receiver_that_never_answers_fails_at_the_timeout(tmp_path, events):
     stop = threading.Event()
     receiver = _Answering(lambda handler: stop.wait(10))
     try:
-        hook = Webhook(receiver.url + "/hook", SECRET, timeout=0.2)
-        outbox = Outbox(tmp_path / "o.db")
-        enqueue_events(outbox, [hook], events)
-        assert deliver_due(outbox, [hook], LOCAL) == {DELIVERED: 0, PENDING: 1, DEAD: 0}
+        error = _one_failed_attempt(tmp_path, events, Webhook(receiver.url + "/hook", SECRET, timeout=0.2))
     finally:
         stop.set()
         receiver.close()
-    assert "timed out" in outbox.messages()[0].last_error
+    assert "timed out" in error
