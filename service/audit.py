@@ -1,8 +1,9 @@
 """The one write path for audited state, and the check that the state still matches its history.
 
 `record` changes a row and appends its `audit_event` in the caller's transaction, so state and
-history commit (or roll back) together. Each event's `after` is the row's full snapshot (child rows
-as a digest), and events form a sha256 hash chain. `verify` recomputes the chain and compares every
+history commit (or roll back) together. Each event's `after` is the row's snapshot (child rows as a
+digest; secret-derived columns such as a token's hash left out, since every auditor reads events), and
+events form a sha256 hash chain. `verify` recomputes the chain and compares every
 row with the `after` of its latest event: a row edited, inserted or deleted behind the service's
 back, or an event altered or removed, is reported with the first event that no longer holds.
 """
@@ -45,9 +46,11 @@ def row_id(event: AuditEvent) -> int:
 
 
 def snapshot(session: Session, row: SQLModel) -> dict[str, Any]:
-    """The row as plain JSON data, with a digest of its child rows (suggestions, release entries)."""
-    data = row.model_dump(mode="json")
-    children = AUDITED[type(row)].children
+    """The row as plain JSON data without its hidden (secret-derived) columns, with a digest of its child
+    rows (suggestions, release entries)."""
+    spec = AUDITED[type(row)]
+    data = row.model_dump(mode="json", exclude=set(spec.hidden))
+    children = spec.children
     if children:
         table, key = children
         rows = session.exec(select(table).where(getattr(table, key) == row.id).order_by(table.id)).all()
@@ -77,9 +80,11 @@ def record(
     """
     lock_chain(session)
     before = snapshot(session, row) if row.id is not None else None
+    columns_before = row.model_dump(mode="json")  # hidden columns too: changing only those is still a change
     for name, value in (changes or {}).items():
         setattr(row, name, value)
-    if before is not None and snapshot(session, row) == before and not children:
+    unchanged = before is not None and snapshot(session, row) == before
+    if unchanged and row.model_dump(mode="json") == columns_before and not children:
         return None
     if before is not None and hasattr(row, "version"):
         row.version = before["version"] + 1
@@ -148,11 +153,23 @@ def history(session: Session, entity: str | None = None, project_id: int | None 
 
 
 def to_public(event: AuditEvent) -> AuditEventPublic:
+    """The event as auditors see it: hidden columns that an older crosswalk still recorded are left out
+    (the stored event is untouched, so the hash chain holds)."""
     return AuditEventPublic(
         **event.model_dump(exclude={"before", "after", "prev_hash", "project_id"}),
-        before=_loads(event.before),
-        after=_loads(event.after),
+        before=_visible(event, _loads(event.before)),
+        after=_visible(event, _loads(event.after)),
     )
+
+
+def _visible(event: AuditEvent, data: dict | None) -> dict | None:
+    """`data` without the columns its entity's table hides from the audit log."""
+    hidden = _hidden_by_kind().get(event.entity.partition(":")[0], frozenset())
+    return None if data is None else {k: v for k, v in data.items() if k not in hidden}
+
+
+def _hidden_by_kind() -> dict[str, frozenset[str]]:  # read per call: tables register on import
+    return {spec.kind: spec.hidden for spec in AUDITED.values()}
 
 
 def _loads(value: str | None) -> dict | None:
@@ -194,7 +211,7 @@ def _state_problems(session: Session, latest: dict[str, AuditEvent]) -> list[tup
             event = latest.get(entity)
             if event is None:
                 problems.append((0, f"{entity}: row has no audit event (inserted behind the service's back)"))
-            elif _loads(event.after) != snapshot(session, row):
+            elif _visible(event, _loads(event.after)) != snapshot(session, row):
                 problems.append((event.seq, f"event #{event.seq}: {entity} no longer matches it (row changed directly)"))
     for entity, event in latest.items():
         if entity not in seen and event.after is not None:

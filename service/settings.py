@@ -7,11 +7,16 @@ arguments. Tests that change the environment call `get_settings.cache_clear()`.
 
 from __future__ import annotations
 
+import stat
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from monitors.webhooks import UrlPolicy
 
 
 class Settings(BaseSettings):
@@ -27,6 +32,11 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = None
     # CROSSWALK_ACTOR: who the audit log names for CLI changes (default: cli:<OS user>)
     actor: str | None = None
+    # CROSSWALK_WEBHOOK_ALLOW_HTTP: let webhooks post over plain http (default: https only)
+    webhook_allow_http: bool = False
+    # CROSSWALK_WEBHOOK_ALLOW_HOSTS: comma-separated host names or IPs webhooks may post to even though they
+    # are private, loopback or link-local (e.g. an in-house receiver); every other such address is refused
+    webhook_allow_hosts: str = ""
 
     @field_validator("home")
     @classmethod
@@ -42,6 +52,13 @@ class Settings(BaseSettings):
         return f"sqlite:///{home / 'crosswalk.db'}"
 
     @property
+    def webhook_policy(self) -> UrlPolicy:
+        from monitors.webhooks import UrlPolicy  # monitors/ imports pandas: only when webhooks are used
+
+        hosts = frozenset(h.strip().lower().rstrip(".") for h in self.webhook_allow_hosts.split(",") if h.strip())
+        return UrlPolicy(allow_http=self.webhook_allow_http, allow_hosts=hosts)
+
+    @property
     def terminologies_dir(self) -> Path:
         return self.home / "terminologies"
 
@@ -54,3 +71,20 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The settings this process runs with, read from the environment once."""
     return Settings()
+
+
+PRIVATE_UMASK = 0o077  # files 0600, folders 0700: the store, uploads and reports hold patient-level data
+
+
+def secure_home(home: Path) -> str | None:
+    """Create `home` 0700, or tighten it to 0700 when other users may enter it; a warning line if it was
+    too open (or could not be fixed), else None. Folders below need no check: nobody else can reach them."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(home.stat().st_mode)
+    if not mode & 0o077:
+        return None
+    try:
+        home.chmod(0o700)
+    except OSError as error:
+        return f"{home} is open to other users (mode {mode:o}) and could not be fixed: {error.strerror}"
+    return f"{home} was open to other users (mode {mode:o}); now 0700"

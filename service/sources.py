@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from models.items import SourceItem, Suggestion
+from service.exports.cells import spreadsheet_row
 
 REQUIRED_COLUMNS = ("source_code", "source_text")
 OUTPUT_COLUMNS = ["source_code", "rank", "target_code", "target_display", "score"]
@@ -106,5 +107,5 @@ def write_suggestions(
                 row = [item.code, s.rank, s.code, s.display, f"{s.score:.4f}"]
                 if evidence:
                     row += [s.evidence["lexical"], s.evidence["semantic"], s.evidence["matched_text"]]
-                writer.writerow(row)
+                writer.writerow(spreadsheet_row(row))  # a source code like "=cmd" must not run in Excel
     tmp.replace(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
@@ -9,6 +10,7 @@ import typer
 from typer import _click as click  # Typer's own click: its parameters carry the help's metavars
 
 from models.terminology import TerminologyFormatError
+from service.settings import PRIVATE_UMASK, get_settings, secure_home
 from service.sources import SourceFileError
 
 USER_ERROR = 2  # exit status for bad input the user can fix (every command)
@@ -75,7 +77,9 @@ def _metavar(shown: str) -> str:
 
 
 def main() -> None:
+    os.umask(PRIVATE_UMASK)  # everything crosswalk writes is private from its creation on
     try:
+        _check_home()
         command()(prog_name="crosswalk")
     except (UserError, TerminologyFormatError, SourceFileError) as error:
         typer.echo(f"crosswalk: error: {error}", err=True)
@@ -83,3 +87,14 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("crosswalk: interrupted", err=True)
         sys.exit(130)
+
+
+def _check_home() -> None:
+    """CROSSWALK_HOME exists and only its owner may enter it (fixed, with a warning, when it was open)."""
+    home = get_settings().home
+    try:
+        warning = secure_home(home)
+    except OSError as error:
+        raise UserError(f"CROSSWALK_HOME {home}: {error.strerror}; point it at a folder you may write") from None
+    if warning:
+        typer.echo(f"crosswalk: warning: {warning}", err=True)

@@ -152,21 +152,22 @@ def feed_webhook(
         float, typer.Option(help="Seconds before the 2nd attempt; doubles after each failure.")
     ] = 2.0,
 ) -> None:
-    """Send the feed's alert events to URL, signed with HMAC-SHA256 (the secret is read from the environment)."""
+    """Send the feed's alert events to URL, signed with HMAC-SHA256: the secret is read from the environment
+    (kept off the command line and shell history), or generated and printed once when the variable is unset."""
     import os
+    import secrets
 
     from service.monitoring import feeds
     from service.store.feeds import WebhookCreate
 
-    secret = os.environ.get(secret_env)
-    if not secret:
-        raise UserError(
-            f"set {secret_env} to the webhook's shared secret (kept off the command line and shell history)"
-        )
+    given = os.environ.get(secret_env)
+    secret = given or secrets.token_urlsafe(32)
     data = valid(WebhookCreate, url=url, secret=secret, max_attempts=max_attempts, base_delay=base_delay)
     with transaction() as session:
         hook = feeds.add_webhook(session, get_settings().home, feeds.get_feed(session, feed), data, actor())
     typer.echo(f"webhook {hook.id}: {hook.url}")
+    if not given:
+        typer.echo(f"secret (shown once; give it to the receiver): {secret}")
 
 
 @feed_app.command("deliver")

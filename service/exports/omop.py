@@ -10,6 +10,7 @@ import csv
 import io
 
 from service.exports.bundle import ReleaseBundle
+from service.exports.cells import spreadsheet_cell
 from service.exports.systems import source_vocabulary
 from service.store.tables import Status
 
@@ -40,12 +41,12 @@ def source_to_concept_map_csv(bundle: ReleaseBundle) -> str:
             concept_id, vocabulary = concept.concept_id, concept.vocabulary_id
         writer.writerow(
             [
-                entry.source_code[:50],
+                spreadsheet_cell(entry.source_code, 50),
                 0,
                 source_vocabulary(project),
-                entry.source_text[:255],
+                spreadsheet_cell(entry.source_text, 255),
                 concept_id,
-                vocabulary[:20],
+                spreadsheet_cell(vocabulary, 20),
                 bundle.release.created_at[:10],
                 "2099-12-31",
                 "",

@@ -8,6 +8,7 @@ import json
 from urllib.parse import quote
 
 from service.exports.bundle import ReleaseBundle
+from service.exports.cells import spreadsheet_row
 from service.exports.systems import conceptmap_url
 from service.store.tables import EntryBase, Project, Status
 
@@ -46,7 +47,7 @@ def sssom_tsv(bundle: ReleaseBundle) -> str:
     writer.writerow(COLUMNS)
     for entry in bundle.entries:
         if entry.status != Status.unmappable and entry.target_code:
-            writer.writerow(_row(entry, object_prefix, release.created_at[:10]))
+            writer.writerow(spreadsheet_row(_row(entry, object_prefix, release.created_at[:10])))
     return out.getvalue()
 
 

@@ -8,6 +8,7 @@ import io
 from datetime import datetime
 
 from service.exports.bundle import ReleaseBundle
+from service.exports.cells import spreadsheet_cell
 from service.store.tables import EntryBase, Status
 
 COLUMNS = [
@@ -43,7 +44,7 @@ def usagi_csv(bundle: ReleaseBundle) -> str:
     writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
     writer.writeheader()
     for entry in bundle.entries:
-        writer.writerow(_row(bundle, entry))
+        writer.writerow({k: spreadsheet_cell(v) for k, v in _row(bundle, entry).items()})
     return out.getvalue()
 
 

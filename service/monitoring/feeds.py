@@ -230,7 +230,7 @@ def add_webhook(session: Session, home: Path, feed: Feed, data: WebhookCreate, a
     if session.exec(select(FeedWebhook).where(FeedWebhook.feed_id == feed.id, FeedWebhook.url == data.url)).first():
         raise Conflict(f"feed {feed.name!r} already posts to {data.url}")
     name = f"webhook-{secrets.token_hex(8)}.secret"
-    secret_file, secret_sha = files.write_bytes(home, folder_of(home, feed) / name, data.secret.encode(), private=True)
+    secret_file, secret_sha = files.write_bytes(home, folder_of(home, feed) / name, data.secret.encode())
     row = FeedWebhook(
         feed_id=feed.id, secret_file=secret_file, secret_sha256=secret_sha, created_by=actor, **data.model_dump(exclude={"secret"})
     )

@@ -27,13 +27,15 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_bytes(home: Path, path: Path, data: bytes, private: bool = False) -> tuple[str, str]:
-    """Write atomically (temp file + rename); returns (path relative to home, sha256)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_bytes(home: Path, path: Path, data: bytes) -> tuple[str, str]:
+    """Write atomically (temp file + rename), readable by the service's user only (0600 from creation,
+    whatever the umask: uploads hold patient-level rows, secrets sign webhooks); returns (relative path, sha256)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(data)
-    if private:
-        os.chmod(temporary, 0o600)  # webhook secrets: the service's user only
+    temporary.unlink(missing_ok=True)  # a leftover from a crash: O_EXCL below must create a fresh file
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
     temporary.replace(path)
     return relative(home, path), sha256_bytes(data)
 

@@ -19,10 +19,21 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from monitors.webhooks import DEAD, DELIVERED, PENDING, OutboxMessage, Webhook, deliver_due, drain, enqueue_events, post
+from monitors.webhooks import (
+    DEAD,
+    DELIVERED,
+    PENDING,
+    OutboxMessage,
+    Sender,
+    Webhook,
+    deliver_due,
+    drain,
+    enqueue_events,
+)
 from service import audit
 from service.monitoring import files
 from service.monitoring.alerts import plain
+from service.settings import get_settings
 from service.store.db import session_scope
 from service.store.errors import StoreError
 from service.store.feeds import DeliveryResult, Feed, FeedWebhook, WebhookDelivery
@@ -121,12 +132,14 @@ def deliver(
     home,
     feed_id: int | None = None,
     deadline_s: float = 0.0,
-    sender=post,
+    sender=None,
     wait: bool = True,
 ) -> DeliveryResult | None:
     """Post what is due: one attempt each (deadline 0), or retry until delivered or `deadline_s` passes.
 
-    `wait=False` (the background worker): skip, returning None, when another delivery is running."""
+    The default sender follows the settings' webhook URL policy (public https receivers unless an admin
+    allows more). `wait=False` (the background worker): skip, returning None, when another delivery is running."""
+    sender = sender or Sender(get_settings().webhook_policy)
     if not _DELIVERING.acquire(blocking=wait):
         return None
     try:

@@ -15,13 +15,19 @@ from sqlmodel import SQLModel
 class Audited:
     kind: str  # the entity prefix in audit_event.entity, e.g. "item" in "item:12"
     children: tuple[type[SQLModel], str] | None = None  # rows owned by this one, and their foreign key
+    # Columns derived from a secret (a token's hash): left out of audit events, which every auditor reads.
+    # `verify` compares the other columns; an old event that still carries one is shown without it.
+    hidden: frozenset[str] = frozenset()
 
 
 AUDITED: dict[type[SQLModel], Audited] = {}
 
 
-def audited(table: type[SQLModel], kind: str, children: tuple[type[SQLModel], str] | None = None) -> None:
-    """Declare `table` audited: every write to it must go through `service.audit.record`."""
+def audited(
+    table: type[SQLModel], kind: str, children: tuple[type[SQLModel], str] | None = None, hidden: tuple[str, ...] = ()
+) -> None:
+    """Declare `table` audited: every write to it must go through `service.audit.record`; `hidden` columns
+    (secret-derived) never enter an audit event."""
     taken = {spec.kind: t for t, spec in AUDITED.items()}
     assert taken.get(kind, table) is table, f"audit kind {kind!r} is already {taken[kind].__name__}'s"
-    AUDITED[table] = Audited(kind, children)
+    AUDITED[table] = Audited(kind, children, frozenset(hidden))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import field_validator
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -18,6 +19,7 @@ from service.store.audited import audited
 from service.store.tables import utcnow
 
 ALERT_STATUSES = ("open", "acknowledged", "resolved")
+MIN_SECRET_CHARS = 43  # secrets.token_urlsafe(32): 32 random bytes
 
 
 class Feed(SQLModel, table=True):
@@ -131,7 +133,7 @@ class WebhookDelivery(SQLModel, table=True):
 audited(Feed, "feed")
 audited(FeedBatch, "feed_batch")
 audited(FeedAlert, "feed_alert")
-audited(FeedWebhook, "feed_webhook")
+audited(FeedWebhook, "feed_webhook", hidden=("secret_sha256",))
 audited(WebhookDelivery, "webhook_delivery")
 
 
@@ -195,12 +197,43 @@ class AlertPage(SQLModel):
 
 
 class WebhookCreate(SQLModel):
-    url: str = Field(min_length=8, max_length=1000, regex=r"^https?://", description="http(s) URL that receives POSTs.")
-    secret: str = Field(min_length=8, max_length=200, description="Shared secret: bodies are signed with HMAC-SHA256.")
+    url: str = Field(
+        min_length=8,
+        max_length=1000,
+        description="https URL that receives POSTs (http only where CROSSWALK_WEBHOOK_ALLOW_HTTP is set); "
+        "private, loopback and link-local hosts only where CROSSWALK_WEBHOOK_ALLOW_HOSTS names them.",
+    )
+    secret: str = Field(
+        min_length=MIN_SECRET_CHARS,
+        max_length=200,
+        description="Shared secret, at least 32 random bytes (e.g. Python's secrets.token_urlsafe(32)): "
+        "bodies are signed with HMAC-SHA256.",
+    )
     max_attempts: int = Field(default=8, ge=1, le=50)
     base_delay: float = Field(default=2.0, ge=0.01, le=3600, description="Seconds before the 2nd attempt; doubles after each failure.")
     max_delay: float = Field(default=600.0, ge=0.01, le=86400)
     timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("url")
+    @classmethod
+    def _reachable_safely(cls, url: str) -> str:
+        """Refused before it is stored; `monitors.webhooks.Sender` checks again at every delivery (DNS changes)."""
+        from monitors.webhooks import UnsafeURL, resolve
+        from service.settings import get_settings
+
+        try:
+            resolve(url, get_settings().webhook_policy)
+        except UnsafeURL as error:
+            raise ValueError(str(error)) from None
+        return url
+
+    @field_validator("secret")
+    @classmethod
+    def _random_enough(cls, secret: str) -> str:
+        # A secret's entropy cannot be measured; a long one made of a few characters is plainly not random.
+        if len(set(secret)) < 10:
+            raise ValueError("secret looks repetitive; use 32 random bytes, e.g. secrets.token_urlsafe(32)")
+        return secret
 
 
 class WebhookPublic(SQLModel):

@@ -39,15 +39,18 @@ async def login(request: Request, session: SessionDep):
     expected = request.cookies.get(sessions.LOGIN_CSRF_COOKIE, "")
     if not csrf or not hmac.compare_digest(csrf, expected):
         return _login_form(request, next_url, "The login form expired; please try again.", 400)
-    if not token.strip() or crud.token_for(session, token.strip()) is None:
+    found = crud.token_for(session, token.strip()) if token.strip() else None
+    if found is None:
         return _login_form(request, next_url, "Unknown or revoked API token. Ask an admin for one.", 401)
     response = RedirectResponse(next_url, status_code=303)
-    sessions.set_session(response, request, token.strip())
+    sessions.set_session(response, request, sessions.open_session(session, found))
     return response
 
 
 @router.post("/logout")
-def logout(_form: FormDep) -> RedirectResponse:
+def logout(_form: FormDep, browser: BrowserDep, session: SessionDep) -> RedirectResponse:
+    """Ends the session in the store, so a copy of the cookie no longer works either."""
+    sessions.end_session(session, browser)
     response = RedirectResponse("/ui/login", status_code=303)
     sessions.clear_session(response)
     return response

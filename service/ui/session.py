@@ -1,9 +1,11 @@
-"""Browser sessions on the service's own API tokens, and CSRF protection for every form.
+"""Browser sessions, server-side, and CSRF protection for every form.
 
-The session cookie holds the API token itself (HttpOnly, SameSite=Strict, path /ui): each request
-looks the token up like the API does, so a revoked token logs the browser out at once and the
-audit log names the token's owner. Forms carry a CSRF value derived from the token (an attacker
-page knows neither), checked on every POST together with the Origin header.
+Signing in with an API token opens a session (`service.store.sessions.UiSession`): the cookie (HttpOnly,
+SameSite=Strict, path /ui) holds a random id that is not an API token and opens nothing outside /ui; the
+store keeps its hash, its expiry and the token behind it. Logging out ends the session, and so does
+revoking that token, at the next request; the audit log names the token's owner. Forms carry a CSRF
+value derived from the session id (an attacker page knows neither), checked on every POST together with
+the Origin header.
 """
 
 from __future__ import annotations
@@ -12,21 +14,24 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlmodel import Session, col, select
 
-from service import crud
-from service.store.tables import Role
+from service import audit
+from service.store.sessions import UiSession
+from service.store.tables import ApiToken, Role, utcnow
 from service.web.deps import Principal, SessionDep
 from service.web.roles import Permission, allowed, roles_with
 
 SESSION_COOKIE = "cw_session"
 LOGIN_CSRF_COOKIE = "cw_login_csrf"  # double-submit value for the login form (no session yet)
 COOKIE_PATH = "/ui"
-SESSION_MAX_AGE = 12 * 3600  # a working day; the token itself stays valid until revoked
+SESSION_MAX_AGE = 12 * 3600  # a working day; then sign in again (the token stays valid until revoked)
 
 
 class LoginRequired(Exception):
@@ -49,10 +54,11 @@ class BadForm(Exception):
 
 @dataclass(frozen=True)
 class Browser:
-    """Who is logged in, with the form CSRF value of their session."""
+    """Who is logged in, with their session (its row id) and the form CSRF value of it."""
 
     principal: Principal
     csrf: str
+    session_id: int
 
     def can(self, permission: Permission | str) -> bool:
         return allowed(self.principal.role, Permission(permission))
@@ -63,16 +69,51 @@ class Browser:
             raise NotAllowed(f"role {role!r} may not {permission.value}; roles that may: {', '.join(roles_with(permission))}")
 
 
-def csrf_for(token: str) -> str:
-    return hmac.new(token.encode(), b"crosswalk-ui-csrf", hashlib.sha256).hexdigest()
+def csrf_for(session_id: str) -> str:
+    return hmac.new(session_id.encode(), b"crosswalk-ui-csrf", hashlib.sha256).hexdigest()
+
+
+def _hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def open_session(db: Session, token: ApiToken) -> str:
+    """A new session for a signed-in token; returns the cookie value (shown to nobody else, stored hashed)."""
+    session_id = secrets.token_urlsafe(32)
+    expires = (datetime.now(UTC) + timedelta(seconds=SESSION_MAX_AGE)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    row = UiSession(session_hash=_hash(session_id), token_id=token.id, expires_at=expires)
+    audit.record(db, token.name, "session.login", row)
+    return session_id
+
+
+def end_session(db: Session, browser: Browser) -> None:
+    row = db.get(UiSession, browser.session_id)
+    if row is not None and row.ended_at is None:
+        audit.record(db, browser.principal.name, "session.logout", row, {"ended_at": utcnow()})
+
+
+def live_session(db: Session, session_id: str) -> tuple[UiSession, ApiToken] | None:
+    """The session and its token, unless the session ended or expired or its token was revoked."""
+    query = (
+        select(UiSession, ApiToken)
+        .join(ApiToken, col(ApiToken.id) == col(UiSession.token_id))
+        .where(
+            UiSession.session_hash == _hash(session_id),
+            col(UiSession.ended_at).is_(None),
+            UiSession.expires_at > utcnow(),
+            col(ApiToken.revoked).is_(False),
+        )
+    )
+    return db.exec(query).first()
 
 
 def current_browser(request: Request, session: SessionDep) -> Browser:
-    token = request.cookies.get(SESSION_COOKIE)
-    found = crud.token_for(session, token) if token else None
+    session_id = request.cookies.get(SESSION_COOKIE)
+    found = live_session(session, session_id) if session_id else None
     if found is None:  # after signing in, a GET comes back here; a refused POST goes to the start page
         raise LoginRequired(_here(request) if request.method == "GET" else "/ui/")
-    return Browser(Principal(name=found.name, role=Role(found.role)), csrf_for(token))
+    row, token = found
+    return Browser(Principal(name=token.name, role=Role(token.role)), csrf_for(session_id), row.id)
 
 
 BrowserDep = Annotated[Browser, Depends(current_browser)]
@@ -102,10 +143,16 @@ def new_login_csrf() -> str:
     return secrets.token_urlsafe(24)
 
 
-def set_session(response: Response, request: Request, token: str) -> None:
+def set_session(response: Response, request: Request, session_id: str) -> None:
     secure = request.url.scheme == "https"
     response.set_cookie(
-        SESSION_COOKIE, token, max_age=SESSION_MAX_AGE, path=COOKIE_PATH, httponly=True, samesite="strict", secure=secure
+        SESSION_COOKIE,
+        session_id,
+        max_age=SESSION_MAX_AGE,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path=COOKIE_PATH)
 

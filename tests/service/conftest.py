@@ -89,8 +89,12 @@ def crosswalk(monkeypatch: pytest.MonkeyPatch, capsys, *args: str) -> tuple[int,
     from service.cli.app import main
 
     monkeypatch.setattr("sys.argv", ["crosswalk", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
+    umask = os.umask(0o077)  # main() sets the CLI's private umask: the test process gets its own back
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main()
+    finally:
+        os.umask(umask)
     out = capsys.readouterr()
     return exited.value.code or 0, out.out, out.err
 
@@ -221,3 +225,16 @@ def service(db_url: str, tmp_path: Path, suggester: FakeSuggester, monkeypatch: 
 def sqlite_service(sqlite_url: str, tmp_path: Path, suggester: FakeSuggester, monkeypatch: pytest.MonkeyPatch) -> Service:
     return Service(sqlite_url, tmp_path, suggester, monkeypatch)
 
+
+WEBHOOK_SECRET = "k7Qm2VxR9pLs4TnW8yZc1BdF6hJa3GeU5oIu0NbXrSt"  # 43 characters: secrets.token_urlsafe(32)
+
+
+@pytest.fixture
+def local_webhooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Webhooks may post to a receiver on 127.0.0.1 over plain http (an admin's explicit allowance);
+    every other private or loopback address stays refused."""
+    monkeypatch.setenv("CROSSWALK_WEBHOOK_ALLOW_HTTP", "true")
+    monkeypatch.setenv("CROSSWALK_WEBHOOK_ALLOW_HOSTS", "127.0.0.1")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -13,6 +13,7 @@ from service.cli import app as cli
 from service.settings import get_settings
 from service.store.db import engine_for, session_scope
 from tests.conftest import SAMPLES
+from tests.service.conftest import crosswalk
 
 
 @pytest.fixture
@@ -83,3 +84,20 @@ def test_bad_input_is_one_line_exit_2(env, monkeypatch, capsys, args, phrase):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert phrase in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_feed_webhook_generates_a_secret_when_none_is_given_and_refuses_inside_urls(env, monkeypatch, capsys):
+    run("feed", "create", "labs", "--reference", str(env / "reference.csv"))
+    metadata = ("feed", "webhook", "labs", "--url", "http://169.254.169.254/latest/meta-data/")
+    code, _, err = crosswalk(monkeypatch, capsys, *metadata)
+    assert code == 2 and "--url" in err and "scheme 'http' refused" in err
+    monkeypatch.setenv("CROSSWALK_WEBHOOK_ALLOW_HTTP", "true")
+    get_settings.cache_clear()
+    code, _, err = crosswalk(monkeypatch, capsys, *metadata)
+    assert code == 2 and "non-public address (169.254.169.254)" in err
+    monkeypatch.setenv("CROSSWALK_WEBHOOK_ALLOW_HOSTS", "127.0.0.1")
+    get_settings.cache_clear()
+    out = run("feed", "webhook", "labs", "--url", "http://127.0.0.1:9/hook")
+    secret = out.split("secret (shown once; give it to the receiver): ")[1].strip()
+    [kept] = list(env.rglob("*.secret"))
+    assert len(secret) >= 43 and kept.read_text() == secret

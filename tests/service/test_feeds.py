@@ -18,10 +18,10 @@ from monitors.webhooks import SIGNATURE_HEADER, verify
 from service.api.routes import feeds as feed_routes
 from service.store.tables import Role
 from tests.conftest import SAMPLES
+from tests.service.conftest import WEBHOOK_SECRET as SECRET
 
 MONITORING = SAMPLES / "monitoring"
 WEIGHT = "29463-7"
-SECRET = "hook-secret-123"
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def test_evidently_report_and_window_from_kept_profiles(feeds, halves):
     assert [b["number"] for b in feeds.call("GET", f"/feeds/{feed['id']}/batches", Role.viewer).json()] == [2, 1]
 
 
-def test_webhook_receiver_failing_twice_gets_one_signed_delivery(feeds, halves, service):
+def test_webhook_receiver_failing_twice_gets_one_signed_delivery(feeds, halves, service, local_webhooks):
     reference, current = halves
     feed = feeds.create(csv_bytes(reference))
     receiver = Receiver(failures=2)
@@ -206,7 +206,7 @@ def test_webhook_receiver_failing_twice_gets_one_signed_delivery(feeds, halves, 
     feeds.verify_audit()
 
 
-def test_messages_wait_in_the_outbox_while_the_receiver_is_down(feeds, halves, monkeypatch):
+def test_messages_wait_in_the_outbox_while_the_receiver_is_down(feeds, halves, monkeypatch, local_webhooks):
     monkeypatch.setattr(feed_routes, "AFTER_POST_DELIVERY_S", 0.0)  # one attempt after the batch, no retry loop
     reference, current = halves
     feed = feeds.create(csv_bytes(reference))
@@ -310,7 +310,7 @@ def test_large_uploads_are_refused(feeds, halves, monkeypatch):
     assert response.status_code == 413 and response.headers["content-type"] == problems.PROBLEM_JSON
 
 
-def test_the_services_background_worker_retries_pending_messages(feeds, halves, service, monkeypatch):
+def test_the_services_background_worker_retries_pending_messages(feeds, halves, service, monkeypatch, local_webhooks):
     """While the API runs (its lifespan), queued messages go out without anyone asking."""
     from fastapi.testclient import TestClient
 

@@ -16,7 +16,7 @@ from models.items import SourceItem, Suggestion
 from models.terminology import Concept, Terminology
 from service.store.db import engine_for
 from service.store.tables import Role
-from tests.service.conftest import Service
+from tests.service.conftest import Service, local_webhooks  # noqa: F401  (a fixture for the UI tests too)
 
 # Fifteen codes (the keyboard test reviews ten and skips one after two are approved); frequencies make the expected-value order checkable.
 UI_CSV = b"""source_code,source_text,frequency,unit,domain

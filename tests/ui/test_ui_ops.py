@@ -11,6 +11,7 @@ import pytest
 from service import audit
 from service.store.db import session_scope
 from service.store.tables import Role
+from tests.service.conftest import WEBHOOK_SECRET
 from tests.ui.conftest import csrf_of, login
 
 
@@ -93,7 +94,7 @@ def test_the_alert_drill_down_embeds_the_batchs_evidently_report_sandboxed(ui_se
     assert "value_as_number" in report.text
 
 
-def test_a_resolve_in_the_ui_tells_the_webhooks_as_the_api_does(ui_service):
+def test_a_resolve_in_the_ui_tells_the_webhooks_as_the_api_does(ui_service, local_webhooks):
     import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -112,7 +113,7 @@ def test_a_resolve_in_the_ui_tells_the_webhooks_as_the_api_does(ui_service):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        hook = {"url": f"http://127.0.0.1:{server.server_address[1]}/hook", "secret": "hook-secret-123"}
+        hook = {"url": f"http://127.0.0.1:{server.server_address[1]}/hook", "secret": WEBHOOK_SECRET}
         assert ui_service.call("POST", "/feeds/st-mary-labs/webhooks", Role.ops, json=hook).status_code == 201
         [alert] = [a for a in _alerts(ui_service, status="open") if a["check"] == "unit_change"]
         client = login(ui_service, Role.ops)
