@@ -16,13 +16,33 @@ from ingest.schema import SourceColumn, SourceSchema, ValueProfile
 from models.fields.suggest import FieldSuggester
 from models.fields.targets import TargetField, TargetModel
 from models.items import SourceItem, Suggestion
+from models.systems import CodeSystem
 from models.terminology import Concept, Terminology, attributes_match
 
 FORMAT = "target-model"  # a Terminology's format when it is a target data model
+# The bundled models' identities: what exports name the targets' system (never the OMOP *vocabularies*,
+# which an `omop-...` name would otherwise be taken for). Loaded models get a local URN from their name.
+BUNDLED_SYSTEMS = {
+    "omop-cdm-5.4": CodeSystem(
+        "https://ohdsi.github.io/CommonDataModel/cdm54.html",
+        "OMOP CDM 5.4",
+        "OMOPCDM54",
+        "https://ohdsi.github.io/CommonDataModel/cdm54.html#",
+    ),
+    "omop-cdm-5.3": CodeSystem(
+        "https://ohdsi.github.io/CommonDataModel/cdm53.html",
+        "OMOP CDM 5.3",
+        "OMOPCDM53",
+        "https://ohdsi.github.io/CommonDataModel/cdm53.html#",
+    ),
+    "fhir-r4": CodeSystem("http://hl7.org/fhir/R4", "FHIR R4", "FHIRR4", "http://hl7.org/fhir/R4/"),
+}
 
 
 def as_terminology(model: TargetModel) -> Terminology:
-    return Terminology(model.name, FORMAT, model.version, [_concept(f) for f in model.fields])
+    system = BUNDLED_SYSTEMS.get(model.name)
+    concepts = [_concept(f) for f in model.fields]
+    return Terminology(model.name, FORMAT, model.version, concepts, system.uri if system else None)
 
 
 def _concept(target: TargetField) -> Concept:

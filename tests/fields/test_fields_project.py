@@ -117,7 +117,12 @@ def test_fields_project_from_schema_to_released_mapping_spec(fields_service):
     assert "## measurement" in markdown and "| unit_source_value | labevents.valueuom |" in markdown
     assert "## Source columns not mapped" in markdown and "patients.sex_cd" in markdown
     sssom = svc.call("GET", f"/projects/{project}/releases/1/export?format=sssom", Role.viewer).text
-    assert "patients.pat_dob" in sssom and "person.birth_datetime" in sssom
+    assert "SRC:patients.pat_dob\t" in sssom and "OMOPCDM54:person.birth_datetime" in sssom
+    page = login(svc, Role.viewer).get(f"/ui/projects/{project}/releases")
+    assert page.status_code == 200 and "mapping-spec" in page.text  # the download link
+    assert "athena" not in sssom  # fields of the CDM, not concepts of the OMOP vocabularies
+    omop = svc.call("GET", f"/projects/{project}/releases/1/export?format=omop", Role.viewer)
+    assert omop.status_code in (409, 422) and "OMOP" in omop.text
 
 
 def test_the_item_page_shows_a_field_with_its_value_profile(fields_service, tmp_path):
