@@ -11,13 +11,17 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import service.engine
+from ingest.schema import read_source
 from models.fields.serving import FieldTerminologySuggester, as_terminology, source_column
 from models.fields.suggest import FieldSuggester
 from models.fields.targets import load_omop
 from models.items import SourceItem
+from service import crud, decisions
 from service.cli import app as cli
+from service.crud_imports import import_items, schema_rows
 from service.settings import get_settings
-from service.store.tables import Role
+from service.store.db import engine_for, session_scope
+from service.store.tables import DecisionCreate, Role
 from service.web.app import create_app
 from tests.service.conftest import Service
 from tests.ui.conftest import login
@@ -131,13 +135,7 @@ def test_the_item_page_shows_a_field_with_its_value_profile(fields_service, tmp_
     project = svc.call("POST", "/projects", Role.mapper, json=body).json()["id"]
     data = tmp_path / "labevents.csv"
     data.write_text("itemid,valuenum,valueuom\n50912,1.1,mg/dL\n50971,4.2,mEq/L\n50912,0.9,mg/dL\n")
-    from ingest.schema import read_source
-    from service.crud_imports import import_items, schema_rows
-    from service.store.db import session_scope
-
     with session_scope(svc.engine) as session:
-        from service import crud
-
         import_items(session, crud.get_project(session, project), schema_rows(read_source(str(data))), "tester")
     svc.suggest(project)
     page = login(svc, Role.reviewer).get(f"/ui/projects/{project}/review?code=labevents.valueuom&status=all")
@@ -180,6 +178,15 @@ def test_cli_fields_project_create_import_suggest(env, encoder, monkeypatch):
     assert "4 new" in run("project", "import-schema", "-p", "Clinic", str(schema))
     assert "field-suggester:omop-cdm-5.4" in run("project", "suggest", "-p", "Clinic", "--top", "3")
     assert "suggested=4" in run("project", "list")
+    with session_scope(engine_for(f"sqlite:///{env / 'cli.db'}")) as session:
+        project = crud.get_project(session, "Clinic")
+        item = crud.get_item(session, project, "labevents.valueuom")
+        decision = DecisionCreate(action="remap", target_code="measurement.unit_source_value")
+        target = service.engine.terminologies(get_settings()).target("omop-cdm-5.4")
+        decisions.decide(session, project, item.code, decision, "rev", item.version, target)
+    assert "release 1: 1 mappings" in run("release", "create", "-p", "Clinic")
+    spec = run("release", "export", "-p", "Clinic", "-r", "1", "-f", "mapping-spec-md")
+    assert "## measurement" in spec and "| unit_source_value | labevents.valueuom |" in spec
     service.engine.served_suggesters.cache_clear()
     service.engine.terminologies.cache_clear()
 
