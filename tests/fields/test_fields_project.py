@@ -97,6 +97,8 @@ def test_fields_project_from_schema_to_released_mapping_spec(fields_service):
     assert suggested.status_code == 200 and suggested.json()["items"] == 4, suggested.text
     assert suggested.json()["model_version"].startswith("field-suggester:omop-cdm-5.4")
 
+    found = svc.call("GET", f"/projects/{project}/search?q=birth%20datetime", Role.mapper)
+    assert found.status_code == 200 and "person.birth_datetime" in [c["code"] for c in found.json()], found.text
     item = svc.item(project, "patients.pat_dob")
     candidates = [s["code"] for s in item["suggestions"]]
     assert all(c.count(".") == 1 for c in candidates)
