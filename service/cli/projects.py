@@ -138,6 +138,8 @@ def project_import_schema(
     from service import crud
     from service.cli.app import UserError
     from service.crud_imports import import_items, schema_rows
+    from service.engine import target_catalog
+    from service.settings import get_settings
 
     try:
         schema = read_source(source)
@@ -147,7 +149,13 @@ def project_import_schema(
         typer.echo(f"note: {note}", err=True)
     rows = schema_rows(schema)
     with transaction() as session:
-        result = import_items(session, crud.get_project(session, project), rows, actor())
+        found = crud.get_project(session, project)
+        if found.target_terminology not in target_catalog(get_settings()).names():
+            raise UserError(
+                f"project {found.name!r} maps codes to {found.target_terminology}; source columns go to a project "
+                "on a data model (`crosswalk project create --kind fields --target omop-cdm-5.4 ...`)"
+            )
+        result = import_items(session, found, rows, actor())
     typer.echo(
         f"imported {result.total} columns of {redact_url(source)}: {result.created} new, "
         f"{result.updated} updated, {result.unchanged} unchanged"

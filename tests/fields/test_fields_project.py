@@ -16,6 +16,7 @@ from models.fields.serving import FieldTerminologySuggester, as_terminology, sou
 from models.fields.suggest import FieldSuggester
 from models.fields.targets import load_omop
 from models.items import SourceItem
+from models.terminology import Concept, Terminology
 from service import crud, decisions
 from service.cli import app as cli
 from service.crud_imports import import_items, schema_rows
@@ -222,3 +223,13 @@ def test_cli_import_schema_of_a_missing_source_is_exit_2(env, monkeypatch, capsy
     run("project", "create", "--name", "Clinic", "--source-system", "EHR", "--target", "omop-cdm-5.4")
     missing = str(env / "nowhere.csv")
     assert "no such file" in user_error(monkeypatch, capsys, "project", "import-schema", "-p", "Clinic", missing)
+
+
+def test_cli_import_schema_into_a_codes_project_is_refused(env, monkeypatch, capsys):
+    (env / "terminologies").mkdir()
+    tiny = Terminology("loinc", "test", "1", [Concept("2345-7", "Glucose")])
+    tiny.save(env / "terminologies" / "loinc.jsonl.gz")
+    run("project", "create", "--name", "Lab", "--source-system", "LIS", "--target", "loinc")
+    schema = env / "schema.csv"
+    schema.write_text(SCHEMA_CSV)
+    assert "--kind fields" in user_error(monkeypatch, capsys, "project", "import-schema", "-p", "Lab", str(schema))
