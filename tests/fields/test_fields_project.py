@@ -24,7 +24,7 @@ from service.settings import get_settings
 from service.store.db import engine_for, session_scope
 from service.store.tables import DecisionCreate, Role
 from service.web.app import create_app
-from tests.service.conftest import Service
+from tests.service.conftest import BACKENDS, Service, postgres_url
 from tests.ui.conftest import login
 
 SCHEMA_CSV = """table,column,description,type
@@ -45,13 +45,22 @@ def env(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(params=BACKENDS)
+def store_url(request, tmp_path):
+    """SQLite always; PostgreSQL when CROSSWALK_TEST_POSTGRES_URL is set (as the review-service tests)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    yield from postgres_url()
+
+
 @pytest.fixture
-def fields_service(tmp_path, monkeypatch, encoder) -> Service:
+def fields_service(store_url, tmp_path, monkeypatch, encoder) -> Service:
     """The review service on the real serving path (catalog + target models), with the test encoder."""
     monkeypatch.setattr(service.engine, "bundled_encoder", lambda settings: encoder)
     service.engine.served_suggesters.cache_clear()
     service.engine.terminologies.cache_clear()
-    running = Service(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, None, monkeypatch)
+    running = Service(store_url, tmp_path, None, monkeypatch)
     running.app = create_app(running.settings)
     running.client = TestClient(running.app)
     yield running
