@@ -1,4 +1,4 @@
-"""Source items in (crosswalk CSV or Usagi CSV) and machine suggestions for them.
+"""Source items in (crosswalk CSV, Usagi CSV, or a source schema's columns) and machine suggestions for them.
 
 Re-importing updates texts, frequencies and context but never touches decisions.
 """
@@ -8,12 +8,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
 from sqlmodel import Session, col, select
 
+from ingest.schema import SchemaError, SourceSchema, read_schema_csv
+from models.fields.serving import source_items
 from models.items import SourceItem as ModelItem
 from models.items import Suggestion as ModelSuggestion
 from models.terminology import Concept, Terminology
@@ -33,7 +37,7 @@ from service.store.tables import (
     SuggestResult,
 )
 
-ImportFormat = Literal["csv", "usagi"]
+ImportFormat = Literal["csv", "usagi", "schema"]  # schema: a schema CSV, one item per source column
 IMPORT_FORMATS: tuple[str, ...] = get_args(ImportFormat)  # the CLI's --format choices, the API's query values
 USAGI_KEPT = ("conceptId", "conceptName", "mappingStatus", "equivalence", "comment")  # earlier Usagi work, as context
 
@@ -67,6 +71,8 @@ def parse_source_file(
     `encoding` (default UTF-8; a byte-order mark decides, e.g. UTF-16 from Excel)."""
     if fmt not in IMPORT_FORMATS:
         raise Invalid(f"unknown import format {fmt!r}; one of {', '.join(IMPORT_FORMATS)}")
+    if fmt == "schema":
+        return _schema_csv_rows(data, name)
     try:
         text = decode(data, name, encoding)
     except SourceFileError as error:
@@ -81,6 +87,23 @@ def parse_source_file(
     if not rows:
         raise Invalid(f"{name}: a header but no rows")
     return rows
+
+
+def schema_rows(schema: SourceSchema) -> list[ImportRow]:
+    """One item per source column of a field-mapping project: code `table.column`, text its description
+    or name, context what the field suggester and the reviewer read (type, value profile, table)."""
+    return [ImportRow(code, text, None, context) for code, text, context in source_items(schema)]
+
+
+def _schema_csv_rows(data: bytes, name: str) -> list[ImportRow]:
+    # ingest.schema reads files (it sniffs the encoding); an upload is written to one for it.
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / (Path(name).name or "upload.csv")
+        path.write_bytes(data)
+        try:
+            return schema_rows(read_schema_csv(path))
+        except SchemaError as error:
+            raise Invalid(str(error).replace(str(path), name)) from None
 
 
 def _rows(reader: csv.DictReader, columns: tuple[str, str, str], fmt: str, name: str) -> Iterator[ImportRow]:

@@ -16,6 +16,10 @@ from typing import Any
 
 from models.catalog import Catalog, UnknownTerminology
 from models.dense import OnnxEncoder
+from models.fields.serving import FORMAT as TARGET_MODEL
+from models.fields.serving import FieldTerminologySuggester, as_terminology
+from models.fields.suggest import FieldSuggester
+from models.fields.targets import TargetCatalog
 from models.suggest import Suggester
 from models.terminology import Concept, Terminology
 from service.settings import Settings
@@ -128,10 +132,26 @@ def known(load: Callable[[], Any]) -> Any:
         raise Invalid(f"{error}; load it with `crosswalk terminology load`") from None
 
 
+def target_catalog(settings: Settings) -> TargetCatalog:
+    """Target data models (OMOP CDM, FHIR R4, loaded schemas): the terminologies of field mappings."""
+    return TargetCatalog(settings.home / "targets")
+
+
 @lru_cache(maxsize=4)
 def terminologies(settings: Settings) -> Terminologies:
-    found = catalog(settings)
-    return Terminologies(found.get, found.stamp, found.names)
+    """Catalog terminologies, then target data models under their names (`omop-cdm-5.4`, ...)."""
+    found, targets = catalog(settings), target_catalog(settings)
+
+    def read(name: str) -> Terminology:
+        if name in found.names() or name not in targets.names():
+            return found.get(name)
+        return as_terminology(targets.get(name))
+
+    def stamp(name: str) -> Any:
+        loaded = targets.folder / f"{name}.csv"
+        return found.stamp(name) or (loaded.stat().st_mtime_ns if loaded.is_file() else None)
+
+    return Terminologies(read, stamp, lambda: [*found.names(), *targets.names()])
 
 
 @lru_cache(maxsize=4)
@@ -150,10 +170,15 @@ def bundled_encoder(settings: Settings) -> OnnxEncoder:
 
 
 def build_suggester(settings: Settings, terminology_name: str, progress: bool = False) -> Suggester:
-    """The registry's `champion` for the terminology when there is one, else the bundled model."""
+    """The registry's `champion` for the terminology when there is one, else the bundled model; for a
+    target data model, the field suggester."""
     from service.retraining import champion_suggester  # imports MLflow: only when a model is built
 
     terminology = terminologies(settings).get(terminology_name)
+    if terminology.format == TARGET_MODEL:
+        model = target_catalog(settings).get(terminology_name)
+        fitted = FieldSuggester(bundled_encoder(settings), cache_dir=settings.cache_dir).fit(model)
+        return FieldTerminologySuggester(fitted, model)
     champion = champion_suggester(settings, terminology, progress)
     if champion is not None:
         return champion

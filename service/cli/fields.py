@@ -24,9 +24,9 @@ COLUMNS = ["source_table", "source_column", "rank", "target_table", "target_colu
 
 
 def _catalog():
-    from models.fields.targets import TargetCatalog
+    from service.engine import target_catalog  # the one place that says where loaded models live
 
-    return TargetCatalog(get_settings().home / "targets")
+    return target_catalog(get_settings())
 
 
 @fields_app.command("suggest")

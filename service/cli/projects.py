@@ -28,7 +28,14 @@ app.add_typer(project_app, name="project")
 def project_create(
     name: Annotated[str, typer.Option(help="Unique project name.")],
     source_system: Annotated[str, typer.Option("--source-system", help="e.g. 'St Mary LIS local lab codes'.")],
-    target: Annotated[str, typer.Option("--target", help="Target terminology name, e.g. icd10cm or loinc.")],
+    target: Annotated[
+        str,
+        typer.Option("--target", help="Target terminology (icd10cm, loinc) or data model (omop-cdm-5.4, fhir-r4)."),
+    ],
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="codes or fields (map source columns); by default what the target is."),
+    ] = None,
     four_eyes: Annotated[bool, typer.Option("--four-eyes", help="Approvals need a second reviewer.")] = False,
     source_uri: Annotated[str | None, typer.Option(help="FHIR system URI of the source codes.")] = None,
     where: Annotated[
@@ -36,9 +43,11 @@ def project_create(
         typer.Option("--where", help="Only suggest concepts with ATTRIBUTE=VALUE, e.g. billable=true."),
     ] = None,
 ) -> None:
-    """Create a mapping project."""
+    """Create a mapping project: of codes to a terminology, or of source fields to a target data model."""
     from service import crud
     from service.store.tables import ProjectCreate
+
+    _check_kind(kind, target)
 
     data = valid(
         ProjectCreate,
@@ -83,6 +92,23 @@ def project_set_target(
     typer.echo(f"project {found.name}: target {target}; run `crosswalk project suggest -p {found.name}` again")
 
 
+def _check_kind(kind: str | None, target: str) -> None:
+    """A project's kind is what its target is (a terminology or a data model): `--kind` only confirms it."""
+    from service.cli.app import UserError
+    from service.engine import target_catalog
+    from service.settings import get_settings
+
+    if kind is None:
+        return
+    if kind not in ("codes", "fields"):
+        raise UserError(f"--kind {kind!r}: choose codes or fields")
+    models = target_catalog(get_settings()).names()
+    if kind == "fields" and target not in models:
+        raise UserError(f"--target {target!r} is not a target data model; one of {', '.join(models)}")
+    if kind == "codes" and target in models:
+        raise UserError(f"--target {target!r} is a data model: use --kind fields, or a terminology")
+
+
 def _terminologies():
     from service.engine import terminologies
     from service.settings import get_settings
@@ -106,6 +132,43 @@ def project_import(
         result = import_items(session, crud.get_project(session, project), rows, actor())
     typer.echo(
         f"imported {result.total} codes: {result.created} new, {result.updated} updated, {result.unchanged} unchanged"
+    )
+
+
+@project_app.command("import-schema")
+def project_import_schema(
+    project: ProjectOption,
+    source: Annotated[
+        str,
+        typer.Argument(help="Schema CSV, data file or folder (CSV, Parquet), SQLAlchemy URL, or HL7 v2 file(s)."),
+    ],
+) -> None:
+    """Import a source's columns as the items of a field-mapping project (code `table.column`)."""
+    from ingest.schema import SchemaError, read_source, redact_url
+    from service import crud
+    from service.cli.app import UserError
+    from service.crud_imports import import_items, schema_rows
+    from service.engine import target_catalog
+    from service.settings import get_settings
+
+    try:
+        schema = read_source(source)
+    except SchemaError as error:
+        raise UserError(str(error)) from None
+    for note in schema.notes:
+        typer.echo(f"note: {note}", err=True)
+    rows = schema_rows(schema)
+    with transaction() as session:
+        found = crud.get_project(session, project)
+        if found.target_terminology not in target_catalog(get_settings()).names():
+            raise UserError(
+                f"project {found.name!r} maps codes to {found.target_terminology}; source columns go to a project "
+                "on a data model (`crosswalk project create --kind fields --target omop-cdm-5.4 ...`)"
+            )
+        result = import_items(session, found, rows, actor())
+    typer.echo(
+        f"imported {result.total} columns of {redact_url(source)}: {result.created} new, "
+        f"{result.updated} updated, {result.unchanged} unchanged"
     )
 
 

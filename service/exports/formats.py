@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from service.exports import fhir, omop, sssom, usagi
+from service.exports import fhir, mapping_spec, omop, sssom, usagi
 from service.exports.bundle import ReleaseBundle
 from service.store.errors import Invalid
 
@@ -45,6 +45,20 @@ FORMATS: dict[str, ExportFormat] = {
             needs_omop_concepts=True,
         ),
         ExportFormat("usagi", "Usagi CSV", "text/csv", "usagi.csv", usagi.usagi_csv, needs_omop_concepts=True),
+        ExportFormat(
+            "mapping-spec",
+            "Field mapping specification CSV",
+            "text/csv",
+            "mapping-spec.csv",
+            mapping_spec.mapping_spec_csv,
+        ),
+        ExportFormat(
+            "mapping-spec-md",
+            "Field mapping specification (Markdown)",
+            "text/markdown",
+            "mapping-spec.md",
+            mapping_spec.mapping_spec_markdown,
+        ),
     )
 }
 FormatName = Literal[tuple(FORMATS)]  # type: ignore[valid-type]  # FastAPI validates with it: a 422 lists the names

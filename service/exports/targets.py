@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from models.catalog import Catalog
+from models.fields.serving import BUNDLED_SYSTEMS
 from models.systems import OMOP, CodeSystem, system_for
 from service.exports.bundle import OmopConcept, ReleaseBundle
 from service.exports.formats import ExportFormat
@@ -42,6 +43,8 @@ def with_identity(bundle: ReleaseBundle, catalog: Catalog | None) -> ReleaseBund
 
 
 def identity(catalog: Catalog | None, name: str) -> CodeSystem | None:
+    if name in BUNDLED_SYSTEMS and (catalog is None or name not in catalog.names()):
+        return BUNDLED_SYSTEMS[name]  # a bundled target data model (field mappings)
     return catalog.identity(name) if catalog is not None else None
 
 

@@ -38,7 +38,7 @@ def entry(code: str, target: str | None, status: str = "approved") -> EntryPubli
 
 
 def test_every_format_is_listed_once_with_what_it_writes():
-    assert list(FORMATS) == ["fhir-r4", "fhir-r5", "sssom", "omop", "usagi"]
+    assert list(FORMATS) == ["fhir-r4", "fhir-r5", "sssom", "omop", "usagi", "mapping-spec", "mapping-spec-md"]
     assert {name for name, f in FORMATS.items() if f.needs_omop_concepts} == {"omop", "usagi"}
     with pytest.raises(UnknownFormat, match="unknown export format 'xls'; one of fhir-r4, fhir-r5, sssom, omop, usagi"):
         export(bundle("loinc"), "xls")
