@@ -162,6 +162,22 @@ def target_filters(fmt: str, where: dict[str, Any] | None) -> tuple[dict[str, An
     return defaults, wanted
 
 
+def filter_problem(terminology: Terminology, where: dict[str, Any] | None) -> str | None:
+    """Why `where` matches no concept (an unknown attribute, or no concept with that value), else None:
+    checked on the concepts' attributes before any index is built."""
+    defaults, wanted = target_filters(terminology.format, where)
+    if not wanted:
+        return None
+    known = {key for concept in terminology for key in concept.attributes}
+    unknown = sorted(set(wanted) - known)
+    if unknown:
+        listed = ", ".join(sorted(known)) or "none"
+        return f"{terminology.name} has no attribute {', '.join(map(repr, unknown))}; its attributes: {listed}"
+    if not any(attributes_match(c, {**defaults, **wanted}) for c in terminology if c.active):
+        return f"no concept of {terminology.name} matches the filter {wanted} (with the defaults {defaults})"
+    return None
+
+
 def attributes_match(concept: Concept, wanted: dict[str, Any], missing_ok: bool = False) -> bool:
     """True when every wanted attribute equals the concept's (strings compare case-insensitively)."""
     for key, expected in wanted.items():

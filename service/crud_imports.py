@@ -23,7 +23,7 @@ from models.items import Suggestion as ModelSuggestion
 from models.terminology import Concept, Terminology
 from service import audit
 from service.concept_search import needs_second_look, text_index
-from service.sources import SourceFileError, decode
+from service.sources import SourceFileError, csv_problem, decode
 from service.store.errors import Invalid, NotFound
 from service.store.tables import (
     ConceptPublic,
@@ -108,6 +108,7 @@ def _schema_csv_rows(data: bytes, name: str) -> list[ImportRow]:
 
 def _rows(reader: csv.DictReader, columns: tuple[str, str, str], fmt: str, name: str) -> Iterator[ImportRow]:
     seen: set[str] = set()
+    line = reader.line_num  # the header's: a broken record starts on the line after the last good one
     try:
         for record in reader:
             line = reader.line_num
@@ -123,7 +124,7 @@ def _rows(reader: csv.DictReader, columns: tuple[str, str, str], fmt: str, name:
             seen.add(code)
             yield ImportRow(code, text, _frequency(record.get(columns[2]), name, line), _context(record, columns, fmt))
     except csv.Error as error:
-        raise Invalid(f"{name}, line {reader.line_num}: {error}") from None
+        raise Invalid(f"{name}, line {line + 1}: {csv_problem(error)}") from None
 
 
 def _frequency(value: str | None, name: str, line: int) -> int | None:

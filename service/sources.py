@@ -70,6 +70,7 @@ def decode(data: bytes, name: str, encoding: str | None = None) -> str:
 
 def _items(path: Path, reader, header: list[str]):
     code_at, text_at = header.index("source_code"), header.index("source_text")
+    line = reader.line_num
     try:
         for row in reader:
             line = reader.line_num
@@ -88,7 +89,17 @@ def _items(path: Path, reader, header: list[str]):
             }
             yield SourceItem(code=code, text=text, context=context)
     except csv.Error as error:
-        raise SourceFileError(f"{path}, line {reader.line_num}: {error}") from None
+        raise SourceFileError(f"{path}, line {line + 1}: {csv_problem(error)}") from None
+
+
+def csv_problem(error: csv.Error) -> str:
+    """What a CSV reader's error means for the person who wrote the file (the line is the record's first)."""
+    if "field larger than field limit" in str(error):
+        return (
+            f"a field longer than {csv.field_size_limit():,} characters; an opening quote without its closing "
+            "quote makes the rest of the file one field"
+        )
+    return str(error)
 
 
 def write_suggestions(

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from models.catalog import UnknownTerminology
 from models.items import CONFIDENT, NO_CONFIDENT_MATCH, no_confident_match
 from models.loaders import FORMATS
 from service.cli.app import UserError, app
@@ -18,6 +19,21 @@ from service.sources import read_source_items, write_suggestions
 
 terminology_app = typer.Typer(help="Load and list terminologies.", no_args_is_help=True)
 app.add_typer(terminology_app, name="terminology")
+
+
+def _check_filter(terminology: str, filters: dict) -> None:
+    from models.terminology import filter_problem
+    from service.engine import terminologies
+    from service.settings import get_settings
+
+    if not filters:
+        return
+    try:
+        problem = filter_problem(terminologies(get_settings()).get(terminology), filters)
+    except UnknownTerminology as error:
+        raise UserError(f"{error}; load it with `crosswalk terminology load`") from None
+    if problem:
+        raise UserError(f"--where: {problem}")
 
 
 @app.command()
@@ -45,6 +61,7 @@ def suggest(
     if not output.parent.exists():  # say so now, not after minutes of ranking
         raise UserError(f"{output}: the folder {output.parent} does not exist")
     filters = parse_where(where)
+    _check_filter(terminology, filters)  # seconds, where building the index first would take minutes
     engine = serving_suggester(terminology)
     with tqdm(total=len(items), unit="item", desc="suggesting", file=sys.stderr, disable=None) as bar:
         try:

@@ -113,3 +113,30 @@ def test_one_reading_path_takes_an_encoding_or_a_byte_order_mark(loaded, sqlite_
     taken = sqlite_service.call("POST", f"/projects/{project}/imports?encoding=cp1252", Role.mapper, files=files)
     assert taken.status_code == 200 and taken.json()["created"] == 1
     assert sqlite_service.item(project, "GLU")["text"] == "Glucose sérum"
+
+
+def test_a_filter_on_an_attribute_nobody_has_is_refused_before_any_index_is_built(loaded, monkeypatch, capsys):
+    def no_build(*args, **kwargs):
+        raise AssertionError("the index was built before the filter was checked")
+
+    monkeypatch.setattr("service.engine.get_suggester", no_build)
+    source = loaded / "codes.csv"
+    source.write_text("source_code,source_text\nGLU,Glucose serum\n")
+    args = ("suggest", "-t", "loinc", "-i", str(source), "-o", str(loaded / "out.csv"))
+    code, _, err = crosswalk(monkeypatch, capsys, *args, "--where", "colour=red")
+    assert code == 2 and "loinc has no attribute 'colour'" in err and "class" in err
+    code, _, err = crosswalk(monkeypatch, capsys, *args, "--where", "class=NOPE")
+    assert code == 2 and "no concept of loinc matches the filter {'class': 'NOPE'}" in err
+
+
+def test_a_runaway_quote_names_the_line_it_starts_on(loaded, sqlite_service, monkeypatch, capsys):
+    import csv
+
+    source = loaded / "quote.csv"
+    body = "x" * (csv.field_size_limit() + 10)
+    source.write_text(f'source_code,source_text\nA,fine\nB,"unclosed {body}\nC,more\n')
+    run("project", "create", "--name", "Lab", "--source-system", "LIS", "--target", "loinc")
+    code, _, err = crosswalk(monkeypatch, capsys, "project", "import", "-p", "Lab", str(source))
+    assert code == 2 and "line 3:" in err and "closing quote" in err and "Error" not in err
+    code, _, err = crosswalk(monkeypatch, capsys, "suggest", "-t", "loinc", "-i", str(source), "-o", str(loaded / "o.csv"))
+    assert code == 2 and "line 3:" in err and "closing quote" in err
