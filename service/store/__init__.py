@@ -5,4 +5,4 @@ Every write to these tables goes through `service.audit.record`; `service/crud*.
 below, so that the schema (Alembic) and the audit check (`audited.AUDITED`) always see all of them.
 """
 
-from service.store import feeds, living, registry, review, tables  # noqa: F401  (monitoring, living mappings, model promotions, review threads and claims)
+from service.store import feeds, living, messages, registry, review, tables  # noqa: F401  (monitoring, living mappings, messages, model promotions, review threads and claims)

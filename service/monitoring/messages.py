@@ -1,0 +1,501 @@
+"""Messages in: HL7 v2 and FHIR stored as evidence, their local codes into review, their rows into batches.
+
+The readers are `ingest/`'s; this module keeps what they read. A message is stored (compressed, with its
+sha256) before anything else happens to it, once whatever brought it; one that cannot be read becomes a
+dead letter with the reason. From stored messages:
+
+- `import_messages`: a project's review items from the local codes of a field (OBX-3 results, OBR-4 orders,
+  DG1-3 diagnoses), with frequency and context; each item links to the messages that carried its code, and
+  a message counts once per item however often it is imported.
+- `score_pending`: the feed's messages not yet in a batch become one monitored batch (`feeds.post_batch`),
+  with the structural findings of `ingest.conformance` as alerts counted per sending facility.
+- `Listener`: an MLLP listener (`ingest.mllp`) whose store is this one, cutting batches by count or time.
+
+Stored messages, dead letters and item links are append-only evidence written only here (see
+`service.store.messages`); review items and batches are written through `audit.record` as everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import logging
+import time
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from sqlalchemy import Engine, func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from ingest import conformance, fhir, hl7v2
+from ingest.local_codes import LocalCode, collect_local_codes
+from ingest.mllp import MLLPServer
+from monitors.alerts import Alert, AlertEvent
+from service import audit
+from service.monitoring.feeds import Upload, post_batch
+from service.store.db import session_scope
+from service.store.errors import Invalid, NotFound
+from service.store.feeds import Feed, FeedBatch
+from service.store.messages import DeadLetter, ItemMessage, StoredMessage
+from service.store.tables import Project, SourceItem
+
+log = logging.getLogger("crosswalk.messages")
+MessageFormat = Literal["hl7v2", "fhir"]
+MESSAGE_FORMATS: tuple[str, ...] = ("hl7v2", "fhir")
+FIELDS = ("OBX-3", "OBR-4", "DG1-3", "RXA-5", "PV1-3")  # the CLI's --field choices; ingest knows more
+CONTEXT_TOP = 5  # most frequent values kept per context key (units, value types ...)
+
+
+# -- the message store ------------------------------------------------------------------------------
+def compress(raw: bytes) -> bytes:
+    return zlib.compress(raw, 6)
+
+
+def message_bytes(row: StoredMessage | DeadLetter) -> bytes:
+    """The raw bytes of a stored message, checked against the sha256 kept beside them."""
+    raw = zlib.decompress(row.data)
+    if hashlib.sha256(raw).hexdigest() != row.sha256:
+        raise Invalid(f"stored message {row.id}: bytes do not match their sha256; the store was altered")
+    return raw
+
+
+def _header(raw: bytes, fmt: str) -> dict[str, str]:
+    if fmt == "fhir":
+        documents = fhir.read_documents(raw)
+        first = documents[0] if documents else None
+        return {"control_id": first.document_id if first else "", "message_type": first.resource_type if first else ""}
+    message = hl7v2.parse_message(raw)
+    return {"control_id": message.control_id, "message_type": message.message_type, "site": message.site}
+
+
+def store_message(
+    session: Session, raw: bytes, *, fmt: str = "hl7v2", origin: str, feed_id: int | None = None
+) -> tuple[StoredMessage, bool]:
+    """Keep `raw` (once: a message already held by sha256 is returned as it is); True when it is new."""
+    digest = hashlib.sha256(raw).hexdigest()
+    held = session.exec(select(StoredMessage).where(StoredMessage.sha256 == digest)).first()
+    if held is not None:
+        return held, False
+    header = {k: v[:200] for k, v in _header(raw, fmt).items()}
+    row = StoredMessage(
+        sha256=digest, format=fmt, feed_id=feed_id, origin=origin[:400], size=len(raw), data=compress(raw), **header
+    )
+    session.add(row)
+    session.flush()
+    return row, True
+
+
+def store_dead_letter(
+    session: Session, raw: bytes, reason: str, *, origin: str, feed_id: int | None = None, control_id: str = ""
+) -> DeadLetter:
+    row = DeadLetter(
+        feed_id=feed_id,
+        origin=origin[:400],
+        sha256=hashlib.sha256(raw).hexdigest(),
+        control_id=control_id[:200],
+        reason=reason,
+        size=len(raw),
+        data=compress(raw),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+class EngineStore:
+    """The listener's store and dead-letter store: each call is its own committed transaction, so a
+    message is durable in the database before the listener acknowledges it."""
+
+    def __init__(self, engine: Engine, feed: Feed, origin: str = "mllp", fmt: str = "hl7v2") -> None:
+        self.engine, self.feed_id, self.origin, self.fmt = engine, feed.id, origin, fmt
+
+    def __call__(self, raw: bytes) -> int:
+        for attempt in range(2):
+            try:
+                with session_scope(self.engine) as session:
+                    row, _ = store_message(session, raw, fmt=self.fmt, origin=self.origin, feed_id=self.feed_id)
+                    return row.id
+            except IntegrityError:  # the same message stored by another connection meanwhile: it is held
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def dead_letter(self, raw: bytes, reason: str) -> int:
+        with session_scope(self.engine) as session:
+            return store_dead_letter(session, raw, reason, origin=self.origin, feed_id=self.feed_id).id
+
+
+def list_dead_letters(session: Session, feed: Feed | None, limit: int = 100) -> list[DeadLetter]:
+    query = select(DeadLetter).order_by(col(DeadLetter.id).desc()).limit(limit)
+    if feed is not None:
+        query = query.where(DeadLetter.feed_id == feed.id)
+    return list(session.exec(query))
+
+
+# -- reading stored messages back into rows ---------------------------------------------------------
+def rows_of(stored: Sequence[StoredMessage]) -> tuple[list[dict], list[hl7v2.Hl7Message]]:
+    """Flat rows of stored messages (every row names its message's sha256) and the HL7 v2 messages read."""
+    rows: list[dict] = []
+    messages: list[hl7v2.Hl7Message] = []
+    for index, row in enumerate(stored):
+        raw = message_bytes(row)
+        if row.format == "fhir":
+            rows += [r for document in fhir.read_documents(raw) for r in document.rows]
+            continue
+        message = hl7v2.parse_message(raw, index=index)
+        messages.append(message)
+        if message.ok and message.parsed is not None:
+            rows += hl7v2.flatten(message)
+    return rows, messages
+
+
+# -- local codes into a project -----------------------------------------------------------------------
+@dataclass
+class CodeImport:
+    """What a message import did: review items created and updated, and what was left out and why."""
+
+    messages: int = 0  # read
+    stored: int = 0  # new to the store
+    dead_letters: list[str] = field(default_factory=list)  # one reason each
+    codes: int = 0  # local codes found in the field
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    already_coded: int = 0  # local codes the sender also gave in LOINC/SNOMED/ICD...: left out
+    already_coded_examples: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def read_upload(data: bytes, fmt: str, name: str) -> tuple[list[bytes], list[tuple[bytes, str]]]:
+    """A file's messages (raw bytes each) and its unreadable parts (raw, reason naming file and line)."""
+    if fmt not in MESSAGE_FORMATS:
+        raise Invalid(f"unknown message format {fmt!r}; one of {', '.join(MESSAGE_FORMATS)}")
+    good: list[bytes] = []
+    bad: list[tuple[bytes, str]] = []
+    if fmt == "fhir":
+        for document in fhir.read_documents(data):
+            if document.ok:
+                good.append(document.raw)
+            else:
+                bad.append((document.raw, f"{name}:{document.line}: {document.error}"))
+        return good, bad
+    for message in hl7v2.read_messages(data):
+        message.parsed  # noqa: B018 - parse now: a message python-hl7 cannot read is a dead letter, not a row
+        if message.ok:
+            good.append(message.raw)
+        else:
+            bad.append((message.raw, f"{name}:{message.line}: {message.error}"))
+    return good, bad
+
+
+def import_messages(
+    session: Session, project: Project, uploads: Sequence[Upload], fmt: str, field_name: str | None, actor: str
+) -> CodeImport:
+    """Store the uploads' messages, then add the local codes of `field_name` to the project's review items."""
+    result = CodeImport()
+    stored: list[StoredMessage] = []
+    for upload in uploads:
+        good, bad = read_upload(upload.data, fmt, upload.filename)
+        result.messages += len(good) + len(bad)
+        for raw, reason in bad:
+            store_dead_letter(session, raw, reason, origin=f"file:{upload.filename}")
+            result.dead_letters.append(reason)
+        for raw in good:
+            row, new = store_message(session, raw, fmt=fmt, origin=f"file:{upload.filename}")
+            result.stored += new
+            stored.append(row)
+    if not stored and not result.dead_letters:
+        raise Invalid(f"no {fmt} messages in {', '.join(u.filename for u in uploads)}")
+    rows, _ = rows_of(list({row.id: row for row in stored}.values()))
+    add_local_codes(session, project, rows, {row.sha256: row.id for row in stored}, field_name, actor, result)
+    return result
+
+
+def add_local_codes(
+    session: Session,
+    project: Project,
+    rows: list[dict],
+    message_ids: dict[str, int],
+    field_name: str | None,
+    actor: str,
+    result: CodeImport | None = None,
+) -> CodeImport:
+    """Local codes of `rows` into review items: new codes created, known ones gain the frequency of
+    messages not yet linked to them (a message imported twice counts once) and their context is merged."""
+    result = result or CodeImport()
+    found = collect_local_codes(rows, field_name, include_coded=True, max_messages=len(rows) + 1)
+    by_code: dict[str, list[LocalCode]] = defaultdict(list)
+    for code in found:
+        if code.already_coded:
+            result.already_coded += 1
+            if len(result.already_coded_examples) < 10:
+                result.already_coded_examples.append(f"{code.code} ({code.already_coded} {code.standard_code})")
+            continue
+        by_code[(code.code or code.text)[:200]].append(code)
+    result.codes += len(by_code)
+    items = {i.code: i for i in session.exec(select(SourceItem).where(SourceItem.project_id == project.id))}
+    for key, codes in by_code.items():
+        _add_code(session, project, items.get(key), key, codes, rows, message_ids, field_name, actor, result)
+    return result
+
+
+def _add_code(session, project, item, key, codes, rows, message_ids, field_name, actor, result) -> None:
+    digests = {d for c in codes for d in c.message_sha256s if d in message_ids}
+    linked = set() if item is None else _linked_digests(session, item)
+    new = digests - linked
+    if item is not None and not new:
+        result.unchanged += 1
+        return
+    if new != digests:  # some messages were counted before: count only the others
+        fresh = [r for r in rows if r.get("message_sha256") in new]
+        codes = [
+            c
+            for c in collect_local_codes(fresh, field_name, include_coded=True, max_messages=len(fresh) + 1)
+            if (c.code or c.text)[:200] == key and not c.already_coded
+        ] or codes
+    frequency = sum(c.frequency for c in codes)
+    context = _context(codes)
+    if item is None:
+        item = SourceItem(
+            project_id=project.id, code=key, text=codes[0].text or key, frequency=frequency, context=context
+        )
+        audit.record(session, actor, "item.import", item)
+        result.created += 1
+    else:
+        merged = {**item.context, **{k: v for k, v in context.items() if k not in ("frequency",)}}
+        changes = {"frequency": (item.frequency or 0) + frequency, "context": merged}
+        audit.record(session, actor, "item.reimport", item, changes)
+        result.updated += 1
+    link_items(session, item, [message_ids[d] for d in sorted(new)])
+
+
+def _linked_digests(session: Session, item: SourceItem) -> set[str]:
+    query = select(StoredMessage.sha256).join(ItemMessage, col(ItemMessage.message_id) == StoredMessage.id)
+    return set(session.exec(query.where(ItemMessage.item_id == item.id)))
+
+
+def link_items(session: Session, item: SourceItem, message_ids: Iterable[int]) -> None:
+    for message_id in message_ids:
+        session.add(ItemMessage(item_id=item.id, message_id=message_id))
+    session.flush()
+
+
+def _context(codes: list[LocalCode]) -> dict[str, str]:
+    """Review context as plain strings (the review item's context is a flat string map)."""
+    merged: dict[str, Counter] = defaultdict(Counter)
+    examples: list[str] = []
+    numbers: list[float] = []
+    for code in codes:
+        for key, counter in code.context.items():
+            merged[key].update(counter)
+        examples += [v for v in code.example_values if v not in examples]
+        if code.numeric_min is not None:
+            numbers += [code.numeric_min, code.numeric_max]
+    context = {
+        key: ", ".join(f"{v} ({n})" for v, n in counter.most_common(CONTEXT_TOP)) for key, counter in merged.items()
+    }
+    first = codes[0]
+    context.update(
+        field=first.field,
+        coding_system=", ".join(sorted({c.system for c in codes if c.system})) or "(none)",
+        sites=", ".join(sorted({c.site for c in codes if c.site})) or "(none)",
+    )
+    if examples:
+        context["example_values"] = ", ".join(examples[:CONTEXT_TOP])
+    if numbers:
+        context["numeric_range"] = f"{min(numbers):g} .. {max(numbers):g}"
+    if len({t for c in codes for t in c.texts}) > 1:
+        texts = Counter()
+        for c in codes:
+            texts.update(c.texts)
+        context["texts"] = ", ".join(f"{t} ({n})" for t, n in texts.most_common(CONTEXT_TOP))
+    return context
+
+
+def item_messages(session: Session, item: SourceItem, limit: int = 50) -> list[StoredMessage]:
+    """The stored messages that carried an item's code, newest first."""
+    query = select(StoredMessage).join(ItemMessage, col(ItemMessage.message_id) == StoredMessage.id)
+    query = query.where(ItemMessage.item_id == item.id).order_by(col(StoredMessage.id).desc()).limit(limit)
+    return list(session.exec(query))
+
+
+# -- batches from messages ----------------------------------------------------------------------------
+def pending(session: Session, feed: Feed, limit: int) -> list[StoredMessage]:
+    query = select(StoredMessage).where(StoredMessage.feed_id == feed.id, col(StoredMessage.batch_number).is_(None))
+    return list(session.exec(query.order_by(StoredMessage.id).limit(limit)))
+
+
+def pending_count(session: Session, feed: Feed) -> int:
+    query = select(func.count()).where(StoredMessage.feed_id == feed.id, col(StoredMessage.batch_number).is_(None))
+    return session.exec(query).one()
+
+
+def rows_upload(rows: list[dict], name: str) -> Upload:
+    """Flat rows as a CSV upload, the shape `feeds.post_batch` reads (and a feed's reference)."""
+    buffer = io.StringIO()
+    pd.DataFrame(rows).to_csv(buffer, index=False)
+    return Upload(name, buffer.getvalue().encode())
+
+
+def conformance_alerts(feed: Feed, messages: list[hl7v2.Hl7Message]) -> tuple[list[Alert], set[str]]:
+    """Structural findings as alerts, one per site, rule and location, with the share of that site's messages
+    it affected; and the sites checked (an alert of a checked site that no longer fires is resolved)."""
+    findings = conformance.check_all(messages)
+    sent = conformance.messages_by_site(messages)
+    by_key: dict[tuple, list[conformance.Finding]] = defaultdict(list)
+    for finding in findings:
+        location = finding.location.split("[")[0] + (finding.location.split("]")[1] if "]" in finding.location else "")
+        by_key[(finding.site, finding.rule, location)].append(finding)
+    alerts = []
+    for (site, rule, location), hits in by_key.items():
+        affected = len({f.message_sha256 for f in hits})
+        severity = (
+            "critical"
+            if any(f.severity == "error" for f in hits) and rule == "unreadable"
+            else ("warning" if any(f.severity == "error" for f in hits) else "info")
+        )
+        alerts.append(
+            Alert(
+                feed=feed.name,
+                segment=f"site={site or '(none)'}",
+                check="conformance",
+                column=f"{location} {rule}",
+                severity=severity,
+                statistic=affected / max(sent.get(site, 0), 1),
+                threshold=0.0,
+                message=f"{affected} of {sent.get(site, 0)} messages from {site or 'a site'}: {hits[0].detail}",
+                details={
+                    "rule": rule,
+                    "location": location,
+                    "findings": len(hits),
+                    "message_control_ids": sorted({f.message_control_id for f in hits})[:20],
+                },
+            )
+        )
+    return alerts, {f"site={site or '(none)'}" for site in sent}
+
+
+def score_pending(
+    session: Session, home: Path, feed: Feed, actor: str, *, limit: int = 1000, project: Project | None = None
+) -> tuple[FeedBatch, list[AlertEvent], CodeImport | None] | None:
+    """The feed's stored messages not yet in a batch (at most `limit`, oldest first) as one monitored batch;
+    each message is stamped with the batch in the same transaction, so none is ever scored twice."""
+    stored = pending(session, feed, limit)
+    if not stored:
+        return None
+    rows, messages = rows_of(stored)
+    extra, sites = conformance_alerts(feed, messages)
+    first, last = stored[0].id, stored[-1].id
+    batch, events = post_batch(
+        session,
+        home,
+        feed,
+        rows_upload(rows, f"messages-{first}-{last}.csv"),
+        actor,
+        extra_alerts=extra,
+        extra_segments=sites,
+    )
+    for row in stored:
+        row.batch_number = batch.number
+        session.add(row)
+    project = project or (session.get(Project, feed.mapping_project_id) if feed.mapping_project_id else None)
+    codes = None
+    if project is not None:
+        codes = add_local_codes(session, project, rows, {r.sha256: r.id for r in stored}, None, actor)
+    session.flush()
+    return batch, events, codes
+
+
+def batch_messages(session: Session, feed: Feed, number: int) -> list[StoredMessage]:
+    """The stored messages a batch scored: from an alert's batch back to the messages."""
+    query = select(StoredMessage).where(StoredMessage.feed_id == feed.id, StoredMessage.batch_number == number)
+    found = list(session.exec(query.order_by(StoredMessage.id)))
+    if (
+        not found
+        and session.exec(select(FeedBatch).where(FeedBatch.feed_id == feed.id, FeedBatch.number == number)).first()
+        is None
+    ):
+        raise NotFound(f"feed {feed.name!r} has no batch {number}")
+    return found
+
+
+# -- the listener ---------------------------------------------------------------------------------------
+@dataclass
+class Listener:
+    """An MLLP listener for one feed: stores before the ACK, then cuts monitored batches of `batch_size`
+    messages, or of what arrived within `batch_seconds`. Messages left unbatched by a crash are batched
+    after the restart (they are in the store; the batch is cut from the store, not from memory)."""
+
+    engine: Engine
+    home: Path
+    feed: Feed
+    actor: str
+    project: Project | None = None
+    host: str = "127.0.0.1"
+    port: int = 2575
+    batch_size: int = 500
+    batch_seconds: float = 60.0
+    on_batch: Any = None  # called with (batch, events, codes) after each batch, e.g. to print it
+    server: MLLPServer | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # set once the port is bound (`port` is then set)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _oldest: float | None = None
+
+    async def serve(self, stop: asyncio.Event | None = None) -> None:
+        store = EngineStore(self.engine, self.feed)
+        self.server = MLLPServer(store, store.dead_letter, host=self.host, port=self.port, on_accepted=self._accepted)
+        async with self.server:
+            self.port = self.server.port
+            self.ready.set()
+            batcher = asyncio.create_task(self._batcher())
+            try:
+                if stop is None:
+                    await self.server.serve_forever()
+                else:
+                    await stop.wait()
+            finally:
+                batcher.cancel()
+                await asyncio.gather(batcher, return_exceptions=True)
+        await asyncio.to_thread(self.cut, True)  # what arrived before a clean stop is scored now
+
+    def _accepted(self, messages: list, refs: list) -> None:
+        self._oldest = self._oldest or time.monotonic()
+        self._wake.set()
+
+    async def _batcher(self) -> None:
+        await asyncio.to_thread(self.cut, True)  # messages a crash left unbatched
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=min(self.batch_seconds, 1.0))
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            due = self._oldest is not None and time.monotonic() - self._oldest >= self.batch_seconds
+            try:
+                while await asyncio.to_thread(self.cut, due):
+                    pass
+            except Exception:  # noqa: BLE001 - stored messages stay pending; the next cut tries again
+                log.exception("feed %s: scoring a batch of messages failed", self.feed.name)
+
+    def cut(self, due: bool) -> bool:
+        """Score one batch when `batch_size` messages wait, or any wait and `due`; True when one was cut."""
+        with session_scope(self.engine) as session:
+            feed = session.get(Feed, self.feed.id)
+            waiting = pending_count(session, feed)
+            if waiting == 0 or (waiting < self.batch_size and not due):
+                return False
+            self._oldest = time.monotonic() if waiting > self.batch_size else None
+            project = session.get(Project, self.project.id) if self.project else None
+            outcome = score_pending(session, self.home, feed, self.actor, limit=self.batch_size, project=project)
+        if outcome is not None and self.on_batch is not None:
+            self.on_batch(*outcome)
+        return outcome is not None and waiting > self.batch_size
