@@ -43,7 +43,7 @@ from service.monitoring.feeds import Upload, post_batch
 from service.store.db import session_scope
 from service.store.errors import Invalid, NotFound
 from service.store.feeds import Feed, FeedBatch
-from service.store.messages import DeadLetter, ItemMessage, StoredMessage
+from service.store.messages import DeadLetter, ItemMessage, MessageImportResult, StoredMessage
 from service.store.tables import Project, SourceItem
 
 log = logging.getLogger("crosswalk.messages")
@@ -51,6 +51,7 @@ MessageFormat = Literal["hl7v2", "fhir"]
 MESSAGE_FORMATS: tuple[str, ...] = ("hl7v2", "fhir")
 FIELDS = ("OBX-3", "OBR-4", "DG1-3", "RXA-5", "PV1-3")  # the CLI's --field choices; ingest knows more
 CONTEXT_TOP = 5  # most frequent values kept per context key (units, value types ...)
+EVIDENCE_SHOWN = 10  # message control ids named in an item's context; the item_message links keep them all
 
 
 # -- the message store ------------------------------------------------------------------------------
@@ -174,6 +175,18 @@ class CodeImport:
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
+    def public(self) -> MessageImportResult:
+        return MessageImportResult(
+            created=self.created,
+            updated=self.updated,
+            unchanged=self.unchanged,
+            total=self.codes,
+            messages=self.messages,
+            stored=self.stored,
+            dead_letters=self.dead_letters,
+            already_coded=self.already_coded,
+        )
+
 
 def read_upload(data: bytes, fmt: str, name: str) -> tuple[list[bytes], list[tuple[bytes, str]]]:
     """A file's messages (raw bytes each) and its unreadable parts (raw, reason naming file and line)."""
@@ -264,6 +277,12 @@ def _add_code(session, project, item, key, codes, rows, message_ids, field_name,
         ] or codes
     frequency = sum(c.frequency for c in codes)
     context = _context(codes)
+    # the evidence in the item's own context too, so every view of the item shows where it came from
+    control_ids = list(dict.fromkeys(i for c in codes for i, d in zip(c.message_ids, c.message_sha256s) if d in new))
+    earlier = [i for i in (item.context.get("message_control_ids", "") if item else "").split(", ") if i]
+    shown = list(dict.fromkeys(control_ids + earlier))[:EVIDENCE_SHOWN]
+    context["messages"] = str(len(linked) + len(new))
+    context["message_control_ids"] = ", ".join(shown)
     if item is None:
         item = SourceItem(
             project_id=project.id, code=key, text=codes[0].text or key, frequency=frequency, context=context
@@ -487,15 +506,27 @@ class Listener:
                 log.exception("feed %s: scoring a batch of messages failed", self.feed.name)
 
     def cut(self, due: bool) -> bool:
-        """Score one batch when `batch_size` messages wait, or any wait and `due`; True when one was cut."""
-        with session_scope(self.engine) as session:
-            feed = session.get(Feed, self.feed.id)
-            waiting = pending_count(session, feed)
-            if waiting == 0 or (waiting < self.batch_size and not due):
-                return False
-            self._oldest = time.monotonic() if waiting > self.batch_size else None
-            project = session.get(Project, self.project.id) if self.project else None
-            outcome = score_pending(session, self.home, feed, self.actor, limit=self.batch_size, project=project)
-        if outcome is not None and self.on_batch is not None:
+        """Score one batch when `batch_size` messages wait, or any wait and `due`; True when more wait."""
+        project_id = self.project.id if self.project else None
+        outcome, left = cut_batch(self.engine, self.home, self.feed.id, self.actor, self.batch_size, due, project_id)
+        if outcome is None:
+            return False
+        self._oldest = time.monotonic() if left else None  # the rest waits at most batch_seconds more
+        if self.on_batch is not None:
             self.on_batch(*outcome)
-        return outcome is not None and waiting > self.batch_size
+        return left >= self.batch_size
+
+
+def cut_batch(
+    engine: Engine, home: Path, feed_id: int, actor: str, batch_size: int, due: bool, project_id: int | None = None
+) -> tuple[tuple[FeedBatch, list[AlertEvent], CodeImport | None] | None, int]:
+    """In its own transaction: score one batch of the feed's waiting messages when `batch_size` wait, or any
+    wait and `due`. Returns the batch (None when none was cut) and how many messages still wait."""
+    with session_scope(engine) as session:
+        feed = session.get(Feed, feed_id)
+        waiting = pending_count(session, feed)
+        if waiting == 0 or (waiting < batch_size and not due):
+            return None, waiting
+        project = session.get(Project, project_id) if project_id else None
+        outcome = score_pending(session, home, feed, actor, limit=batch_size, project=project)
+    return outcome, max(waiting - batch_size, 0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from service.store.tables import utcnow
+from service.store.tables import ImportResult, utcnow
 
 
 class StoredMessage(SQLModel, table=True):
@@ -84,3 +84,19 @@ class DeadLetterPublic(SQLModel):
     control_id: str
     reason: str
     size: int
+
+
+class MessageImportResult(ImportResult):
+    """An import's outcome; imports of messages also say what was read and what was left out."""
+
+    messages: int | None = Field(default=None, description="Messages read (HL7 v2 / FHIR imports).")
+    stored: int | None = Field(default=None, description="Of those, new to the message store.")
+    dead_letters: list[str] | None = Field(default=None, description="Why each unreadable message was set aside.")
+    already_coded: int | None = Field(
+        default=None, description="Local codes the sender also coded in LOINC/SNOMED/ICD...: left out."
+    )
+
+
+class FhirReceipt(SQLModel):
+    stored: list[int] = Field(description="Stored message ids, one per resource or Bundle kept.")
+    dead_letters: list[str] = Field(description="Why each document that could not be read was set aside.")
