@@ -113,8 +113,8 @@ def project_items(
 ) -> None:
     """List a project's items with their frequency and context, most frequent first."""
     import csv
+    import io
     import json
-    import sys
 
     from sqlmodel import col, select
 
@@ -136,10 +136,12 @@ def project_items(
     if output == "json":
         typer.echo(json.dumps(records, indent=1, ensure_ascii=False))
     elif output == "csv":
-        writer = csv.writer(sys.stdout)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
         writer.writerow(["code", "text", "frequency", "status", "context"])
         for r in records:
             writer.writerow([r["code"], r["text"], r["frequency"] or "", r["status"], json.dumps(r["context"])])
+        typer.echo(buffer.getvalue(), nl=False)
     else:
         typer.echo(f"{'code':<24} {'text':<36} {'freq':>6}  {'status':<9} context")
         for r in records:

@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import io
 import logging
+import re
 import time
 import zlib
 from collections import Counter, defaultdict
@@ -290,8 +291,7 @@ def _add_code(session, project, item, key, codes, rows, message_ids, field_name,
         audit.record(session, actor, "item.import", item)
         result.created += 1
     else:
-        merged = {**item.context, **{k: v for k, v in context.items() if k not in ("frequency",)}}
-        changes = {"frequency": (item.frequency or 0) + frequency, "context": merged}
+        changes = {"frequency": (item.frequency or 0) + frequency, "context": _merge_context(item.context, context)}
         audit.record(session, actor, "item.reimport", item, changes)
         result.updated += 1
     link_items(session, item, [message_ids[d] for d in sorted(new)])
@@ -338,6 +338,36 @@ def _context(codes: list[LocalCode]) -> dict[str, str]:
             texts.update(c.texts)
         context["texts"] = ", ".join(f"{t} ({n})" for t, n in texts.most_common(CONTEXT_TOP))
     return context
+
+
+_COUNTED = re.compile(r"^(.*) \((\d+)\)$")
+
+
+def _counts(text: str) -> Counter | None:
+    """ "mg/dL (12), g/L (3)" -> its counts; None when the value is not such a list."""
+    counts: Counter = Counter()
+    for part in text.split(", "):
+        match = _COUNTED.match(part)
+        if match is None:
+            return None
+        counts[match[1]] += int(match[2])
+    return counts
+
+
+def _merge_context(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
+    """New context over old; counted values (units, value types ...) add up across imports."""
+    merged = {**old, **new}
+    for key, value in new.items():
+        before, after = _counts(old.get(key, "")), _counts(value)
+        if before and after:
+            merged[key] = ", ".join(f"{v} ({n})" for v, n in (before + after).most_common(CONTEXT_TOP))
+    if "numeric_range" in old and "numeric_range" in new:
+        ends = [float(x) for text in (old["numeric_range"], new["numeric_range"]) for x in text.split(" .. ")]
+        merged["numeric_range"] = f"{min(ends):g} .. {max(ends):g}"
+    if "example_values" in old and "example_values" in new:
+        examples = list(dict.fromkeys(old["example_values"].split(", ") + new["example_values"].split(", ")))
+        merged["example_values"] = ", ".join(examples[:CONTEXT_TOP])
+    return merged
 
 
 def item_messages(session: Session, item: SourceItem, limit: int = 50) -> list[StoredMessage]:

@@ -25,7 +25,9 @@ class StoredMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     sha256: str = Field(max_length=64, unique=True)  # of the raw bytes; a resent message is not stored twice
     format: str = Field(max_length=10)  # "hl7v2" | "fhir"
-    feed_id: int | None = Field(default=None, foreign_key="feed.id")  # the feed it arrived on, if any
+    # the feed it arrived on, if any; no foreign key: this migration branches from the base revision, not
+    # from the one that creates `feed`, so it cannot depend on that table existing first
+    feed_id: int | None = None
     origin: str = Field(max_length=400)  # "mllp", "http", "file:results.hl7"
     received_at: str = Field(default_factory=utcnow)
     control_id: str = Field(default="", max_length=200)  # MSH-10, or the FHIR resource id
@@ -42,7 +44,7 @@ class DeadLetter(SQLModel, table=True):
     __tablename__ = "dead_letter"
 
     id: int | None = Field(default=None, primary_key=True)
-    feed_id: int | None = Field(default=None, foreign_key="feed.id", index=True)
+    feed_id: int | None = Field(default=None, index=True)  # no foreign key, as above
     origin: str = Field(max_length=400)
     received_at: str = Field(default_factory=utcnow)
     sha256: str = Field(max_length=64)

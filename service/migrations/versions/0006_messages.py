@@ -14,8 +14,7 @@ from alembic import op
 revision = "0006_messages"
 down_revision = "0001"
 branch_labels = None
-# stored messages and dead letters name the feed they came on
-depends_on = "0003_monitoring"
+depends_on = None
 
 _text = sqlmodel.sql.sqltypes.AutoString
 
@@ -35,7 +34,6 @@ def upgrade() -> None:
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.Column("batch_number", sa.Integer(), nullable=True),
-        sa.ForeignKeyConstraint(["feed_id"], ["feed.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("sha256"),
     )
@@ -52,7 +50,6 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
-        sa.ForeignKeyConstraint(["feed_id"], ["feed.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("dead_letter", schema=None) as batch_op:
