@@ -500,6 +500,9 @@ class Listener:
     _oldest: float | None = None
 
     async def serve(self, stop: asyncio.Event | None = None) -> None:
+        # messages a crash left unbatched, scored before new ones arrive (they would share a batch otherwise)
+        while await asyncio.to_thread(self.cut, True):
+            pass
         store = EngineStore(self.engine, self.feed)
         self.server = MLLPServer(store, store.dead_letter, host=self.host, port=self.port, on_accepted=self._accepted)
         async with self.server:
@@ -521,7 +524,6 @@ class Listener:
         self._wake.set()
 
     async def _batcher(self) -> None:
-        await asyncio.to_thread(self.cut, True)  # messages a crash left unbatched
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=min(self.batch_seconds, 1.0))
