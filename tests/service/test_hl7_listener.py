@@ -127,7 +127,7 @@ class ListenerProcess:
 
     def __init__(self, env: dict[str, str], port: int) -> None:
         command = [sys.executable, "-c", "from service.cli import main; main()", "listen", "--feed", "labs"]
-        command += ["--port", str(port), "--batch-size", "25", "--batch-seconds", "0.5"]
+        command += ["--port", str(port), "--batch-size", "500", "--batch-seconds", "2"]
         self.process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._drain, daemon=True).start()
@@ -163,7 +163,7 @@ def test_kill_9_while_senders_stream_loses_no_acknowledged_message(tmp_path):
     env = {**os.environ, "CROSSWALK_HOME": str(tmp_path), "CROSSWALK_DATABASE_URL": url, "CROSSWALK_ACTOR": "mllp"}
     env["PYTHONPATH"] = str(REPO)
     port = free_port()
-    senders = [lab_messages(30, start=1000 * (k + 1)) for k in range(5)]
+    senders = [lab_messages(16, start=1000 * (k + 1)) for k in range(5)]
     acked: set[str] = set()
     listeners = [ListenerProcess(env, port)]
     listeners[0].wait_listening()
@@ -177,7 +177,7 @@ def test_kill_9_while_senders_stream_loses_no_acknowledged_message(tmp_path):
                         assert ack_code(await client.send(messages[done])) == "AA"
                         acked.add(digest(messages[done]))
                         done += 1
-                        if len(acked) == 40:  # mid-stream: kill -9, then start it again
+                        if len(acked) == 30:  # mid-stream: kill -9, then start it again
                             listeners[0].kill()
                             listeners.append(ListenerProcess(env, port))
                             await asyncio.to_thread(listeners[-1].wait_listening)

@@ -28,7 +28,6 @@ router = APIRouter(tags=["messages"])
 ER7 = "x-application/hl7-v2+er7"
 HL7_TYPES = (ER7, "application/hl7-v2", "text/plain")
 FHIR_TYPES = ("application/fhir+json", "application/json", "application/fhir+ndjson", "application/x-ndjson")
-ACK_STATUS = {"accept": 200, "error": 422, "reject": 503}  # reject: not stored, the sender must resend
 
 _ACK_RESPONSE = {"description": "The HL7 v2 ACK (MSA-1 AA, AE or AR), or a FHIR receipt.", "content": {ER7: {}}}
 
@@ -84,7 +83,8 @@ async def post_messages(
         response = await _fhir(store, body)
     else:
         receipt = await mllp.receive(body, store=store, dead_letter=store.dead_letter)
-        status = ACK_STATUS[receipt.outcome]
+        # 422: unreadable, kept as a dead letter (resending will not help); 503: not kept at all, resend
+        status = 200 if receipt.stored else 422 if receipt.dead_lettered else 503
         response = Response(receipt.ack or b"", status_code=status if receipt.ack else 202, media_type=ER7)
     if response.status_code < 300:
         _cut_later(background, request, feed, principal.name, batch_size, flush)
