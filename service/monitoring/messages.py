@@ -433,25 +433,72 @@ def conformance_alerts(feed: Feed, messages: list[hl7v2.Hl7Message]) -> tuple[li
     return alerts, {f"site={site or '(none)'}" for site in sent}
 
 
-def score_pending(
-    session: Session, home: Path, feed: Feed, actor: str, *, limit: int = 1000, project: Project | None = None
-) -> tuple[FeedBatch, list[AlertEvent], CodeImport | None] | None:
-    """The feed's stored messages not yet in a batch (at most `limit`, oldest first) as one monitored batch;
-    each message is stamped with the batch in the same transaction, so none is ever scored twice."""
-    stored = pending(session, feed, limit)
+@dataclass
+class PreparedBatch:
+    """Waiting messages read back into rows and checked: the slow part, done outside the write transaction."""
+
+    message_ids: list[int]
+    digests: dict[str, int]  # sha256 -> stored message id
+    rows: list[dict]
+    alerts: list[Alert]
+    sites: set[str]
+
+
+def prepare(feed: Feed, stored: list[StoredMessage]) -> PreparedBatch | None:
+    """Parse, flatten and check stored messages (no database work: it runs outside any transaction)."""
     if not stored:
         return None
     rows, messages = rows_of(stored)
-    extra, sites = conformance_alerts(feed, messages)
-    first, last = stored[0].id, stored[-1].id
+    alerts, sites = conformance_alerts(feed, messages)
+    return PreparedBatch([r.id for r in stored], {r.sha256: r.id for r in stored}, rows, alerts, sites)
+
+
+def batch_frame_upload(feed: Feed, rows: list[dict], name: str) -> Upload:
+    """Rows as the feed's batch: a batch of only some message types still has every contract column (empty),
+    so ADT-only or ORU-only batches of a mixed feed are scored rather than refused."""
+    columns = [c["name"] for c in feed.contract.get("columns", []) if isinstance(c, dict) and "name" in c]
+    frame = pd.DataFrame(rows)
+    for column in columns:
+        if column not in frame.columns:
+            frame[column] = None
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return Upload(name, buffer.getvalue().encode())
+
+
+def score_pending(
+    session: Session,
+    home: Path,
+    feed: Feed,
+    actor: str,
+    *,
+    limit: int = 1000,
+    project: Project | None = None,
+    prepared: PreparedBatch | None = None,
+) -> tuple[FeedBatch, list[AlertEvent], CodeImport | None] | None:
+    """The feed's stored messages not yet in a batch (at most `limit`, oldest first) as one monitored batch;
+    each message is stamped with the batch in the same transaction, so none is ever scored twice.
+
+    `prepared` (read in an earlier transaction) is used when its messages are all still waiting."""
+    if prepared is not None:
+        query = select(StoredMessage).where(col(StoredMessage.id).in_(prepared.message_ids))
+        stored = [r for r in session.exec(query.order_by(StoredMessage.id)) if r.batch_number is None]
+        if len(stored) != len(prepared.message_ids):
+            prepared = None
+    if prepared is None:
+        prepared = prepare(feed, pending(session, feed, limit))
+        if prepared is None:
+            return None
+        stored = list(session.exec(select(StoredMessage).where(col(StoredMessage.id).in_(prepared.message_ids))))
+    name = f"messages-{min(prepared.message_ids)}-{max(prepared.message_ids)}.csv"
     batch, events = post_batch(
         session,
         home,
         feed,
-        rows_upload(rows, f"messages-{first}-{last}.csv"),
+        batch_frame_upload(feed, prepared.rows, name),
         actor,
-        extra_alerts=extra,
-        extra_segments=sites,
+        extra_alerts=prepared.alerts,
+        extra_segments=prepared.sites,
     )
     for row in stored:
         row.batch_number = batch.number
@@ -459,7 +506,7 @@ def score_pending(
     project = project or (session.get(Project, feed.mapping_project_id) if feed.mapping_project_id else None)
     codes = None
     if project is not None:
-        codes = add_local_codes(session, project, rows, {r.sha256: r.id for r in stored}, None, actor)
+        codes = add_local_codes(session, project, prepared.rows, prepared.digests, None, actor)
     session.flush()
     return batch, events, codes
 
@@ -534,8 +581,9 @@ class Listener:
             try:
                 while await asyncio.to_thread(self.cut, due):
                     pass
-            except Exception:  # noqa: BLE001 - stored messages stay pending; the next cut tries again
-                log.exception("feed %s: scoring a batch of messages failed", self.feed.name)
+            except Exception as error:  # noqa: BLE001 - stored messages stay waiting; a later cut tries again
+                log.error("feed %s: scoring a batch of messages failed (retrying later): %s", self.feed.name, error)
+                await asyncio.sleep(min(self.batch_seconds, 30.0))
 
     def cut(self, due: bool) -> bool:
         """Score one batch when `batch_size` messages wait, or any wait and `due`; True when more wait."""
@@ -554,11 +602,17 @@ def cut_batch(
 ) -> tuple[tuple[FeedBatch, list[AlertEvent], CodeImport | None] | None, int]:
     """In its own transaction: score one batch of the feed's waiting messages when `batch_size` wait, or any
     wait and `due`. Returns the batch (None when none was cut) and how many messages still wait."""
+    # SQLite has one writer: reading and parsing the messages happens in a read of its own, so the
+    # listener's stores (and their ACKs) wait only for the scoring itself
     with session_scope(engine) as session:
         feed = session.get(Feed, feed_id)
         waiting = pending_count(session, feed)
         if waiting == 0 or (waiting < batch_size and not due):
             return None, waiting
+        stored = pending(session, feed, batch_size)
+    prepared = prepare(feed, stored)
+    with session_scope(engine) as session:
+        feed = session.get(Feed, feed_id)
         project = session.get(Project, project_id) if project_id else None
-        outcome = score_pending(session, home, feed, actor, limit=batch_size, project=project)
+        outcome = score_pending(session, home, feed, actor, limit=batch_size, project=project, prepared=prepared)
     return outcome, max(waiting - batch_size, 0)
