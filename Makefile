@@ -28,6 +28,7 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/mapping.py
+	$(BIN)/python benchmarks/mllp.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -257,12 +257,14 @@ def post_batch(
     *,
     extra_alerts: Sequence[Alert] = (),
     extra_segments: frozenset[str] | set[str] = frozenset(),
+    evidently: bool = True,
 ) -> tuple[FeedBatch, list[AlertEvent]]:
     """Score one batch: read, profile once, compare with the reference profile, reconcile alerts, queue
     webhook messages, keep the profile and an Evidently drill-down. A bad batch changes nothing.
 
     `extra_alerts` are findings the caller made on the same batch (structural checks of the messages it
-    came from), reconciled with the monitors' own; `extra_segments` the segments those checks covered."""
+    came from), reconciled with the monitors' own; `extra_segments` the segments those checks covered.
+    `evidently=False` skips the HTML drill-down (seconds of work a listener cannot hold its store for)."""
     audit.lock_chain(session)  # batch numbers and alert dedup see every earlier batch of the feed
     contract = Contract.from_dict(feed.contract)
     frame = read_upload(upload, contract)
@@ -292,7 +294,11 @@ def post_batch(
     try:
         profile_file, profile_sha = files.write_profile(home, folder / f"{stem}.profile.json.gz", profile)
         written.append(profile_file)
-        report_file, note = _evidently(home, feed, frame, contract, folder / f"{stem}.html")
+        report_file, note = (
+            _evidently(home, feed, frame, contract, folder / f"{stem}.html")
+            if evidently
+            else (None, "no Evidently report for batches cut from messages: compare a window of batches instead")
+        )
         written += [report_file] if report_file else []
         batch = FeedBatch(
             feed_id=feed.id,

@@ -499,6 +499,7 @@ def score_pending(
         actor,
         extra_alerts=prepared.alerts,
         extra_segments=prepared.sites,
+        evidently=False,  # the listener's stores wait while a batch is scored: keep that short
     )
     for row in stored:
         row.batch_number = batch.number
