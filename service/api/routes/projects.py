@@ -47,7 +47,12 @@ def get_project(project: ProjectDep, session: SessionDep) -> ProjectPublic:
     return crud.project_public(session, project)
 
 
-@router.post("/{project_id}/imports", response_model=MessageImportResult, **allow(Permission.edit, 404, 413, 422))
+@router.post(
+    "/{project_id}/imports",
+    response_model=MessageImportResult,
+    response_model_exclude_none=True,  # a CSV import answers as it always has
+    **allow(Permission.edit, 404, 413, 422),
+)
 def import_source_codes(
     project: ProjectDep,
     session: SessionDep,
