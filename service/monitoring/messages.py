@@ -28,7 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pandas as pd
 from sqlalchemy import Engine, func
@@ -39,6 +39,7 @@ from ingest import conformance, fhir, hl7v2
 from ingest.local_codes import LocalCode, collect_local_codes
 from ingest.mllp import MLLPServer
 from monitors.alerts import Alert, AlertEvent
+from monitors.contract import Contract
 from service import audit
 from service.monitoring.feeds import Upload, post_batch
 from service.store.db import session_scope
@@ -49,8 +50,7 @@ from service.store.tables import Project, SourceItem
 
 log = logging.getLogger("crosswalk.messages")
 MessageFormat = Literal["hl7v2", "fhir"]
-MESSAGE_FORMATS: tuple[str, ...] = ("hl7v2", "fhir")
-FIELDS = ("OBX-3", "OBR-4", "DG1-3", "RXA-5", "PV1-3")  # the CLI's --field choices; ingest knows more
+MESSAGE_FORMATS: tuple[str, ...] = get_args(MessageFormat)  # the CLI's and the API's import formats
 CONTEXT_TOP = 5  # most frequent values kept per context key (units, value types ...)
 EVIDENCE_SHOWN = 10  # message control ids named in an item's context; the item_message links keep them all
 
@@ -388,10 +388,15 @@ def pending_count(session: Session, feed: Feed) -> int:
     return session.exec(query).one()
 
 
-def rows_upload(rows: list[dict], name: str) -> Upload:
-    """Flat rows as a CSV upload, the shape `feeds.post_batch` reads (and a feed's reference)."""
+def rows_upload(rows: list[dict], name: str, columns: Iterable[str] = ()) -> Upload:
+    """Flat rows as a CSV upload, the shape `feeds.post_batch` reads (and a feed's reference). `columns` that
+    no row has are added empty: a batch of some message types still has all of its feed's columns."""
+    frame = pd.DataFrame(rows)
+    for column in columns:
+        if column not in frame.columns:
+            frame[column] = None
     buffer = io.StringIO()
-    pd.DataFrame(rows).to_csv(buffer, index=False)
+    frame.to_csv(buffer, index=False)
     return Upload(name, buffer.getvalue().encode())
 
 
@@ -453,19 +458,6 @@ def prepare(feed: Feed, stored: list[StoredMessage]) -> PreparedBatch | None:
     return PreparedBatch([r.id for r in stored], {r.sha256: r.id for r in stored}, rows, alerts, sites)
 
 
-def batch_frame_upload(feed: Feed, rows: list[dict], name: str) -> Upload:
-    """Rows as the feed's batch: a batch of only some message types still has every contract column (empty),
-    so ADT-only or ORU-only batches of a mixed feed are scored rather than refused."""
-    columns = [c["name"] for c in feed.contract.get("columns", []) if isinstance(c, dict) and "name" in c]
-    frame = pd.DataFrame(rows)
-    for column in columns:
-        if column not in frame.columns:
-            frame[column] = None
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    return Upload(name, buffer.getvalue().encode())
-
-
 def score_pending(
     session: Session,
     home: Path,
@@ -495,7 +487,7 @@ def score_pending(
         session,
         home,
         feed,
-        batch_frame_upload(feed, prepared.rows, name),
+        rows_upload(prepared.rows, name, Contract.from_dict(feed.contract).names()),
         actor,
         extra_alerts=prepared.alerts,
         extra_segments=prepared.sites,

@@ -7,6 +7,7 @@ so an acknowledged message is never lost. The feed's waiting messages are cut in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated
 
@@ -28,6 +29,11 @@ router = APIRouter(tags=["messages"])
 ER7 = "x-application/hl7-v2+er7"
 HL7_TYPES = (ER7, "application/hl7-v2", "text/plain")
 FHIR_TYPES = ("application/fhir+json", "application/json", "application/fhir+ndjson", "application/x-ndjson")
+
+
+class Unsupported(Invalid):
+    status, title = 415, "Unsupported media type"
+
 
 _ACK_RESPONSE = {"description": "The HL7 v2 ACK (MSA-1 AA, AE or AR), or a FHIR receipt.", "content": {ER7: {}}}
 
@@ -92,8 +98,6 @@ async def post_messages(
 
 
 async def _fhir(store: messages.EngineStore, body: bytes) -> Response:
-    import asyncio
-
     documents = fhir.read_documents(body)
     if not documents:
         raise Invalid("empty body: send a FHIR resource, a Bundle or NDJSON")
@@ -107,10 +111,6 @@ async def _fhir(store: messages.EngineStore, body: bytes) -> Response:
             dead.append(reason)
     receipt = FhirReceipt(stored=stored, dead_letters=dead)
     return Response(receipt.model_dump_json(), status_code=200 if stored else 422, media_type="application/json")
-
-
-class Unsupported(Invalid):
-    status, title = 415, "Unsupported media type"
 
 
 @router.get("/feeds/{feed}/dead-letters", response_model=list[DeadLetterPublic], **allow(Permission.read, 404, 422))
