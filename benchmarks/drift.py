@@ -36,6 +36,7 @@ import argparse
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,6 +223,308 @@ def base(column: str) -> str:
     return column.split("[", 1)[0]
 
 
+# ---- the same measurements as three lab systems would send them ---------------------------------------------------
+
+
+@dataclass
+class LabSystem:
+    """How one source system writes the Synthea measurements: its column names, item numbers, unit spellings and
+    result strings. Monitored with no contract, as a new user would (`crosswalk monitor --segment <site>`)."""
+
+    name: str
+    code: str
+    result: str
+    unit: str
+    site: str
+    patient: str
+    when: str
+    row_id: str | None
+    item_number: Callable[[int], int | str]  # rank of the code by volume -> the system's item number
+    units: Callable[[str], str]  # UCUM as Synthea writes it -> this system's spelling
+    result_text: Callable[[pd.DataFrame], pd.Series]
+
+
+MEQ = {"2947-0", "6298-4", "2069-3", "20565-8", "2951-2", "2823-3", "2075-0", "2028-9"}  # electrolytes
+LAB_STYLE = {"10*3/uL": "K/uL", "10*6/uL": "m/uL", "mm[Hg]": "mmHg", "Cel": "deg C", "/min": "bpm", "{score}": "score"}
+
+
+def _plain(frame: pd.DataFrame) -> pd.Series:
+    return frame.value_as_number.map(lambda v: f"{v:.1f}" if np.isfinite(v) else np.nan)
+
+
+def _qualitative(frame: pd.DataFrame, text: pd.Series, positive: str, negative: str) -> pd.Series:
+    """Rows without a number (Synthea's SNOMED-coded findings) become NEG/POS."""
+    qualitative = frame.value_as_number.isna() & frame.measurement_source_value.str.fullmatch(r"\d{6,}")
+    flags = np.where(frame.measurement_id % 5 == 0, positive, negative)
+    return text.where(~qualitative, pd.Series(flags, index=frame.index))
+
+
+def _censored(frame: pd.DataFrame, text: pd.Series) -> pd.Series:
+    """Creatinine under 0.6 as "<0.6"; values of 1,000 and more with a thousands separator."""
+    low = (frame.measurement_source_value == "38483-4") & (frame.value_as_number < 0.6)
+    big = frame.value_as_number >= 1000
+    text = text.where(~low, "<0.6")
+    return text.where(~big, frame.value_as_number.map(lambda v: f"{v:,.1f}"))
+
+
+def _ranged(frame: pd.DataFrame, text: pd.Series) -> pd.Series:
+    """Pain scores as ranges ("2-4", midpoint 3)."""
+    score = (frame.measurement_source_value == "72514-3") & (frame.value_as_number >= 1)
+    ranges = frame.value_as_number.map(lambda v: f"{v - 1:.0f}-{v + 1:.0f}" if np.isfinite(v) else np.nan)
+    return text.where(~score, ranges)
+
+
+LAB_SYSTEMS = [
+    LabSystem(  # a hospital LIS export shaped like MIMIC-IV's labevents
+        "lis",
+        code="itemid",
+        result="value",
+        unit="valueuom",
+        site="site",
+        patient="subject_id",
+        when="charttime",
+        row_id="labevent_id",
+        item_number=lambda rank: 50800 + 3 * rank,
+        units=lambda u: LAB_STYLE.get(u, u),
+        result_text=lambda f: _censored(f, _qualitative(f, _plain(f), "POS", "NEG")),
+    ),
+    LabSystem(  # HL7 v2 results flattened to a table: upper-case units, mEq/L for electrolytes, no row id
+        "hl7",
+        code="obs_item_no",
+        result="obs_result",
+        unit="obs_units",
+        site="sending_facility",
+        patient="pat_mrn",
+        when="obs_datetime",
+        row_id=None,
+        item_number=lambda rank: 1000 + 7 * rank,
+        units=lambda u: u.upper(),
+        result_text=lambda f: _censored(f, _qualitative(f, _plain(f), "POSITIVE", "NEGATIVE")),
+    ),
+    LabSystem(  # a reference laboratory's CSV: three-digit test numbers written as text, ranges, UCUM units
+        "reflab",
+        code="TestNr",
+        result="Result",
+        unit="Unit",
+        site="Site",
+        patient="PatientNo",
+        when="CollectedOn",
+        row_id="OrderLine",
+        item_number=lambda rank: f"{100 + rank:03d}",
+        units=lambda u: u,
+        result_text=lambda f: _ranged(f, _censored(f, _qualitative(f, _plain(f), "pos", "neg"))),
+    ),
+]
+
+
+def as_lab_system(frame: pd.DataFrame, system: LabSystem, ranks: dict[str, int]) -> pd.DataFrame:
+    units = frame.unit_source_value.map(lambda u: u if pd.isna(u) else system.units(u))
+    units = units.where(~(frame.measurement_source_value.isin(MEQ) & (units.str.lower() == "mmol/l")), "mEq/L")
+    columns = {
+        system.patient: frame.person_id,
+        system.when: frame.measurement_date,
+        system.code: frame.measurement_source_value.map(lambda c: system.item_number(ranks[c])),
+        system.result: system.result_text(frame),
+        system.unit: units,
+        system.site: frame.site,
+    }
+    if system.row_id:
+        columns = {system.row_id: frame.measurement_id, **columns}
+    return pd.DataFrame(columns)
+
+
+@dataclass
+class LabFeed:
+    system: LabSystem
+    reference: pd.DataFrame
+    pool: pd.DataFrame
+    contract: Contract
+    profile: object
+    truth: pd.DataFrame  # the pool's Synthea codes and numbers, row-aligned, to inject problems by analyte
+    items: dict[str, int | str]
+
+
+def load_lab_feeds(feed: Feed) -> list[LabFeed]:
+    volume = pd.concat([feed.reference, feed.pool]).measurement_source_value.value_counts()
+    ranks = {code: rank for rank, code in enumerate(volume.index)}
+    out = []
+    for system in LAB_SYSTEMS:
+        reference = as_lab_system(feed.reference, system, ranks)
+        pool = as_lab_system(feed.pool, system, ranks)
+        contract = infer_contract(reference, feed=system.name)
+        profile = profile_frame(reference, contract, system.site, rules=PlausibilityRules())
+        items = {code: system.item_number(rank) for code, rank in ranks.items()}
+        out.append(LabFeed(system, reference, pool, contract, profile, feed.pool, items))
+    return out
+
+
+def lab_batch(lab: LabFeed, rng: np.random.Generator, weights: np.ndarray | None = None):
+    """A batch from the pool (2,000 rows without replacement) and the Synthea truth of its rows."""
+    rows = np.sort(rng.choice(len(lab.pool), size=BATCH_ROWS, replace=False, p=weights))
+    return lab.pool.iloc[rows].reset_index(drop=True), lab.truth.iloc[rows].reset_index(drop=True)
+
+
+def lab_unit_change(batch, truth, rng, lab):
+    """Glucose at site B reported in mmol/L: values / 18.016, the system's own spelling of the new unit."""
+    s = lab.system
+    rows = (truth.site == "B").to_numpy() & (truth.measurement_source_value == GLUCOSE).to_numpy()
+    batch.loc[rows, s.result] = (truth.value_as_number[rows] / 18.016).map(lambda v: f"{v:.1f}").to_numpy()
+    batch.loc[rows, s.unit] = s.units("mmol/L")
+    return batch
+
+
+def lab_mean_shift(batch, truth, rng, lab):
+    s = lab.system
+    sd = lab.truth.loc[lab.truth.measurement_source_value == SBP, "value_as_number"].std()
+    rows = (truth.measurement_source_value == SBP).to_numpy()
+    batch.loc[rows, s.result] = (truth.value_as_number[rows] + 0.5 * sd).map(lambda v: f"{v:.1f}").to_numpy()
+    return batch
+
+
+def lab_missing(batch, truth, rng, lab):
+    site = batch.index[batch[lab.system.site] == "A"]
+    batch.loc[rng.choice(site, int(0.4 * len(site)), replace=False), lab.system.result] = np.nan
+    return batch
+
+
+def lab_unseen_codes(batch, truth, rng, lab):
+    site = batch.index[batch[lab.system.site] == "C"]
+    rows = rng.choice(site, int(0.10 * len(site)), replace=False)
+    known = list(lab.items.values())
+    fresh = [_unseen_item(known, i) for i in range(1, 20)]
+    batch[lab.system.code] = batch[lab.system.code].astype(object)
+    batch.loc[rows, lab.system.code] = [fresh[i] for i in rng.integers(0, len(fresh), len(rows))]
+    if isinstance(known[0], int):
+        batch[lab.system.code] = batch[lab.system.code].astype(np.int64)
+    return batch
+
+
+def _unseen_item(known: list, i: int):
+    return known[0] + 9000 + i if isinstance(known[0], int) else f"{900 + i:03d}"
+
+
+def lab_duplicates(batch, truth, rng, lab):
+    return pd.concat([batch, batch.iloc[rng.choice(len(batch), int(0.10 * len(batch)), replace=False)]])
+
+
+LAB_SCENARIOS = [  # (label, inject, check, column attribute of LabSystem or "*")
+    ("unit change, site B glucose mg/dL -> mmol/L", lab_unit_change, "unit_change", "unit"),
+    ("0.5-SD shift of one analyte (SBP)", lab_mean_shift, "lab_drift", "result"),
+    ("missingness surge, site A results 40%", lab_missing, "completeness", "result"),
+    ("unseen item codes, site C 10%", lab_unseen_codes, "new_codes", "code"),
+    ("duplicate rows, 10% re-sent", lab_duplicates, "duplicates", "*"),
+]
+
+
+def score_lab(lab: LabFeed, batch: pd.DataFrame):
+    return score_batch(lab.profile, batch, lab.contract, segment=lab.system.site)
+
+
+def lab_evidently(lab: LabFeed, batch: pd.DataFrame) -> set[str]:
+    """Evidently as a user would run it on the raw extract: every column but ids and dates, as read."""
+    columns = [c for c in (lab.system.code, lab.system.result, lab.system.unit, lab.system.site)]
+    return evidently_drift(_as_strings(lab.reference[columns]), _as_strings(batch[columns]))[1]
+
+
+def _as_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype("string").astype(object)
+
+
+def case_mix_weights(lab: LabFeed, rng: np.random.Generator, mode: str) -> np.ndarray:
+    """Batches whose rows come from other patients (half of them, at random) or other tests ordered (a random
+    half of the codes three times as often): the code mix moves, each analyte's values do not."""
+    truth = lab.truth
+    if mode == "patients":
+        people = truth.person_id.unique()
+        chosen = rng.choice(people, len(people) // 2, replace=False)
+        weights = truth.person_id.isin(chosen).to_numpy(dtype=float) + 1e-9
+    else:
+        codes = truth.measurement_source_value.unique()
+        boosted = rng.choice(codes, len(codes) // 2, replace=False)
+        weights = np.where(truth.measurement_source_value.isin(boosted), 3.0, 1.0)
+    return weights / weights.sum()
+
+
+def run_lab_systems(feed: Feed, seeds: int, clean: int, mixes: int, with_evidently: bool) -> list[dict]:
+    rows = []
+    for lab in load_lab_feeds(feed):
+        s = lab.system
+        result = {"system": s.name, "columns": f"{s.code} / {s.result} / {s.unit}", "recall": {}, "ev": {}}
+        result["pairs"] = [(p.value, p.unit, p.code) for p in lab.contract.value_unit_pairs]
+        for label, inject, check, attribute in LAB_SCENARIOS:
+            column = "*" if attribute == "*" else getattr(s, attribute)
+            hits = ev_hits = 0
+            for seed in range(seeds):
+                rng = np.random.default_rng(7000 + seed)
+                batch, truth = lab_batch(lab, rng)
+                batch = inject(batch, truth, rng, lab)
+                found = {(a.check, base(a.column)) for a in score_lab(lab, batch).alerts}
+                hits += (check, column) in found
+                if with_evidently:
+                    drifted = lab_evidently(lab, batch)
+                    ev_hits += bool(drifted) if column == "*" else column in drifted
+            result["recall"][label] = hits / seeds
+            result["ev"][label] = ev_hits / seeds if with_evidently else None
+        n_columns = len(lab.contract.columns) + 1
+        flagged = ev_flagged = 0
+        for i in range(clean):
+            batch, _ = lab_batch(lab, np.random.default_rng(60_000 + i))
+            flagged += len({base(a.column) for a in score_lab(lab, batch).alerts})
+            if with_evidently:
+                ev_flagged += len(lab_evidently(lab, batch))
+        result["false_alarms"] = flagged / (clean * n_columns)
+        result["ev_false_alarms"] = ev_flagged / (clean * 4) if with_evidently else None
+        for mode in ("patients", "orders"):
+            warnings_seen = mix_seen = 0
+            for i in range(mixes):
+                rng = np.random.default_rng(80_000 + i)
+                batch, _ = lab_batch(lab, rng, case_mix_weights(lab, rng, mode))
+                alerts = score_lab(lab, batch).alerts
+                warnings_seen += any(a.severity != "info" for a in alerts)
+                mix_seen += any(a.check == "case_mix" for a in alerts)
+            result[f"mix_{mode}_warned"] = warnings_seen / mixes
+            result[f"mix_{mode}_named"] = mix_seen / mixes
+        rows.append(result)
+    return rows
+
+
+def print_lab_systems(rows: list[dict], seeds: int, clean: int, mixes: int) -> list[str]:
+    """Print the table; return the targets missed (recall >= 0.95, false alarms <= 1%, no warning on case mix
+    from other tests ordered)."""
+    print(f"\nThree lab systems built from the same measurements, scored with no contract ({seeds} seeds each)")
+    for r in rows:
+        print(f"  {r['system']}: {r['columns']}; inferred triples {r['pairs']}")
+    labels = [label for label, *_ in LAB_SCENARIOS]
+    print(f"{'scenario':<46} " + " ".join(f"{r['system']:>16}" for r in rows))
+    missed = []
+    for label in labels:
+        cells = []
+        for r in rows:
+            ev = r["ev"][label]
+            cells.append(f"{r['recall'][label]:.2f}" + (f" (EV {ev:.2f})" if ev is not None else ""))
+            if r["recall"][label] < 0.95:
+                missed.append(f"{r['system']}: {label} recall {r['recall'][label]:.2f}")
+        print(f"{label:<46} " + " ".join(f"{c:>16}" for c in cells))
+    cells = []
+    for r in rows:
+        ev = r["ev_false_alarms"]
+        cells.append(f"{r['false_alarms']:.4f}" + (f" (EV {ev:.2f})" if ev is not None else ""))
+        if r["false_alarms"] > 0.01:
+            missed.append(f"{r['system']}: false alarms {r['false_alarms']:.4f}")
+    print(f"{f'false alarms, {clean} clean batches (batch,col)':<46} " + " ".join(f"{c:>16}" for c in cells))
+    for mode, what in (("orders", "other tests ordered"), ("patients", "other patients")):
+        cells = [f"{r[f'mix_{mode}_warned']:.2f} / {r[f'mix_{mode}_named']:.2f}" for r in rows]
+        print(f"{f'case mix, {what}: warned / named':<46} " + " ".join(f"{c:>16}" for c in cells))
+        if mode == "orders":  # by construction no analyte's values moved: any warning is a false alarm
+            missed += [f"{r['system']}: warning on case mix ({what})" for r in rows if r[f"mix_{mode}_warned"] > 0]
+    print(
+        f"(case mix over {mixes} batches: share with any warning-level alert / share with a case_mix finding; with "
+        "only 28 patients, other patients can really differ within an analyte (body weight), so that row is shown, "
+        "not gated)"
+    )
+    return missed
+
+
 # ---- scoring with crosswalk and with Evidently ----------------------------------------------------------------------
 
 
@@ -363,6 +666,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 seeds, 10 clean batches, 200k-row throughput")
     parser.add_argument("--no-evidently", action="store_true")
+    parser.add_argument("--labs-only", action="store_true", help="only the three lab systems (while tuning)")
     args = parser.parse_args()
     seeds, clean, later, rows, ev_rows = (
         (3, 10, 5, 200_000, 20_000) if args.quick else (20, 100, 20, 1_000_000, 100_000)
@@ -370,6 +674,14 @@ def main() -> None:
     with_ev = not args.no_evidently
     warnings.filterwarnings("ignore")
 
+    if args.labs_only:
+        started = time.perf_counter()
+        missed = print_lab_systems(
+            run_lab_systems(load_measurements(), seeds, clean, seeds, with_ev), seeds, clean, seeds
+        )
+        print(f"  [{time.perf_counter() - started:.0f} s]")
+        _verdict(missed)
+        return
     feeds = {"measurements": load_measurements(), "conditions": load_conditions()}
     profiles = {name: profile_frame(f.reference, f.contract, rules=PlausibilityRules()) for name, f in feeds.items()}
     m = feeds["measurements"]
@@ -420,6 +732,10 @@ def main() -> None:
     if tl["examples"]:
         print(f"  most frequent: {dict(sorted(tl['examples'].items(), key=lambda kv: -kv[1])[:6])}")
 
+    started = time.perf_counter()
+    missed = print_lab_systems(run_lab_systems(m, seeds, clean, seeds, with_ev), seeds, clean, seeds)
+    print(f"  [{time.perf_counter() - started:.0f} s]")
+
     t = run_throughput(m, rows, ev_rows)
     per_row_ours = t["ours_small_s"] / t["ev_rows"]
     per_row_ev = t["ev_s"] / t["ev_rows"]
@@ -431,6 +747,16 @@ def main() -> None:
         f"Per row on the same {t['ev_rows']:,}-row batch: crosswalk {1e6 * per_row_ours:.1f} us (all checks), "
         f"Evidently DataDriftPreset {1e6 * per_row_ev:.1f} us (drift only): {per_row_ev / per_row_ours:.1f}x faster"
     )
+    if t["rows"] >= 1_000_000 and t["ours_s"] > 15:
+        missed.append(f"throughput {t['ours_s']:.1f} s for {t['rows']:,} rows (target <= 15 s)")
+    _verdict(missed)
+
+
+def _verdict(missed: list[str]) -> None:
+    if missed:
+        print("\nTARGETS MISSED:\n  " + "\n  ".join(missed))
+        sys.exit(1)
+    print("\nlab-system targets met")
 
 
 if __name__ == "__main__":

@@ -20,9 +20,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hl7
 from hl7.util import unescape
@@ -319,11 +320,25 @@ def _first(msg: hl7.Message, segment_id: str):
     return None
 
 
+def _segments(message: Hl7Message) -> Iterator[tuple[str, Any, Callable[[], Row]]]:
+    """Each segment with its id and a new-row maker: the message's provenance and the patient context in
+    force there (the latest PID, and the PV1 after it), which every flattening starts a row with."""
+    msg = message.parsed
+    pid = pv1 = None
+    for segment in msg:
+        sid = segment[0][0]
+        if sid == "PID":
+            pid, pv1 = segment, None
+        elif sid == "PV1":
+            pv1 = segment
+        yield sid, segment, lambda pid=pid, pv1=pv1: {**message.provenance(), **_patient(msg, pid, pv1)}
+
+
 def _result_rows(message: Hl7Message) -> list[Row]:
     """ORU/OUL: one row per OBX, with its order (OBR-4), specimen and patient context."""
     msg = message.parsed
     rows: list[Row] = []
-    pid = pv1 = obr = None
+    obr = None
     group: list[Row] = []  # rows of the current OBR, waiting for an SPM that may follow their OBX
     specimen: str = ""
 
@@ -332,20 +347,14 @@ def _result_rows(message: Hl7Message) -> list[Row]:
             row["specimen_type"] = specimen or row["specimen_type"]
         group.clear()
 
-    for segment in msg:
-        sid = segment[0][0]
-        if sid == "PID":
-            pid, pv1 = segment, None
-        elif sid == "PV1":
-            pv1 = segment
-        elif sid == "OBR":
+    for sid, segment, new_row in _segments(message):
+        if sid == "OBR":
             close_group()
             obr, specimen = segment, ""
         elif sid == "SPM" and not specimen:
             specimen = component(msg, segment, 4)
         elif sid == "OBX":
-            row = message.provenance()
-            row.update(_patient(msg, pid, pv1))
+            row = new_row()
             row.update(coded(msg, obr, 4, "order"))
             row.update(
                 placer_order_number=component(msg, obr, 2),
@@ -407,18 +416,12 @@ def _order_rows(message: Hl7Message) -> list[Row]:
     """ORM/OML/OMG: one row per OBR (the ordered test) with its ORC."""
     msg = message.parsed
     rows: list[Row] = []
-    pid = pv1 = orc = None
-    for segment in msg:
-        sid = segment[0][0]
-        if sid == "PID":
-            pid, pv1 = segment, None
-        elif sid == "PV1":
-            pv1 = segment
-        elif sid == "ORC":
+    orc = None
+    for sid, segment, new_row in _segments(message):
+        if sid == "ORC":
             orc = segment
         elif sid == "OBR":
-            row = message.provenance()
-            row.update(_patient(msg, pid, pv1))
+            row = new_row()
             row.update(
                 order_control=component(msg, orc, 1),
                 placer_order_number=component(msg, segment, 2) or component(msg, orc, 2),
@@ -439,17 +442,10 @@ def _immunization_rows(message: Hl7Message) -> list[Row]:
     """VXU: one row per RXA (a dose given or refused), with its route and body site (RXR)."""
     msg = message.parsed
     rows: list[Row] = []
-    pid = pv1 = None
     current: Row | None = None
-    for segment in msg:
-        sid = segment[0][0]
-        if sid == "PID":
-            pid, pv1 = segment, None
-        elif sid == "PV1":
-            pv1 = segment
-        elif sid == "RXA":
-            current = message.provenance()
-            current.update(_patient(msg, pid, pv1))
+    for sid, segment, new_row in _segments(message):
+        if sid == "RXA":
+            current = new_row()
             current.update(coded(msg, segment, 5, "vaccine"))
             current.update(
                 administered_start=component(msg, segment, 3),
@@ -476,16 +472,9 @@ def diagnosis_rows(message: Hl7Message) -> list[Row]:
     """One row per DG1 segment, whatever the message type (ADT, BAR, ORM, OML...)."""
     msg = message.parsed
     rows: list[Row] = []
-    pid = pv1 = None
-    for segment in msg:
-        sid = segment[0][0]
-        if sid == "PID":
-            pid, pv1 = segment, None
-        elif sid == "PV1":
-            pv1 = segment
-        elif sid == "DG1":
-            row = message.provenance()
-            row.update(_patient(msg, pid, pv1))
+    for sid, segment, new_row in _segments(message):
+        if sid == "DG1":
+            row = new_row()
             row.update(coded(msg, segment, 3, "diagnosis"))
             row.update(
                 diagnosis_set_id=component(msg, segment, 1),

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from monitors.contract import Contract
+from monitors.lab import parse_results
 from monitors.rules import PlausibilityRules, evaluate_rules
 
 # The stored shape of a profile (`Profile.to_dict`). Bump it when that shape changes, and add a step to
@@ -330,10 +331,12 @@ def profile_column(series: pd.Series, kind: str, spec=None) -> ColumnProfile:
     profile = ColumnProfile(count=len(series), nulls=nulls, dtype=str(series.dtype))
     non_null = series.dropna()
     if kind == "numeric":
-        numbers = pd.to_numeric(non_null, errors="coerce") if non_null.dtype == object else non_null
-        numbers = np.asarray(numbers, dtype=np.float64)
-        profile.unparsed = int(np.isnan(numbers).sum())
+        numbers, non_numeric = parse_results(non_null)
+        profile.unparsed = int(non_numeric.sum())
         profile.numeric = NumericStats.of(numbers)
+        if profile.unparsed:  # NEG, POS, "see note": the non-numeric results are a category of their own
+            counts = non_null[non_numeric].astype(str).str.strip().value_counts(sort=False)
+            profile.values, profile.other = _cap(dict(zip(counts.index.tolist(), counts.to_numpy().tolist())), 0)
     elif kind == "date":
         _profile_dates(profile, non_null, spec.date_format if spec else None)
     elif kind != "id":
@@ -343,6 +346,18 @@ def profile_column(series: pd.Series, kind: str, spec=None) -> ColumnProfile:
         profile.shapes = _shape_counts(counts)
         profile.values, profile.other = _cap(dict(zip(counts.index.tolist(), counts.to_numpy().tolist())), 0)
     return profile
+
+
+def code_labels(series: pd.Series) -> np.ndarray:
+    """Codes as strings, the way value counts label them: 50912.0 (an integer column with gaps) reads 50912."""
+    if pd.api.types.is_float_dtype(series):
+        values = series.to_numpy(dtype=np.float64)
+        finite = np.isfinite(values)
+        if np.all(np.mod(values[finite], 1) == 0):
+            out = np.full(len(values), "", dtype=object)
+            out[finite] = values[finite].astype(np.int64).astype(str)
+            return out
+    return series.astype("string").fillna("").to_numpy(dtype=object)
 
 
 def _value_labels(index: pd.Index) -> pd.Index:
@@ -381,9 +396,9 @@ def _profile_dates(profile: ColumnProfile, non_null: pd.Series, date_format: str
 
 
 def _profile_pair(frame: pd.DataFrame, value: str, unit: str, code: str) -> PairProfile:
-    codes = frame[code].astype("string").fillna("").to_numpy(dtype=object)
+    codes = code_labels(frame[code])
     units = frame[unit].astype("string").fillna("").to_numpy(dtype=object)
-    numbers = pd.to_numeric(frame[value], errors="coerce").to_numpy(dtype=np.float64)
+    numbers, _ = parse_results(frame[value])
     table = pd.DataFrame({"code": codes, "unit": units, "value": numbers})
     counts = table.groupby(["code", "unit"], sort=False).size()
     pair = PairProfile(value, unit, code, counts={k: int(v) for k, v in counts.items()})

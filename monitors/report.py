@@ -126,7 +126,7 @@ def score_profiles(
     config = config or CheckConfig()
     feed = feed or contract.feed
     tested = run_checks(reference, current, contract, config, approved=approved, encoder=encoder, history=history)
-    kept = finalise(tested, config)
+    kept = finalise(tested, config, contract)
     kept.sort(key=lambda f: (-severity_rank(f.severity), f.segment, f.check, f.column))
     alerts = alerts_from_findings(kept, feed, batch_id, now_iso())
     return MonitorReport(

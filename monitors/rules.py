@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from monitors.lab import parse_results
+
 # Wide physiological limits (not reference ranges): a value outside is an error, not a sick patient.
 DEFAULT_VALUE_RANGES: dict[str, tuple[float, float, str | None]] = {
     "2339-0": (10.0, 2000.0, "mg/dL"),  # glucose, blood
@@ -72,7 +74,7 @@ def evaluate_rules(
 def _ranges(frame: pd.DataFrame, rules: PlausibilityRules, value: str, unit: str, code: str) -> dict[str, list[int]]:
     out = {}
     codes = frame[code].astype(str)
-    values = pd.to_numeric(frame[value], errors="coerce")
+    values = pd.Series(parse_results(frame[value])[0], index=frame.index)
     for wanted, (low, high, wanted_unit) in rules.value_ranges.items():
         mask = (codes == wanted) & values.notna()
         if wanted_unit is not None:  # a different unit is the unit check's business, not a range violation

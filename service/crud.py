@@ -10,13 +10,14 @@ import hashlib
 import json
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from service import audit
-from service.store.errors import Conflict, NotFound
+from service.store.errors import Conflict, Invalid, NotFound
 from service.store.living import DualAssignment, DualStatus
 from service.store.review import ItemComment
 from service.store.tables import (
@@ -39,12 +40,46 @@ T = TypeVar("T")
 
 
 # -- projects ---------------------------------------------------------------------------------------
-def create_project(session: Session, data: ProjectCreate, actor: str) -> Project:
+def create_project(
+    session: Session, data: ProjectCreate, actor: str, require_target: Callable[[str], None] | None = None
+) -> Project:
+    """A new project; `require_target` refuses a target terminology that is not loaded (a typo would
+    otherwise only show at the first suggestion)."""
+    if require_target is not None:
+        require_target(data.target_terminology)
     if session.exec(select(Project).where(Project.name == data.name)).first():
         raise Conflict(f"a project named {data.name!r} already exists; choose another name")
     project = Project(**data.model_dump(), created_by=actor)
     project.source_uri = data.source_uri or f"urn:crosswalk:source:{_slug(data.source_system)}"
     audit.record(session, actor, "project.create", project)
+    return project
+
+
+def rename_project(session: Session, project: Project, name: str, actor: str) -> Project:
+    name = name.strip()
+    if not name:
+        raise Invalid("a project name cannot be empty")
+    taken = session.exec(select(Project).where(Project.name == name, Project.id != project.id)).first()
+    if taken:
+        raise Conflict(f"a project named {name!r} already exists; choose another name")
+    audit.record(session, actor, "project.rename", project, {"name": name})
+    return project
+
+
+def set_target(
+    session: Session, project: Project, target: str, actor: str, require_target: Callable[[str], None]
+) -> Project:
+    """Point the project at another terminology while nothing has been decided against the old one."""
+    require_target(target)
+    decided = session.exec(
+        select(func.count()).where(SourceItem.project_id == project.id, col(SourceItem.decided_by).is_not(None))
+    ).one()
+    if decided:
+        raise Conflict(
+            f"project {project.name!r} has {decided} decided item(s) against {project.target_terminology}; "
+            "its target can change only before the first decision (create a new project instead)"
+        )
+    audit.record(session, actor, "project.set_target", project, {"target_terminology": target})
     return project
 
 

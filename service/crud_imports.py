@@ -16,8 +16,10 @@ from sqlmodel import Session, col, select
 
 from models.items import SourceItem as ModelItem
 from models.items import Suggestion as ModelSuggestion
-from models.terminology import Terminology
+from models.terminology import Concept, Terminology
 from service import audit
+from service.concept_search import needs_second_look, text_index
+from service.sources import SourceFileError, decode
 from service.store.errors import Invalid, NotFound
 from service.store.tables import (
     ConceptPublic,
@@ -58,15 +60,17 @@ class ImportRow:
 
 
 # -- parsing ----------------------------------------------------------------------------------------
-def parse_source_file(data: bytes, fmt: ImportFormat = "csv", name: str = "upload") -> list[ImportRow]:
-    """Rows of a crosswalk CSV (source_code,source_text[,frequency,...]) or a Usagi CSV export."""
+def parse_source_file(
+    data: bytes, fmt: ImportFormat = "csv", name: str = "upload", encoding: str | None = None
+) -> list[ImportRow]:
+    """Rows of a crosswalk CSV (source_code,source_text[,frequency,...]) or a Usagi CSV export, in
+    `encoding` (default UTF-8; a byte-order mark decides, e.g. UTF-16 from Excel)."""
     if fmt not in IMPORT_FORMATS:
         raise Invalid(f"unknown import format {fmt!r}; one of {', '.join(IMPORT_FORMATS)}")
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise Invalid(f"{name}, line {line}: not UTF-8 text; save the file as UTF-8 CSV") from None
+        text = decode(data, name, encoding)
+    except SourceFileError as error:
+        raise Invalid(str(error)) from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = ("sourceCode", "sourceName", "sourceFrequency") if fmt == "usagi" else ("source_code", "source_text", "frequency")
     missing = [c for c in columns[:2] if c not in (reader.fieldnames or [])]
@@ -146,21 +150,77 @@ def generate_suggestions(
     return _store_batch(session, project, suggester.model_version, request.top_k, queries, results, actor)
 
 
-def rank(suggester: SuggesterLike, project: Project, queries: Sequence[ModelItem], top_k: int) -> list[list[ModelSuggestion]]:
-    """The suggester's candidates within the project's target filter; a filter nothing meets is a 422."""
+def rank(
+    suggester: SuggesterLike,
+    project: Project,
+    queries: Sequence[ModelItem],
+    top_k: int,
+    where: dict[str, Any] | None = None,
+) -> list[list[ModelSuggestion]]:
+    """The suggester's candidates within the project's target filter (or `where`, which includes it);
+    a filter nothing meets is a 422."""
+    wanted = where if where is not None else project.target_filter
     try:
-        return suggester.suggest(queries, top_k=top_k, where=project.target_filter or None)
+        return suggester.suggest(queries, top_k=top_k, where=wanted or None)
     except ValueError as error:  # models.suggest: "no concept of X matches the filter ..."
         raise Invalid(f"project {project.name!r}: {error}; change the project's target filter") from None
 
 
-def search(suggester: SuggesterLike, project: Project, text: str, top_k: int) -> list[ConceptPublic]:
-    """Concepts to remap to: the concept whose code is `text` first, then the ranked search."""
-    exact = suggester.terminology.get(text.strip())
-    found = [ConceptPublic(code=exact.code, display=exact.display)] if exact else []
-    ranked = rank(suggester, project, [ModelItem(code="", text=text)], top_k)[0]
-    found += [ConceptPublic(code=s.code, display=s.display, score=s.score) for s in ranked if not exact or s.code != exact.code]
-    return found[:top_k]
+@dataclass(frozen=True)
+class ConceptSearch:
+    """A concept search's answer: what the text finds (the exact code, then word matches), then,
+    apart, the model's ranked candidates for the text."""
+
+    found: list[ConceptPublic]
+    ranked: list[ConceptPublic]
+    hidden_inactive: int  # text matches left out because inactive or deprecated (ask with include_inactive)
+
+    @property
+    def concepts(self) -> list[ConceptPublic]:
+        return self.found + self.ranked
+
+
+def search(
+    suggester: SuggesterLike,
+    project: Project,
+    text: str,
+    top_k: int,
+    filters: dict[str, str] | None = None,
+    include_inactive: bool = False,
+) -> ConceptSearch:
+    """Concepts to remap to: the concept whose code is `text`, then concepts whose display or synonyms
+    hold every word of `text` (whole or as a prefix), then the model's ranking; `top_k` of each.
+    `filters` (attribute -> value, e.g. LOINC class, system, scale, status) narrow all of them."""
+    terminology = suggester.terminology
+    wanted = {**(project.target_filter or {}), **{k: v for k, v in (filters or {}).items() if v}}
+    include_inactive = include_inactive or bool(wanted.get("status"))  # asking for a status is asking to see it
+    exact = terminology.get(text.strip())
+    found = [_public(exact, "code")] if exact else []  # the code typed is shown whatever the filters
+    matches = text_index(terminology).find(text, wanted, include_inactive, top_k)
+    texts = [terminology.concepts[hit.position] for hit in matches.hits]
+    found += [_public(concept, "text") for concept in texts if concept is not exact]
+    seen = {c.code for c in found}
+    try:
+        ranked = rank(suggester, project, [ModelItem(code="", text=text)], top_k, wanted)[0]
+    except Invalid:
+        if not filters or not any(filters.values()):
+            raise  # the project's own filter meets nothing: its owner must hear it
+        ranked = []  # the reviewer's filter meets nothing the model ranks: the text section says so
+    model_hits = [
+        _public(concept, "ranked", s.score)
+        for s in ranked
+        if s.code not in seen and (concept := terminology.get(s.code)) is not None
+    ]
+    return ConceptSearch(found[:top_k], model_hits[:top_k], matches.hidden_inactive)
+
+
+def _public(concept: Concept, match: str, score: float | None = None) -> ConceptPublic:
+    attributes = {k: v for k, v in concept.attributes.items() if isinstance(v, str | int | float | bool)}
+    status = concept.attributes.get("status")
+    return ConceptPublic(
+        code=concept.code, display=concept.display, score=score, match=match, active=concept.active,
+        status=status if isinstance(status, str) else None, warning=needs_second_look(concept), attributes=attributes,
+    )
 
 
 def _items_to_suggest(session: Session, project: Project, request: SuggestRequest) -> list[SourceItem]:

@@ -7,7 +7,7 @@ from sqlmodel import Session, col, select
 
 from service import audit
 from service.exports import ReleaseBundle
-from service.store.errors import Invalid, NotFound
+from service.store.errors import Conflict, Invalid, NotFound
 from service.store.tables import (
     RELEASED,
     EntryChange,
@@ -24,15 +24,33 @@ from service.store.tables import (
 COMPARED = ("status", "target_code", "relationship", "comment")  # what makes an entry "changed"
 
 
-def create_release(session: Session, project: Project, actor: str, note: str | None = None) -> Release:
+def create_release(
+    session: Session, project: Project, actor: str, note: str | None = None, unchanged: str = "refuse"
+) -> Release:
+    """A numbered release of the project's decided mappings. One identical to the latest is refused
+    (`unchanged="refuse"`, a 409) or that latest release is returned (`unchanged="latest"`)."""
     audit.lock_chain(session)  # numbers and contents are read under the writers' lock
     entries = _snapshot_entries(session, project)
     if not entries:
         raise Invalid(f"project {project.name!r} has no approved mappings to release; approve some first")
     last = session.exec(select(func.max(Release.number)).where(Release.project_id == project.id)).one()
+    if last and _same_entries(session, project, last, entries):
+        if unchanged == "latest":
+            return get_release(session, project, last)
+        raise Conflict(f"nothing changed since release {last} of project {project.name!r}; decide something first")
     release = Release(project_id=project.id, number=(last or 0) + 1, note=note, entry_count=len(entries), created_by=actor)
     audit.record(session, actor, "release.create", release, children=entries)
     return release
+
+
+def _same_entries(session: Session, project: Project, number: int, entries: list[ReleaseEntry]) -> bool:
+    previous = get_release(session, project, number)
+    kept = session.exec(select(ReleaseEntry).where(ReleaseEntry.release_id == previous.id).order_by(ReleaseEntry.id))
+
+    def key(entry: ReleaseEntry) -> str:
+        return audit.canonical(entry.model_dump(mode="json", exclude={"id", "release_id"}))
+
+    return sorted(map(key, kept)) == sorted(map(key, entries))
 
 
 def _snapshot_entries(session: Session, project: Project) -> list[ReleaseEntry]:

@@ -34,8 +34,13 @@ class Terminologies:
     no stamp: they are asked each time and keep their own.
     """
 
-    def __init__(self, read: Callable[[str], Terminology], stamp: Callable[[str], Any] | None = None):
-        self._read, self._stamp = read, stamp
+    def __init__(
+        self,
+        read: Callable[[str], Terminology],
+        stamp: Callable[[str], Any] | None = None,
+        names: Callable[[], list[str]] | None = None,
+    ):
+        self._read, self._stamp, self._names = read, stamp, names
         self._kept: dict[str, tuple[Any, Terminology]] = {}
         self._lock = threading.Lock()
 
@@ -51,6 +56,17 @@ class Terminologies:
                 if kept is None or kept[0] != stamp:
                     kept = self._kept[name] = (stamp, self._read(name))
         return kept[1]
+
+    def require(self, name: str) -> None:
+        """Refuse a name that is not a loaded terminology (a project's target), without loading it."""
+        if self._names is None:
+            known(lambda: self.get(name))
+        elif name not in self._names():
+            loaded = ", ".join(self._names()) or "none"
+            raise Invalid(
+                f"unknown terminology {name!r}; loaded: {loaded}. "
+                "Load one with `crosswalk terminology load --format FORMAT PATH --name NAME`"
+            )
 
     def target(self, name: str) -> LazyTerminology:
         """The terminology as a decision's target, read only if the decision names a concept;
@@ -115,7 +131,7 @@ def known(load: Callable[[], Any]) -> Any:
 @lru_cache(maxsize=4)
 def terminologies(settings: Settings) -> Terminologies:
     found = catalog(settings)
-    return Terminologies(found.get, found.stamp)
+    return Terminologies(found.get, found.stamp, found.names)
 
 
 @lru_cache(maxsize=4)

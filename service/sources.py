@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
@@ -19,7 +20,7 @@ class SourceFileError(ValueError):
     """A source file crosswalk cannot read; the message names the file, the line and the fix."""
 
 
-def read_source_items(path: Path, encoding: str = "utf-8") -> list[SourceItem]:
+def read_source_items(path: Path, encoding: str | None = None) -> list[SourceItem]:
     text = _read_text(Path(path), encoding)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -37,20 +38,32 @@ def read_source_items(path: Path, encoding: str = "utf-8") -> list[SourceItem]:
     return items
 
 
-def _read_text(path: Path, encoding: str) -> str:
+def _read_text(path: Path, encoding: str | None) -> str:
     if not path.is_file():
         raise SourceFileError(f"{path}: no such file")
-    data = path.read_bytes()
-    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    return decode(path.read_bytes(), str(path), encoding)
+
+
+# Byte-order marks say the encoding whatever the user passed: Excel's "Unicode Text" is UTF-16 with one.
+BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def decode(data: bytes, name: str, encoding: str | None = None) -> str:
+    """A source list's text: the encoding its byte-order mark says, else `encoding` (default UTF-8);
+    every source list (CLI and API, suggest and project imports) is read through here."""
+    codec = next((bom_codec for bom, bom_codec in BOMS if data.startswith(bom)), None)
+    if codec is None:
+        wanted = (encoding or "utf-8").lower().replace("_", "-")
+        codec = "utf-8-sig" if wanted in ("utf-8", "utf8") else wanted
     try:
         return data.decode(codec)
     except LookupError:
-        raise SourceFileError(f"unknown encoding {encoding!r}") from None
+        raise SourceFileError(f"unknown encoding {encoding!r}; e.g. utf-8, cp1252, latin-1, utf-16") from None
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise SourceFileError(
-            f"{path}, line {line}: not valid {encoding} text (byte 0x{data[error.start]:02x}); "
-            "if it was saved by Excel on Windows, pass --encoding cp1252"
+            f"{name}, line {line}: not valid {encoding or 'UTF-8'} text (byte 0x{data[error.start]:02x}); "
+            "if it was saved by Excel on Windows, give the encoding cp1252"
         ) from None
 
 

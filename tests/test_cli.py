@@ -90,7 +90,7 @@ BAD_INPUTS = {
     "missing column": ("code,text\n1,x\n", "utf-8", "missing column(s) source_code, source_text"),
     "empty file": ("", "utf-8", "the file is empty"),
     "header only": ("source_code,source_text\n", "utf-8", "a header but no rows"),
-    "wrong encoding": ("source_code,source_text\n1,Ménière disease\n", "latin-1", "line 2: not valid utf-8 text"),
+    "wrong encoding": ("source_code,source_text\n1,Ménière disease\n", "latin-1", "line 2: not valid UTF-8 text"),
     "ragged row": ("source_code,source_text\n1,a,extra\n", "utf-8", "line 2: 3 fields, the header has 2"),
     "empty text": ("source_code,source_text\n1,\n", "utf-8", "line 2: source_text is empty"),
 }

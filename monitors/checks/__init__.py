@@ -74,14 +74,71 @@ def run_checks(
     return out
 
 
-def finalise(findings: list[Finding], config: CheckConfig | None = None) -> list[Finding]:
-    """Effect over its floor AND (for statistical tests) BH q <= fdr; then root causes and segments roll up."""
+def finalise(findings: list[Finding], config: CheckConfig | None = None, contract=None) -> list[Finding]:
+    """Effect over its floor AND (for statistical tests) BH q <= fdr; then root causes, case mix and segments
+    roll up."""
     config = config or CheckConfig()
     tested = [f for f in findings if f.p_value is not None]
     for finding, q in zip(tested, benjamini_hochberg([f.p_value for f in tested])):
         finding.q_value = float(q)
     kept = [f for f in findings if f.exceeded and (f.q_value is None or f.q_value <= config.fdr)]
-    return roll_up_segments(suppress_explained(kept), findings)
+    kept = fold_case_mix(suppress_explained(kept), contract)
+    return roll_up_segments(kept, findings + [f for f in kept if f.check == "case_mix"])
+
+
+PER_ANALYTE = ("lab_drift", "unit_change")
+
+
+def _rate_moved_with_mix(finding: Finding) -> bool:
+    """A completeness or non-numeric-share change of a result or unit column that the codes' new mix predicts
+    (within half the floor), from each code's own rate in the reference."""
+    predicted = finding.details.get("mix_predicted_change")
+    if finding.check not in ("completeness", "format") or predicted is None:
+        return False
+    return abs(finding.statistic - predicted) < finding.threshold / 2
+
+
+def fold_case_mix(findings: list[Finding], contract) -> list[Finding]:
+    """Case mix is not drift. In a segment where column drift is seen (the codes' mix, or a result or unit
+    column as a whole) but no analyte's own values or units moved, other patients or other orders explain it:
+    one low-severity `case_mix` finding replaces the column drift findings, and the changes in missing or
+    non-numeric results that the new mix predicts, and lists them."""
+    pairs = getattr(contract, "value_unit_pairs", None) or []
+    if not pairs:
+        return findings
+    # which sites sent the rows is part of the mix, too (sites follow patients)
+    explainable = {c for p in pairs for c in (p.code, p.value, p.unit)} | set(contract.segment_columns)
+    out = list(findings)
+    for segment in sorted({f.segment for f in findings}):
+        mine = [f for f in findings if f.segment == segment]
+        if any(f.check in PER_ANALYTE for f in mine):
+            continue
+        mixed = [f for f in mine if f.check == "drift" and f.column in explainable] + [
+            f for f in mine if _rate_moved_with_mix(f) and abs(f.details["mix_predicted_change"]) >= f.threshold / 2
+        ]
+        if not mixed:
+            continue
+        folded = [f for f in mine if f.check == "drift" or _rate_moved_with_mix(f)]
+        lead = next((f for f in mixed if f.column == pairs[0].code), mixed[0])
+        moved = sorted({f.column for f in folded})
+        out = [f for f in out if f not in folded]
+        out.append(
+            Finding(
+                check="case_mix",
+                column=pairs[0].code,
+                segment=segment,
+                severity="info",
+                statistic=lead.statistic,
+                threshold=lead.threshold,
+                message=f"{lead.message.split(': ', 1)[0]}: the mix of {pairs[0].code} values changed (other "
+                f"patients or other tests ordered) while no analyte's own values or units moved; columns that "
+                f"moved with the mix: {', '.join(moved)}",
+                details={"columns": moved, "statistics": {f.column: f.statistic for f in folded}},
+                p_value=lead.p_value,
+                q_value=lead.q_value,
+            )
+        )
+    return out
 
 
 def roll_up_segments(kept: list[Finding], tested: list[Finding]) -> list[Finding]:

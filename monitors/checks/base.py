@@ -178,6 +178,51 @@ def _pool_rare(r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return r[keep], c[keep]
 
 
+def mix_predicted_change(ref: SegmentProfile, cur: SegmentProfile, column: str, contract) -> float | None:
+    """For a result or unit column of a value/unit/code triple: how much its share of rows without a number
+    (result) or without a unit (unit) should have changed given only the change in the codes' mix, from each
+    code's own rate in the reference. None when the column is in no triple."""
+    for pair in getattr(contract, "value_unit_pairs", None) or []:
+        if column not in (pair.value, pair.unit):
+            continue
+        before = next((p for p in ref.pairs if (p.value, p.unit, p.code) == (pair.value, pair.unit, pair.code)), None)
+        now = next((p for p in cur.pairs if (p.value, p.unit, p.code) == (pair.value, pair.unit, pair.code)), None)
+        if before is None or now is None:
+            return None
+        lacking = _lacks_number if column == pair.value else _lacks_unit
+        rates = {code: lacking(before, code) for code in before.codes()}
+        overall = _rate(before)[0] if column == pair.value else _unitless(before)
+        rows = sum(now.counts.values())
+        if not rows:
+            return None
+        expected = sum(n * rates.get(code, overall) for (code, _), n in now.counts.items()) / rows
+        return expected - overall
+    return None
+
+
+def _rate(pair) -> tuple[float, int]:
+    rows = sum(pair.counts.values())
+    numbers = sum(s.n for s in pair.stats.values())
+    return (1 - numbers / rows if rows else 0.0), rows
+
+
+def _lacks_number(pair, code: str) -> float:
+    rows = sum(n for (c, _), n in pair.counts.items() if c == code)
+    numbers = sum(s.n for (c, _), s in pair.stats.items() if c == code)
+    return 1 - numbers / rows if rows else 0.0
+
+
+def _lacks_unit(pair, code: str) -> float:
+    units = pair.units(code)
+    rows = sum(units.values())
+    return units.get("", 0) / rows if rows else 0.0
+
+
+def _unitless(pair) -> float:
+    rows = sum(pair.counts.values())
+    return sum(n for (_, u), n in pair.counts.items() if u == "") / rows if rows else 0.0
+
+
 def has_rows(segment: SegmentProfile | None, config: CheckConfig) -> bool:
     return segment is not None and segment.n_rows >= config.min_rows
 

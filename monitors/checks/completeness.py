@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitors.checks.base import Context, Finding, has_rows, pct, two_proportion_p
+from monitors.checks.base import Context, Finding, has_rows, mix_predicted_change, pct, two_proportion_p
 from monitors.profile import SegmentProfile
 
 
@@ -29,7 +29,12 @@ def check_completeness(ref: SegmentProfile, cur: SegmentProfile, ctx: Context) -
                 critical=ctx.config.completeness_critical,
                 p_value=p,
                 exceeded=delta >= ctx.config.completeness_delta,
-                details={"null_rate_reference": p0, "null_rate_current": p1, "rows": column.count},
+                details={
+                    "null_rate_reference": p0,
+                    "null_rate_current": p1,
+                    "rows": column.count,
+                    "mix_predicted_change": mix_predicted_change(ref, cur, name, ctx.contract),
+                },
             )
         )
     return out

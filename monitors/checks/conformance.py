@@ -6,7 +6,7 @@ import difflib
 
 from scipy import stats
 
-from monitors.checks.base import Context, Finding, has_rows, pct
+from monitors.checks.base import Context, Finding, has_rows, mix_predicted_change, pct
 from monitors.profile import ColumnProfile, SegmentProfile
 
 
@@ -69,6 +69,8 @@ def check_dtypes(ref: SegmentProfile, cur: SegmentProfile, ctx: Context) -> list
         if spec is None or column.count == column.nulls:
             continue
         was, now = _one_family(spec.dtype), dtype_family(column.dtype)
+        if spec.kind == "numeric" and was == "text" and now == "number":
+            continue  # results written as text ("<0.5", "NEG"): a batch of plain numbers reads as numbers
         if was != now:
             out.append(
                 ctx.finding(
@@ -95,7 +97,10 @@ def check_formats(ref: SegmentProfile, cur: SegmentProfile, ctx: Context) -> lis
         if before is None or spec is None:
             continue
         if spec.kind in ("numeric", "date"):
-            out.extend(_unparsed(before, column, name, spec, ctx))
+            found = _unparsed(before, column, name, spec, ctx)
+            for finding in found:  # a result column's non-numeric share also moves with the codes' mix
+                finding.details["mix_predicted_change"] = mix_predicted_change(ref, cur, name, ctx.contract)
+            out.extend(found)
         if spec.kind in ("categorical", "unit") and before.shapes and column.shapes:
             out.extend(_novel_shapes(before, column, name, ctx))
         if spec.allowed is not None and column.values:

@@ -69,13 +69,22 @@ def dominant_unit(pair: PairProfile, code: str) -> str | None:
     return max(units, key=units.get) if units else None
 
 
-def matched_lab_codes(ref: SegmentProfile, cur: SegmentProfile) -> Iterator[tuple[PairProfile, PairProfile, str]]:
-    """(reference pair, current pair, code) for every lab code both sides saw in the same value+unit pair."""
+def matched_lab_codes(
+    ref: SegmentProfile, cur: SegmentProfile, limit: int = 200
+) -> Iterator[tuple[PairProfile, PairProfile, str]]:
+    """(reference pair, current pair, code) for the lab codes both sides saw in the same value+unit pair: the
+    `limit` codes carrying most of the batch's rows, so the tests (and their BH correction) go where the
+    volume is."""
     reference = {(p.value, p.unit, p.code): p for p in ref.pairs}
     for pair in cur.pairs:
         before = reference.get((pair.value, pair.unit, pair.code))
-        if before is not None:
-            yield from ((before, pair, code) for code in sorted(pair.codes() & before.codes()))
+        if before is None:
+            continue
+        volume: dict[str, int] = {}
+        for (code, _), n in pair.counts.items():
+            volume[code] = volume.get(code, 0) + n
+        shared = sorted(pair.codes() & before.codes(), key=lambda c: (-volume.get(c, 0), c))[:limit]
+        yield from ((before, pair, code) for code in sorted(shared))
 
 
 def check_lab_drift(ref: SegmentProfile, cur: SegmentProfile, ctx: Context) -> list[Finding]:

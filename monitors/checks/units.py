@@ -7,19 +7,9 @@ import math
 
 from monitors.checks.base import Context, Finding, numeric_shift, pct, two_proportion_p
 from monitors.checks.drift import code_name, dominant_unit, matched_lab_codes
+from monitors.lab import closest_conversion, factor_text
 from monitors.profile import PairProfile, SegmentProfile
 
-# factor by which values are multiplied when converting from the first unit to the second
-KNOWN_FACTORS: list[tuple[float, str, str]] = [
-    (1 / 18.016, "mg/dL", "mmol/L"),  # glucose
-    (88.4, "mg/dL", "umol/L"),  # creatinine
-    (10.0, "g/dL", "g/L"),  # hemoglobin, albumin
-    (1 / 38.67, "mg/dL", "mmol/L (cholesterol)"),
-    (1 / 88.57, "mg/dL", "mmol/L (triglycerides)"),
-    (2.2046, "kg", "lb"),
-    (1 / 2.54, "cm", "in"),
-    (1000.0, "g", "mg"),
-]
 MIN_CODE_ROWS = 10
 
 
@@ -42,13 +32,15 @@ def _unit_mix(before: PairProfile, pair: PairProfile, code: str, ctx: Context) -
     others = {u: n for u, n in new_units.items() if u != usual}
     new_unit = max(others, key=others.get) if others else usual
     share = new_units.get(new_unit, 0) / n1
+    conversion = _named_conversion(before, pair, code, usual, new_unit, ctx)
     return [
         ctx.finding(
             "unit_change",
             f"{pair.unit}[{code}]",
             delta,
             ctx.config.unit_share,
-            f"{code_name(code)} unit changed {usual or '(none)'} -> {new_unit or '(none)'} in {pct(share)} of rows",
+            f"{code_name(code)} unit changed {usual or '(none)'} -> {new_unit or '(none)'} in {pct(share)} of rows"
+            + (f", values {conversion['values']} (a {conversion['analytes']} conversion)" if conversion else ""),
             critical=ctx.config.unit_critical,
             p_value=two_proportion_p(x0, n0, x1, n1),
             exceeded=delta >= ctx.config.unit_share,
@@ -60,9 +52,34 @@ def _unit_mix(before: PairProfile, pair: PairProfile, code: str, ctx: Context) -
                 "to_unit": new_unit,
                 "share": share,
                 "rows": n1,
+                "conversion": conversion,
             },
         )
     ]
+
+
+def _named_conversion(
+    before: PairProfile, pair: PairProfile, code: str, old_unit: str | None, new_unit: str | None, ctx: Context
+) -> dict | None:
+    """When values in the new unit sit at a known conversion factor from the reference's values in the old unit
+    (glucose mg/dL -> mmol/L: / 18.0), the change is named with its factor."""
+    a, b = before.stats.get((code, old_unit)), pair.stats.get((code, new_unit))
+    if a is None or b is None or old_unit == new_unit or a.n < MIN_CODE_ROWS or b.n < 3:
+        return None
+    m0, m1 = a.quantile(0.5), b.quantile(0.5)
+    if m0 <= 0 or m1 <= 0:
+        return None
+    ratio = m1 / m0
+    factor, src, dst, analytes = closest_conversion(ratio)
+    if abs(math.log(ratio / factor)) > math.log(1 + ctx.config.scale_tolerance):
+        return None
+    return {
+        "ratio": ratio,
+        "factor": factor,
+        "values": factor_text(factor),
+        "analytes": analytes,
+        "known": f"{src} -> {dst}",
+    }
 
 
 def _scale_jump(before: PairProfile, pair: PairProfile, code: str, ctx: Context) -> list[Finding]:
@@ -74,11 +91,11 @@ def _scale_jump(before: PairProfile, pair: PairProfile, code: str, ctx: Context)
     if m0 <= 0 or m1 <= 0:
         return []
     ratio = m1 / m0
-    match = _closest_factor(ratio)
-    if match is None or abs(math.log(ratio / match[0])) > math.log(1 + ctx.config.scale_tolerance):
+    factor, src, dst, analytes = closest_conversion(ratio)
+    if abs(math.log(ratio / factor)) > math.log(1 + ctx.config.scale_tolerance):
         return []
     effect, p = numeric_shift(a, b)
-    direction = match[1]
+    direction = f"{src} -> {dst} ({analytes})"
     return [
         ctx.finding(
             "unit_change",
@@ -99,13 +116,3 @@ def _scale_jump(before: PairProfile, pair: PairProfile, code: str, ctx: Context)
             },
         )
     ]
-
-
-def _closest_factor(ratio: float) -> tuple[float, str] | None:
-    """The known factor (or its inverse) nearest to `ratio` on a log scale, with the conversion it implies."""
-    candidates = []
-    for factor, src, dst in KNOWN_FACTORS:
-        candidates.append((abs(math.log(ratio / factor)), factor, f"{src} -> {dst}"))
-        candidates.append((abs(math.log(ratio * factor)), 1 / factor, f"{dst} -> {src}"))
-    _, factor, label = min(candidates)
-    return factor, label

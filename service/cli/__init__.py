@@ -9,6 +9,7 @@ from service.cli import (  # noqa: F401  (each registers its commands)
     db,
     dual,
     feeds,
+    fields,
     listen,
     mapping,
     monitor,

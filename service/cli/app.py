@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 import typer
+from typer import _click as click  # Typer's own click: its parameters carry the help's metavars
 
 from models.terminology import TerminologyFormatError
 from service.sources import SourceFileError
@@ -26,9 +28,55 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        try:
+            typer.echo(f"crosswalk {version('crosswalk')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            typer.echo("crosswalk (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """AI-assisted terminology mapping and data-quality monitoring for EHR data."""
+
+
+def command() -> click.Command:
+    """The command tree with help that reads like a well-kept CLI's: plain text, flags without a type
+    label, every value named by what it holds (N, PATH, TEXT) rather than by a Python type."""
+    tree = typer.main.get_command(app)
+    _tidy(tree)
+    return tree
+
+
+def _tidy(node) -> None:
+    node.rich_markup_mode = None  # plain help: no box drawing, `--flag / --no-flag` for booleans
+    context = click.Context(node)
+    for param in node.params:
+        if param.metavar is None and not getattr(param, "is_flag", False):
+            param.metavar = _metavar(param.display_type(context))
+    for child in getattr(node, "commands", {}).values():
+        _tidy(child)
+
+
+def _metavar(shown: str) -> str:
+    """Typer's `<path>`, `<int range>`, `<list[str]>` as a value's name: PATH, N, TEXT."""
+    kind = shown.strip("<>").removeprefix("list[").removesuffix("]")
+    if kind.startswith(("int", "float")):
+        return "N"
+    if kind in ("str", "text"):
+        return "TEXT"
+    if "|" in kind:
+        return "[" + kind + "]"
+    return kind.upper()
+
+
 def main() -> None:
     try:
-        app()
+        command()(prog_name="crosswalk")
     except (UserError, TerminologyFormatError, SourceFileError) as error:
         typer.echo(f"crosswalk: error: {error}", err=True)
         sys.exit(USER_ERROR)

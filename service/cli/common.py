@@ -6,6 +6,7 @@ the store directly (the same functions the API calls), as the local user.
 from __future__ import annotations
 
 import getpass
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,15 +59,28 @@ def store_call(function: Callable[..., T], *args: Any) -> T:
         raise UserError(error.detail) from None
 
 
-def serving_suggester(terminology: str, progress: bool = False):
-    """The suggester the service would serve for a catalog terminology (champion, else bundled)."""
+def serving_suggester(terminology: str, progress: bool | None = None):
+    """The suggester the service would serve for a catalog terminology (champion, else bundled).
+
+    On a terminal the index build shows progress bars; elsewhere (CI, logs, nohup) a line before and
+    after it, with counts and the time taken, so a first build of several minutes is never silent."""
+    import time
+
     from models.catalog import UnknownTerminology
     from service.engine import get_suggester  # imports the matchers: only when a command needs them
 
+    bars = sys.stderr.isatty() if progress is None else progress
+    started = time.perf_counter()
+    if not bars:
+        typer.echo(f"crosswalk: loading {terminology} (a first run builds its search index: minutes)", err=True)
     try:
-        return get_suggester(get_settings(), terminology, progress)
+        engine = get_suggester(get_settings(), terminology, bars)
     except UnknownTerminology as error:
         raise UserError(f"{error}; load it with `crosswalk terminology load`") from None
+    if not bars:
+        took = time.perf_counter() - started
+        typer.echo(f"crosswalk: {terminology} ready: {len(engine.terminology):,} concepts, {took:.1f} s", err=True)
+    return engine
 
 
 def valid(model: type[T], **fields: Any) -> T:
@@ -92,7 +106,13 @@ def parse_where(conditions: list[str]) -> dict[str, object]:
     return wanted
 
 
-def source_rows(path: Path, format: str):
+EncodingOption = Annotated[
+    str | None,
+    typer.Option("--encoding", help="Text encoding of the file (default UTF-8; a byte-order mark decides).", show_default=False),
+]
+
+
+def source_rows(path: Path, format: str, encoding: str | None = None):
     """The rows of a source list (crosswalk CSV or Usagi CSV), or a one-line error naming the problem."""
     from service.crud_imports import IMPORT_FORMATS, parse_source_file
 
@@ -100,4 +120,4 @@ def source_rows(path: Path, format: str):
         raise UserError(f"--format {format!r}: choose one of {', '.join(IMPORT_FORMATS)}")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    return store_call(parse_source_file, path.read_bytes(), format, str(path))
+    return store_call(parse_source_file, path.read_bytes(), format, str(path), encoding)

@@ -11,7 +11,7 @@ import typer
 
 from models.loaders import FORMATS
 from service.cli.app import UserError, app
-from service.cli.common import actor, parse_where, serving_suggester, transaction
+from service.cli.common import EncodingOption, actor, parse_where, serving_suggester, transaction
 from service.settings import get_settings
 from service.sources import read_source_items, write_suggestions
 
@@ -32,7 +32,7 @@ def suggest(
     where: Annotated[
         list[str], typer.Option("--where", help="Only concepts with ATTRIBUTE=VALUE, e.g. billable=true. Repeatable.")
     ] = [],  # noqa: B006
-    encoding: Annotated[str, typer.Option(help="Text encoding of the input file.")] = "utf-8",
+    encoding: EncodingOption = None,
     evidence: Annotated[
         bool, typer.Option("--evidence", help="Add lexical, semantic and matched_text columns.")
     ] = False,
@@ -44,7 +44,7 @@ def suggest(
     if not output.parent.exists():  # say so now, not after minutes of ranking
         raise UserError(f"{output}: the folder {output.parent} does not exist")
     filters = parse_where(where)
-    engine = serving_suggester(terminology, progress=sys.stderr.isatty())
+    engine = serving_suggester(terminology)
     with tqdm(total=len(items), unit="item", desc="suggesting", file=sys.stderr, disable=None) as bar:
         try:
             results = engine.suggest(items, top_k=top, where=filters, on_chunk=bar.update)
@@ -180,7 +180,7 @@ def demo(
     typer.echo(f"crosswalk demo: data directory {settings.home}", err=True)
     typer.echo("loading ICD-10-CM (the first run builds and caches its index once)...", err=True)
     items = read_source_items(source)
-    engine = serving_suggester("icd10cm", progress=sys.stderr.isatty())
+    engine = serving_suggester("icd10cm")
     results = engine.suggest(items, top_k=top, where={"billable": True})
     out_dir = settings.home / "demo"
     out_dir.mkdir(parents=True, exist_ok=True)

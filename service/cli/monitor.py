@@ -30,6 +30,12 @@ def monitor(
         Path | None, typer.Option("--contract", help="Contract JSON (default: inferred from the reference).")
     ] = None,
     feed: Annotated[str, typer.Option("--feed", help="Feed name in alerts.")] = "default",
+    explain_contract: Annotated[
+        bool,
+        typer.Option(
+            "--explain-contract", help="Print each column's role and why (inferred, or from --contract) before scoring."
+        ),
+    ] = False,
 ) -> None:
     """Score CURRENT against REFERENCE: completeness, conformance, drift, units, codes, plausibility."""
     # pandas, scipy, sklearn: imported when the command runs, not on every `crosswalk` start
@@ -39,12 +45,22 @@ def monitor(
 
     try:
         ref_frame = read_batch(reference)
-        contract = Contract.load(contract_path) if contract_path else infer_contract(ref_frame, feed=feed)
+        if segment is not None and segment not in ref_frame.columns:
+            _fail(f"--segment {segment}: no such column in {reference}")
+        segments = [segment] if segment else None  # the split column is a segment, whatever its values look like
+        contract = (
+            Contract.load(contract_path)
+            if contract_path
+            else infer_contract(ref_frame, feed=feed, segment_columns=segments)
+        )
         cur_frame = read_batch(current, contract)
     except (BatchError, ContractError) as error:
         _fail(str(error))
-    if segment is not None and segment not in ref_frame.columns:
-        _fail(f"--segment {segment}: no such column in {reference}")
+    if explain_contract:
+        source = f"from {contract_path}" if contract_path else f"inferred from {reference}"
+        typer.echo(f"contract ({source}):")
+        for line in contract.explain():
+            typer.echo(f"  {line}")
     report = score_batch(ref_frame, cur_frame, contract, segment=segment, feed=feed, batch_id=current.name)
     output.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
     if html is not None:

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from service.cli.app import UserError, app
-from service.cli.common import ProjectOption, actor, parse_where, serving_suggester, source_rows, transaction, valid
+from service.cli.common import (
+    EncodingOption,
+    ProjectOption,
+    actor,
+    parse_where,
+    serving_suggester,
+    source_rows,
+    transaction,
+    valid,
+)
 from service.crud_imports import IMPORT_FORMATS
 from service.monitoring.messages import MESSAGE_FORMATS
 
@@ -42,8 +51,44 @@ def project_create(
         target_filter=parse_where(where or []),
     )
     with transaction() as session:
-        project = crud.create_project(session, data, actor())
+        project = crud.create_project(session, data, actor(), _terminologies().require)
     typer.echo(f"project {project.id}: {project.name} ({project.source_system} -> {project.target_terminology})")
+
+
+@project_app.command("rename")
+def project_rename(
+    project: ProjectOption,
+    new_name: Annotated[str, typer.Argument(help="The project's new, unique name.")],
+) -> None:
+    """Rename a project (audited; its id, items and releases stay)."""
+    from service import crud
+
+    with transaction() as session:
+        found = crud.get_project(session, project)
+        old = found.name
+        crud.rename_project(session, found, new_name, actor())
+    typer.echo(f"project {found.id}: {old} -> {new_name}")
+
+
+@project_app.command("set-target")
+def project_set_target(
+    project: ProjectOption,
+    target: Annotated[str, typer.Argument(help="A loaded terminology (`crosswalk terminology list`).")],
+) -> None:
+    """Point a project at another terminology, while none of its items has been decided."""
+    from service import crud
+
+    with transaction() as session:
+        found = crud.get_project(session, project)
+        crud.set_target(session, found, target, actor(), _terminologies().require)
+    typer.echo(f"project {found.name}: target {target}; run `crosswalk project suggest -p {found.name}` again")
+
+
+def _terminologies():
+    from service.engine import terminologies
+    from service.settings import get_settings
+
+    return terminologies(get_settings())
 
 
 @project_app.command("import")
@@ -62,6 +107,7 @@ def project_import(
         str | None,
         typer.Option("--field", help="Messages: the coded field to collect, e.g. OBX-3 (results), OBR-4, DG1-3."),
     ] = None,
+    encoding: EncodingOption = None,
 ) -> None:
     """Import (or re-import) source codes; decisions already made are kept.
 
@@ -75,7 +121,7 @@ def project_import(
         return
     if len(paths) != 1:
         raise UserError(f"--format {format} imports one file; got {len(paths)}")
-    rows = source_rows(paths[0], format)
+    rows = source_rows(paths[0], format, encoding)
     with transaction() as session:
         result = import_items(session, crud.get_project(session, project), rows, actor())
     typer.echo(
@@ -155,7 +201,7 @@ def project_items(
 @project_app.command("suggest")
 def project_suggest(
     project: ProjectOption,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Candidates per code.")] = 5,
+    top_k: Annotated[int, typer.Option("--top", "--top-k", "-k", min=1, max=50, help="Candidates per code.")] = 5,
     only_new: Annotated[bool, typer.Option("--only-new", help="Only codes without suggestions yet.")] = False,
 ) -> None:
     """Generate and store suggestions for the project's source codes."""
@@ -190,6 +236,7 @@ def project_update_source(
     project: ProjectOption,
     path: Annotated[Path, typer.Argument(help="The whole current source list (CSV or Usagi CSV).")],
     format: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(IMPORT_FORMATS)}.")] = "csv",
+    encoding: EncodingOption = None,
     resuggest: Annotated[
         bool, typer.Option("--resuggest/--no-resuggest", help="Re-suggest new and changed texts.")
     ] = True,
@@ -198,7 +245,7 @@ def project_update_source(
     from service import crud
     from service.living.sources import update_source
 
-    rows = source_rows(path, format)
+    rows = source_rows(path, format, encoding)
     with transaction() as session:
         found = crud.get_project(session, project)
         suggester = serving_suggester(found.target_terminology) if resuggest else None

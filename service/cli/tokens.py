@@ -1,4 +1,4 @@
-"""`crosswalk token create`: API tokens for the review service."""
+"""`crosswalk token create|list|revoke`: API tokens for the review service."""
 
 from __future__ import annotations
 
@@ -28,3 +28,24 @@ def token_create(
         token, secret = crud.create_token(session, name, Role(role), actor())
     typer.echo(f"token {token.id} for {name} ({role}); store it now, it is not shown again:", err=True)
     typer.echo(secret)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List API tokens: id, name, role, whether revoked (never the secrets)."""
+    from service import crud
+
+    with transaction() as session:
+        for token in crud.list_tokens(session):
+            state = "revoked" if token.revoked else "active"
+            typer.echo(f"{token.id}\t{token.name}\t{token.role}\t{state}")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(help="The token's id (`crosswalk token list`).")]) -> None:
+    """Revoke an API token: requests and browser sessions with it are refused from now on."""
+    from service import crud
+
+    with transaction() as session:
+        token = crud.revoke_token(session, token_id, actor())
+    typer.echo(f"token {token.id} ({token.name}) revoked")

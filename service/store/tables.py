@@ -79,6 +79,13 @@ class ProjectCreate(ProjectBase):
     pass
 
 
+class ProjectUpdate(SQLModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200, description="A new unique name.")
+    target_terminology: str | None = Field(
+        default=None, max_length=100, description="Another loaded terminology; only before the first decision."
+    )
+
+
 class ProjectPublic(ProjectBase):
     id: int
     source_uri: str
@@ -224,7 +231,12 @@ class ImportResult(SQLModel):
 class ConceptPublic(SQLModel):
     code: str
     display: str
-    score: float | None = None
+    score: float | None = None  # the model's probability for a ranked hit; None for code and text matches
+    match: Literal["code", "text", "ranked"] | None = None  # how the search found it
+    active: bool = True
+    status: str | None = None  # the terminology's own status, e.g. LOINC ACTIVE, TRIAL, DISCOURAGED, DEPRECATED
+    warning: str | None = None  # why choosing it deserves a second look (discouraged, deprecated, inactive)
+    attributes: dict[str, Any] = Field(default_factory=dict)  # class, system, scale, ... where the terminology has them
 
 
 # -- releases ---------------------------------------------------------------------------------------

@@ -15,10 +15,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 
 from service import audit, claims, crud, decisions
+from service.concept_search import FACETS, needs_second_look, text_index
+from service.crud_imports import ConceptSearch
 from service.crud_imports import search as search_concepts
 from service.store.errors import Invalid, StoreError
 from service.store.tables import DecisionCreate, Project, SourceItem, Status
 from service.ui import queue
+from service.ui.evidence import SCORE_MEANING, explain
 from service.ui.queue import Filters
 from service.ui.render import RELATIONSHIPS, render
 from service.ui.session import Browser, BrowserDep, FormDep
@@ -117,14 +120,20 @@ def _render_review(
     request: Request, browser: Browser, session: Session, project: Project, filters: Filters, view: View,
     q: str | None = None, notice: dict | None = None, error: str | None = None, status_code: int = 200,
     override: dict | None = None,
+    second_look: dict | None = None,
 ) -> HTMLResponse:
     item = view.row.item if view.row else None
     context = _item_context(request, session, project, item) if item else {}
+    if second_look and second_look["relationship"]:
+        context["relationship"] = second_look["relationship"]  # the one chosen before the warning
+    asked = SearchAsked.parse(request.query_params)
     return render(
         request, "review.html", status_code, browser=browser, project=project, filters=filters, view=view,
-        item=item, notice=notice, error=error, q=q or "", results=_search(request, project, q) if item and q else None,
+        item=item, notice=notice, error=error, q=q or "", asked=asked, second_look=second_look,
+        results=_search(request, project, q, asked) if item and q else None,
+        facets=_facets(request, project) if item and q else {},
         undo=decisions.undoable(session, project, browser.principal.name) if browser.can(Permission.decide) else None,
-        band_of=queue.band_of, override=override, **context,
+        band_of=queue.band_of, score_meaning=SCORE_MEANING, override=override, **context,
     )
 
 
@@ -136,6 +145,7 @@ def _item_context(request: Request, session: Session, project: Project, item: So
     contested = crud.disagreement(session, item)
     return {
         "suggestions": suggestions, "paths": paths, "relationship": default,
+        "evidence": explain(item.text, item.context or {}, suggestions, terminology),
         "history": audit.history(session, entity=audit.entity_of(item)),
         "model_version": crud.model_version_of(session, item),
         "comments": crud.comments(session, item), "disagreement": contested,
@@ -163,14 +173,32 @@ def _path(terminology, code: str) -> list[tuple[str, str]]:
     return path[::-1]
 
 
-def _search(request: Request, project: Project, q: str) -> list[tuple[str, str, float | None]] | str:
-    """Concepts to remap to: an exact code first, then the ranked search (as GET .../search)."""
+@dataclass(frozen=True)
+class SearchAsked:
+    """The search form's filters (named s_* so they never clash with the queue's own filters)."""
+
+    filters: dict[str, str]
+    include_inactive: bool
+
+    @classmethod
+    def parse(cls, params) -> SearchAsked:
+        filters = {name: (params.get(f"s_{name}") or "").strip()[:200] for name in FACETS}
+        return cls({k: v for k, v in filters.items() if v}, params.get("s_inactive") == "1")
+
+
+def _search(request: Request, project: Project, q: str, asked: SearchAsked) -> ConceptSearch | str:
+    """Concepts to remap to, as GET .../search finds them: exact code, text matches, then the model's ranking."""
     try:
         suggester = request.app.state.suggester_factory(project.target_terminology)
-        found = search_concepts(suggester, project, q, 10)
+        return search_concepts(suggester, project, q, 10, asked.filters, asked.include_inactive)
     except StoreError as error:
         return error.detail
-    return [(c.code, c.display, c.score) for c in found]
+
+
+def _facets(request: Request, project: Project) -> dict[str, list[str]]:
+    """The filterable attributes of the target terminology and their values (LOINC: class, system, ...)."""
+    terminology = _terminology(request, project)
+    return text_index(terminology).facets if terminology is not None else {}
 
 
 # -- decisions ----------------------------------------------------------------------------------------
@@ -180,6 +208,12 @@ def decide(request: Request, browser: BrowserDep, session: SessionDep, form: For
     filters, choice = Filters.parse(form, browser.principal.name), form.get("choice", "")
     pos = _int(form.get("pos")) or 0
     try:
+        second_look = _second_look(request, project, choice, form)
+        if second_look:
+            view = _view(session, project, filters, pos, code)
+            return _render_review(
+                request, browser, session, project, filters, view, second_look=second_look, status_code=409
+            )
         item = _apply(request, session, browser, project, code, choice, form)
     except StoreError as error:
         session.rollback()  # nothing of the refused decision stays; the page is read afresh
@@ -196,6 +230,22 @@ def decide(request: Request, browser: BrowserDep, session: SessionDep, form: For
     claims.release(session, item, browser.principal.name)
     next_pos = pos + 1 if queue.matches(session, project, filters, item) else pos
     return _redirect(project, filters, pos=next_pos, last=code)
+
+
+def _second_look(request: Request, project: Project, choice: str, form: dict[str, str]) -> dict | None:
+    """Choosing a discouraged, deprecated or inactive concept (a search hit, or a candidate suggested before
+    the terminology deprecated it) asks once more before it is decided."""
+    action, _, target = choice.partition(":")
+    if action not in ("remap", "pick") or not target or form.get("second_look") == target:
+        return None
+    terminology = _terminology(request, project)
+    concept = terminology.get(target) if terminology is not None else None
+    reason = needs_second_look(concept) if concept is not None else None
+    if not reason:
+        return None
+    relationship = form.get("relationship") if form.get("relationship") in RELATIONSHIPS else None
+    comment = _comment(form)
+    return {"concept": concept, "reason": reason, "choice": choice, "comment": comment, "relationship": relationship}
 
 
 def _apply(request: Request, session: Session, browser: Browser, project: Project, code: str, choice: str, form: dict[str, str]) -> SourceItem:
@@ -232,11 +282,14 @@ def _decision(choice: str, form: dict[str, str]) -> DecisionCreate:
         return DecisionCreate(
             action=kind, target_code=target, relationship=relationship, comment=_comment(form), override=override
         )
+    if not choice:
+        raise Invalid("no decision was chosen: press a decision button or its key (Enter in a text box never decides)")
     raise Invalid(f"unknown action {choice!r}; use the buttons or keys shown on the page")
 
 
 def _comment(form: dict[str, str]) -> str | None:
-    comment = (form.get("comment") or "").strip()
+    # kept_comment: the comment sent with a remap that was asked about once more (see _second_look)
+    comment = (form.get("comment") or form.get("kept_comment") or "").strip()
     if len(comment) > 4000:
         raise Invalid("the comment is over 4,000 characters; shorten it")
     return comment or None

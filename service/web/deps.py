@@ -92,6 +92,13 @@ def suggester_for(project: ProjectDep, factory: SuggesterFactoryDep) -> Suggeste
 SuggesterDep = Annotated[SuggesterLike, Depends(suggester_for)]
 
 
+def get_terminologies(request: Request) -> serving.Terminologies:
+    return request.app.state.terminologies
+
+
+TerminologiesDep = Annotated[serving.Terminologies, Depends(get_terminologies)]
+
+
 def target_terminology(request: Request, terminology: str) -> serving.LazyTerminology:
     """A terminology as decisions see it: concepts by code from the catalog, read on first use."""
     return request.app.state.terminologies.target(terminology)

@@ -156,7 +156,10 @@ def test_unit_string_change_at_one_site(reference, current, contract):
     current.loc[rows, "unit_source_value"] = "[lb_av]"
     report = score_batch(reference, current, contract)
     assert keys(report) == {("unit_change", f"unit_source_value[{WEIGHT}]", "south")}  # once, no side effects
-    assert report.alerts[0].message == "site south: body weight (29463-7) unit changed kg -> [lb_av] in 100% of rows"
+    assert report.alerts[0].message == (
+        "site south: body weight (29463-7) unit changed kg -> [lb_av] in 100% of rows, values x 2.2 (a weight "
+        "conversion)"
+    )
     assert report.alerts[0].severity == "critical"
 
 
@@ -166,7 +169,7 @@ def test_silent_scale_jump_same_unit_string(reference, current, contract):
     report = score_batch(reference, current, contract)
     assert ("unit_change", f"value_as_number[{WEIGHT}]", ALL) in keys(report)
     message = next(a.message for a in report.alerts if a.check == "unit_change")
-    assert "while unit still 'kg'" in message and "kg -> lb" in message
+    assert "while unit still 'kg'" in message and "kg -> [lb_av]" in message
 
 
 def test_small_real_change_is_not_a_unit_change(reference, current, contract):

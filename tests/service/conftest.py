@@ -84,6 +84,17 @@ def env(tmp_path, monkeypatch):
     return tmp_path
 
 
+def crosswalk(monkeypatch: pytest.MonkeyPatch, capsys, *args: str) -> tuple[int, str, str]:
+    """The real entry point as a user's shell runs it: exit status, stdout, stderr."""
+    from service.cli.app import main
+
+    monkeypatch.setattr("sys.argv", ["crosswalk", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    out = capsys.readouterr()
+    return exited.value.code or 0, out.out, out.err
+
+
 @pytest.fixture
 def suggester() -> FakeSuggester:
     return FakeSuggester()

@@ -30,6 +30,7 @@ EXPECTED_ROUTES = {
     ("get", "/health"): "public",
     ("get", "/projects"): "read",
     ("post", "/projects"): "edit",
+    ("patch", "/projects/{project_id}"): "edit",
     ("get", "/projects/{project_id}"): "read",
     ("post", "/projects/{project_id}/imports"): "edit",
     ("post", "/projects/{project_id}/suggestions"): "edit",

@@ -31,6 +31,7 @@ def test_token_create_prints_the_token_once(env):
 
 
 def test_project_release_cycle(env, suggester, monkeypatch):
+    suggester.terminology.save(env / "terminologies" / "loinc.jsonl.gz")  # a loaded target
     source = env / "codes.csv"
     source.write_text("source_code,source_text,frequency\nGLU,Glucose serum,9\nNA,Sodium serum,8\n")
     assert "project 1" in run("project", "create", "--name", "Lab", "--source-system", "LIS", "--target", "loinc")
@@ -82,5 +83,5 @@ def test_review_demo(env, suggester):
     summary = run_review_demo(settings, suggester)
     assert summary["items"] == 30 and summary["suggested"] == 30  # data/samples/legacy_icd9_diagnoses.csv
     assert len(summary["approved"]) == 5 and summary["release"] == 1 and summary["release_entries"] == 5
-    again = run_review_demo(settings, suggester)  # re-runnable: reuses the project, adds release 2
-    assert again["project_id"] == summary["project_id"] and again["release"] == 2 and again["approved"] == []
+    again = run_review_demo(settings, suggester)  # re-runnable: reuses the project, changes nothing
+    assert again["project_id"] == summary["project_id"] and again["release"] == 1 and again["approved"] == []

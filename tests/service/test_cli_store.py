@@ -13,17 +13,7 @@ from service.retraining import existing_registry, open_registry
 from service.settings import Settings, get_settings
 from service.store.db import SchemaNotCurrent, check_schema, engine_for, upgrade
 from service.web.app import create_app
-
-
-def crosswalk(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """The real entry point as a user's shell runs it: exit status, stdout, stderr."""
-    from service.cli.app import main
-
-    monkeypatch.setattr("sys.argv", ["crosswalk", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    out = capsys.readouterr()
-    return exited.value.code or 0, out.out, out.err
+from tests.service.conftest import crosswalk
 
 
 def versions(url: str) -> set[str]:

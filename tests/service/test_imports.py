@@ -75,7 +75,7 @@ def test_suggestions_are_stored_with_scores_evidence_and_model_version(sqlite_se
         (b"source_code,source_text,frequency\nA,x,many\n", "line 2: frequency 'many' is not a number"),
         (b"source_code,source_text\nA,x,extra\n", "line 2: the number of fields differs"),
         (b"source_code,source_text\n", "a header but no rows"),
-        (b"source_code,source_text\nA,caf\xe9\n", "not UTF-8"),
+        (b"source_code,source_text\nA,caf\xe9\n", "not valid UTF-8"),
     ],
 )
 def test_bad_files_are_422_and_import_nothing(sqlite_service, data, message):

@@ -23,7 +23,7 @@ def cli(store, tiny_icd, encoder, fake_fine_tuner, monkeypatch):
     monkeypatch.setenv("CROSSWALK_DATABASE_URL", str(engine.url))
     get_settings.cache_clear()
     monkeypatch.setattr("service.engine.bundled_encoder", lambda s: encoder)
-    fake_catalog = {"get": staticmethod(lambda n: tiny_icd), "stamp": staticmethod(lambda n: 0)}
+    fake_catalog = {"get": staticmethod(lambda n: tiny_icd), "stamp": staticmethod(lambda n: 0), "names": staticmethod(lambda: [tiny_icd.name])}
     monkeypatch.setattr("service.engine.catalog", lambda s: type("C", (), fake_catalog)())
     monkeypatch.setattr("service.retraining.onnx_encoder_factory", lambda s: (lambda model_dir: encoder))
     monkeypatch.setattr("service.retraining.OnnxEncoder", lambda **kwargs: encoder)

@@ -89,7 +89,7 @@ def test_a_better_challenger_is_promoted_served_on_reload_and_traced_to_its_rele
 
     # The service serves the champion: the registered weights through the ONNX encoder (stood in here).
     monkeypatch.setattr(retraining, "OnnxEncoder", lambda **kwargs: encoder)
-    fake_catalog = {"get": staticmethod(lambda n: tiny_icd), "stamp": staticmethod(lambda n: 0)}
+    fake_catalog = {"get": staticmethod(lambda n: tiny_icd), "stamp": staticmethod(lambda n: 0), "names": staticmethod(lambda: [tiny_icd.name])}
     monkeypatch.setattr("service.engine.catalog", lambda s: type("C", (), fake_catalog)())
     app = create_app(settings.model_copy(update={"database_url": str(engine.url)}))
     served = app.state.suggester_factory("tiny-icd")

@@ -38,20 +38,47 @@ ALB,Albumin serum,350,g/L,chemistry
 """
 
 
-# A small LOINC-like terminology with a hierarchy and synonyms, so pages show paths and matched synonyms.
+# A small LOINC-like terminology with a hierarchy, synonyms and the loader's attributes (six axes, example
+# units, class, status), so pages show paths, matched synonyms, axes and unit checks.
+def _loinc(component, prop, system, units, status="ACTIVE", scale="Qn", method=None) -> dict:
+    return {
+        "component": component, "property": prop, "time": "Pt", "system": system, "scale": scale, "method": method,
+        "class": "CHEM" if system != "Urine" else "UA", "units": units, "status": status,
+    }
+
+
+def _lab(code, display, synonyms, parents, component, prop, system, units, **more) -> Concept:
+    active = more.get("status", "ACTIVE") in ("ACTIVE", "TRIAL")
+    return Concept(code, display, synonyms, parents, _loinc(component, prop, system, units, **more), active=active)
+
+
 GROUPS = [Concept("LG-CHEM", "Chemistry"), Concept("LG-LYTES", "Electrolytes", parents=["LG-CHEM"])]
 CONCEPTS = [
-    Concept("2345-7", "Glucose [Mass/volume] in Serum or Plasma", ["Glucose SerPl"], ["LG-CHEM"]),
-    Concept("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", ["HbA1c"], ["LG-CHEM"]),
-    Concept("2951-2", "Sodium [Moles/volume] in Serum or Plasma", ["Na SerPl"], ["LG-LYTES"]),
-    Concept("2823-3", "Potassium [Moles/volume] in Serum or Plasma", ["K SerPl", "Potassium serum"], ["LG-LYTES"]),
-    Concept("5767-9", "Appearance of Urine", ["Urine appearance"]),
-    Concept("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", ["Creat SerPl"], ["LG-CHEM"]),
-    Concept("2075-0", "Chloride [Moles/volume] in Serum or Plasma", ["Cl SerPl"], ["LG-LYTES"]),
-    Concept("3094-0", "Urea nitrogen [Mass/volume] in Serum or Plasma", ["BUN SerPl"], ["LG-CHEM"]),
-    Concept("1751-7", "Albumin [Mass/volume] in Serum or Plasma", ["Albumin SerPl"], ["LG-CHEM"]),
+    _lab("2345-7", "Glucose [Mass/volume] in Serum or Plasma", ["Glucose SerPl"], ["LG-CHEM"],
+         "Glucose", "MCnc", "Ser/Plas", "mg/dL"),
+    _lab("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", ["HbA1c"], ["LG-CHEM"],
+         "Hemoglobin A1c/Hemoglobin.total", "MFr", "Bld", "%"),
+    _lab("2951-2", "Sodium [Moles/volume] in Serum or Plasma", ["Na SerPl"], ["LG-LYTES"],
+         "Sodium", "SCnc", "Ser/Plas", "mmol/L"),
+    _lab("2823-3", "Potassium [Moles/volume] in Serum or Plasma", ["K SerPl", "Potassium serum"], ["LG-LYTES"],
+         "Potassium", "SCnc", "Ser/Plas", "mmol/L"),
+    _lab("5767-9", "Appearance of Urine", ["Urine appearance"], [],
+         "Appearance", "Aper", "Urine", None, scale="Nom"),
+    _lab("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", ["Creat SerPl"], ["LG-CHEM"],
+         "Creatinine", "MCnc", "Ser/Plas", "mg/dL"),
+    _lab("2075-0", "Chloride [Moles/volume] in Serum or Plasma", ["Cl SerPl"], ["LG-LYTES"],
+         "Chloride", "SCnc", "Ser/Plas", "mmol/L"),
+    _lab("3094-0", "Urea nitrogen [Mass/volume] in Serum or Plasma", ["BUN SerPl"], ["LG-CHEM"],
+         "Urea nitrogen", "MCnc", "Ser/Plas", "mg/dL"),
+    _lab("1751-7", "Albumin [Mass/volume] in Serum or Plasma", ["Albumin SerPl"], ["LG-CHEM"],
+         "Albumin", "MCnc", "Ser/Plas", "g/dL"),
+    _lab("41653-7", "Glucose [Mass/volume] in Capillary blood by Glucometer", ["Glucose BldC Glucomtr-mCnc"],
+         ["LG-CHEM"],
+         "Glucose", "MCnc", "BldC", "mg/dL", method="Glucometer"),
+    # LOINC keeps deprecated terms for old data: the model never ranks them, a search shows them when asked.
+    _lab("2339-0", "Glucose [Mass/volume] in Blood", ["Glucose Bld"], ["LG-CHEM"],
+         "Glucose", "MCnc", "Bld", "mg/dL", status="DEPRECATED"),
 ]
-
 
 def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", text.lower()))
@@ -74,7 +101,8 @@ class UiSuggester:
 
     def search(self, text: str, top_k: int = 10, where: dict | None = None) -> list[Suggestion]:
         words = _words(text)
-        ranked = sorted(CONCEPTS, key=lambda c: (-self._score(words, c)[0], c.code))[:top_k]
+        active = [c for c in CONCEPTS if c.active]  # as the real suggester, which never ranks inactive concepts
+        ranked = sorted(active, key=lambda c: (-self._score(words, c)[0], c.code))[:top_k]
         return [self._suggestion(words, concept, rank) for rank, concept in enumerate(ranked, start=1)]
 
     def _suggestion(self, words: set[str], concept: Concept, rank: int) -> Suggestion:

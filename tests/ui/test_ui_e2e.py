@@ -209,7 +209,9 @@ def _assert_store(service, project: int, seed_seq: int, done, conceptmap: dict, 
         events = [e for e in session.exec(_after(seed_seq))]
         decisions = [(e.action, _code_of(session, e)) for e in events if e.action.startswith("decision.")]
         assert decisions == expected_events
-        others = [(e.action, e.actor) for e in events if not e.action.startswith("decision.")]
+        review = [(e.action, e.actor) for e in events if e.action.startswith(("claim.", "comment."))]
+        assert ("claim.take", "reviewer-1") in review and ("comment.add", "reviewer-1") in review  # leases, the thread
+        others = [(e.action, e.actor) for e in events if not e.action.startswith(("decision.", "claim.", "comment."))]
         assert others == [("release.create", "reviewer-1"), ("alert.acknowledge", "ops-1")]  # nothing else was written
         ack = session.get(FeedAlert, int(events[-1].entity.split(":")[1]))
         assert (ack.uid, ack.status, ack.acknowledged_by, ack.severity) == (acknowledged, "acknowledged", "ops-1", "critical")
@@ -243,3 +245,64 @@ def crud_releases_entries(session, project, number: int):
 
     return crud_releases.entries_of(session, crud_releases.get_release(session, project, number))
 
+
+
+LONG_TEXT = "Glucose serum " + "fasting sample drawn before breakfast and kept on ice; " * 24
+NARROW = {"width": 800, "height": 600}
+
+
+def _on_screen(page, selector: str) -> bool:
+    return page.evaluate(
+        """selector => { const box = document.querySelector(selector).getBoundingClientRect();
+                         return box.top >= 0 && box.bottom <= window.innerHeight; }""",
+        selector,
+    )
+
+
+def _events_of(service, project: int, code: str) -> list[str]:
+    with session_scope(service.engine) as session:
+        item = crud.get_item(session, crud.get_project(session, project), code)
+        return [e.action for e in audit.history(session, entity=audit.entity_of(item)) if e.action.startswith("decision.")]
+
+
+def test_keys_never_decide_while_typing_blind_or_when_switched_off(browser, live, seeded):
+    """At 800 px with a long source text: Enter in the comment box decides nothing, `a` refuses a candidate 1
+    that is off screen (and scrolls it into view), and the shortcuts can be switched off, remembered."""
+    ui_service, project = seeded
+    assert ui_service.import_csv(project, f"source_code,source_text\nGLU,{LONG_TEXT}\n".encode()).status_code == 200
+    context = browser.new_context(viewport=NARROW)
+    page = context.new_page()
+    _login(page, live, ui_service.tokens[Role.reviewer], f"/ui/projects/{project}/review?code=GLU&status=all")
+    first = "ol.candidates .candidate:first-child .cand-title"
+    assert _on_screen(page, first)  # the long text is cut to three lines; the candidates stay in view
+
+    page.keyboard.press("m")
+    page.keyboard.type("a1 checked")
+    page.keyboard.press("Enter")  # implicit submission: must not approve candidate 1
+    page.keyboard.press("Escape")
+    assert page.locator("#comment").input_value() == "a1 checked" and _shown(page) == "GLU"
+    _press(page, "f")  # a deliberate decision: GLU is flagged, with the comment
+    assert _events_of(ui_service, project, "GLU") == ["decision.flag"]
+
+    page.goto(f"{live}/ui/projects/{project}/review?code=GLU&status=all")
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    assert not _on_screen(page, first)
+    page.keyboard.press("a")  # refused: candidate 1 is scrolled into view and the key asked for again
+    page.locator("#key-message").wait_for(state="visible")
+    assert "press a again" in page.locator("#key-message").inner_text() and _on_screen(page, first)
+    _press(page, "a")
+    assert _events_of(ui_service, project, "GLU") == ["decision.flag", "decision.approve"]
+
+    code = _shown(page)
+    page.locator("#keys-on").uncheck()
+    page.keyboard.press("Escape")
+    page.keyboard.press("f")  # shortcuts off: nothing happens
+    with page.expect_navigation():
+        page.reload()
+    assert not page.locator("#keys-on").is_checked() and "keys-off" in page.locator("body").get_attribute("class")
+    page.keyboard.press("f")
+    page.locator("#keys-on").check()
+    page.keyboard.press("Escape")
+    _press(page, "f")
+    context.close()
+    assert _events_of(ui_service, project, code) == ["decision.flag"]

@@ -84,13 +84,16 @@ def update_source(
     factory: SuggesterFactoryDep,
     file: Annotated[UploadFile, File(description="The whole current source list: CSV or Usagi CSV.")],
     format: Annotated[ImportFormat, Query(description="csv (crosswalk columns) or usagi.")] = "csv",
+    encoding: Annotated[
+        str | None, Query(max_length=40, description="Text encoding (default UTF-8; a byte-order mark decides).")
+    ] = None,
     resuggest: Annotated[bool, Query(description="Re-suggest new and changed texts with the current model.")] = True,
 ) -> SourceUpdatePublic:
     """Re-import the source list: new, removed and changed codes; unchanged decisions carry forward."""
     data = file.file.read(MAX_BODY_BYTES + 1)
     if len(data) > MAX_BODY_BYTES:
         raise TooLarge(f"{file.filename}: over the {MAX_BODY_BYTES // 2**20} MB limit; split the file")
-    rows = parse_source_file(data, format, file.filename or "upload")
+    rows = parse_source_file(data, format, file.filename or "upload", encoding)
     suggester = factory(project.target_terminology) if resuggest else None
     return sources.update_source(session, project, rows, principal.name, suggester)
 

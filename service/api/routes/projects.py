@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Query, Response, UploadFile
 
 from service import crud
 from service.api.deps import allow
@@ -19,19 +19,38 @@ from service.store.tables import (
     ImportResult,
     ProjectCreate,
     ProjectPublic,
+    ProjectUpdate,
     SuggestRequest,
     SuggestResult,
 )
-from service.web.deps import CurrentPrincipal, ProjectDep, SessionDep, SuggesterDep
+from service.web.deps import CurrentPrincipal, ProjectDep, SessionDep, SuggesterDep, TerminologiesDep
 from service.web.roles import Permission
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
 
 @router.post("", status_code=201, response_model=ProjectPublic, **allow(Permission.edit, 409, 422))
-def create_project(data: ProjectCreate, session: SessionDep, principal: CurrentPrincipal) -> ProjectPublic:
-    """Create a mapping project (source system -> target terminology)."""
-    project = crud.create_project(session, data, principal.name)
+def create_project(
+    data: ProjectCreate, session: SessionDep, principal: CurrentPrincipal, terminologies: TerminologiesDep
+) -> ProjectPublic:
+    """Create a mapping project (source system -> a loaded target terminology)."""
+    project = crud.create_project(session, data, principal.name, terminologies.require)
+    return crud.project_public(session, project)
+
+
+@router.patch("/{project_id}", response_model=ProjectPublic, **allow(Permission.edit, 404, 409, 422))
+def update_project(
+    project: ProjectDep,
+    data: ProjectUpdate,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    terminologies: TerminologiesDep,
+) -> ProjectPublic:
+    """Rename a project, or point it at another terminology while nothing has been decided."""
+    if data.name is not None:
+        crud.rename_project(session, project, data.name, principal.name)
+    if data.target_terminology is not None:
+        crud.set_target(session, project, data.target_terminology, principal.name, terminologies.require)
     return crud.project_public(session, project)
 
 
@@ -66,6 +85,9 @@ def import_source_codes(
     field: Annotated[
         str | None, Query(max_length=40, description="hl7v2/fhir: the coded field, e.g. OBX-3, OBR-4, DG1-3.")
     ] = None,
+    encoding: Annotated[
+        str | None, Query(max_length=40, description="Text encoding (default UTF-8; a byte-order mark decides).")
+    ] = None,
 ) -> ImportResult:
     """Import or re-import source codes; re-imports update texts and frequencies, never decisions. From
     messages: the local codes of a field with frequency and context, each linked to its messages."""
@@ -75,7 +97,7 @@ def import_source_codes(
     if format in MESSAGE_FORMATS:
         upload = Upload(file.filename or "upload", data)
         return import_messages(session, project, [upload], format, field, principal.name).public()
-    rows = parse_source_file(data, format, file.filename or "upload")
+    rows = parse_source_file(data, format, file.filename or "upload", encoding)
     return import_items(session, project, rows, principal.name)
 
 
@@ -91,8 +113,20 @@ def suggest(
 def search_concepts(
     project: ProjectDep,
     suggester: SuggesterDep,
+    response: Response,
     q: Annotated[str, Query(min_length=1, max_length=500, description="Free text or a concept code.")],
-    top_k: Annotated[int, Query(ge=1, le=50)] = 10,
+    top_k: Annotated[int, Query(ge=1, le=50, description="At most this many text matches, and this many ranked.")] = 10,
+    concept_class: Annotated[str | None, Query(alias="class", max_length=200, description="LOINC CLASS: CHEM")] = None,
+    system: Annotated[str | None, Query(max_length=200, description="LOINC SYSTEM, e.g. Ser/Plas.")] = None,
+    scale: Annotated[str | None, Query(max_length=200, description="LOINC SCALE_TYP, e.g. Qn.")] = None,
+    status: Annotated[str | None, Query(max_length=200, description="LOINC STATUS, e.g. ACTIVE or DEPRECATED.")] = None,
+    include_inactive: Annotated[bool, Query(description="Also list inactive, discouraged, deprecated ones.")] = False,
 ) -> list[ConceptPublic]:
-    """Search the target terminology for a concept to remap to (an exact code comes first)."""
-    return search(suggester, project, q, top_k)
+    """Search the target terminology for a concept to remap to: the exact code (`match` "code"), then
+    concepts whose display or synonyms hold every word of `q` (whole or as a prefix, `match` "text"),
+    then the model's ranking of `q` (`match` "ranked", with its `score`). Inactive and deprecated text
+    matches are left out unless asked for; the header `X-Hidden-Inactive` says how many were."""
+    filters = {"class": concept_class, "system": system, "scale": scale, "status": status}
+    found = search(suggester, project, q, top_k, filters, include_inactive)
+    response.headers["X-Hidden-Inactive"] = str(found.hidden_inactive)
+    return found.concepts
