@@ -38,7 +38,7 @@ def make_feed(engine: Engine, home: Path, name: str = "labs") -> tuple[Feed, Pro
     rows = hl7v2.flatten_all(hl7v2.read_messages("\r".join(lab_messages(60, start=10_000))))
     with session_scope(engine) as session:
         project = crud.create_project(
-            session, ProjectCreate(name=f"{name}-codes", source_system="LIS", target_terminology="loinc"), "tester"
+            session, ProjectCreate(name=f"{name}-codes", source_system="LIS", target_terminology="icd10cm"), "tester"
         )
         data = feeds.valid_feed(name=name, mapping_project_id=project.id, segment_columns=["site"])
         feed = feeds.create_feed(session, home, data, rows_upload(rows, "reference.csv"), "tester")

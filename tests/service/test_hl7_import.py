@@ -30,7 +30,7 @@ def refused(*args: str) -> str:
 
 @pytest.fixture
 def project(env):
-    run("project", "create", "--name", "lis", "--source-system", "LIS", "--target", "loinc")
+    run("project", "create", "--name", "lis", "--source-system", "LIS", "--target", "icd10cm")
     return env
 
 
