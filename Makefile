@@ -33,6 +33,7 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/mapping.py
+	$(BIN)/python benchmarks/mllp.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -58,7 +58,14 @@ def _tidy(node) -> None:
     node.rich_markup_mode = None  # plain help: no box drawing, `--flag / --no-flag` for booleans
     context = click.Context(node)
     for param in node.params:
-        if param.metavar is None and not getattr(param, "is_flag", False):
+        if isinstance(param, typer.core.TyperArgument):  # NEW_NAME, PATHS...: no `{new_name} <list[Path]>`
+            param.metavar = param.metavar or param.name.upper()
+            param.display_type_rich = lambda ctx: None
+            shown = param.metavar + ("..." if param.nargs != 1 else "")
+            param._usage_display_name = lambda shown=shown, optional=not param.required: (
+                f"[{shown}]" if optional else shown
+            )
+        elif param.metavar is None and not getattr(param, "is_flag", False):
             param.metavar = _metavar(param.display_type(context))
     for child in getattr(node, "commands", {}).values():
         _tidy(child)

@@ -1,4 +1,5 @@
-"""Monitoring commands on the store: `feed create|list|post|contract|webhook|deliver`, `alerts list|ack|resolve`.
+"""Monitoring commands on the store: `feed create|list|post|contract|webhook|deliver|dead-letters|batch-messages`,
+`alerts list|ack|resolve`.
 
 The same functions the /feeds API calls (`service.monitoring`), in one transaction per change, as the
 local user (`actor()`); `crosswalk monitor` is the store-less one-off comparison of two files.
@@ -27,19 +28,35 @@ app.add_typer(alerts_app, name="alerts")
 DELIVERY_DEADLINE_S = 10.0  # after `feed post`: retry failing receivers this long; the rest stays queued
 
 
+MESSAGE_SUFFIXES = (".hl7", ".er7", ".hl7v2")
+
+
 def _upload(path: Path):
+    """A file to upload; HL7 v2 messages (.hl7, .er7) as their flat rows, one per result, order, visit..."""
     from service.monitoring.feeds import Upload
 
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    return Upload(path.name, path.read_bytes())
+    if path.suffix.lower() not in MESSAGE_SUFFIXES:
+        return Upload(path.name, path.read_bytes())
+    from ingest import hl7v2
+    from service.monitoring.messages import rows_upload
+
+    messages = hl7v2.read_file(path)
+    rows = hl7v2.flatten_all(m for m in messages if m.ok)
+    if not rows:
+        reasons = "; ".join(m.error or "" for m in messages if not m.ok)[:300] or "no messages"
+        raise UserError(f"{path}: no rows from its HL7 v2 messages ({reasons})")
+    return rows_upload(rows, path.stem + ".csv")
 
 
 # -- feeds ------------------------------------------------------------------------------------------
 @feed_app.command("create")
 def feed_create(
     name: Annotated[str, typer.Argument(help="Unique feed name, e.g. st-mary-labs.")],
-    reference: Annotated[Path, typer.Option("--reference", "-r", help="Trusted data: CSV, Parquet or FHIR NDJSON.")],
+    reference: Annotated[
+        Path, typer.Option("--reference", "-r", help="Trusted data: CSV, Parquet, FHIR NDJSON or HL7 v2 (.hl7).")
+    ],
     segment: Annotated[
         list[str] | None, typer.Option("--segment", "-s", help="Column to split by (repeatable).")
     ] = None,
@@ -189,6 +206,45 @@ def feed_deliver(
         if watch is None:
             return
         time.sleep(watch)
+
+
+@feed_app.command("dead-letters")
+def feed_dead_letters(
+    feed: Annotated[str, typer.Argument(help="Feed id or name.")],
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
+) -> None:
+    """Messages the feed received that could not be read or kept, newest first, with the reason."""
+    from service.monitoring import feeds
+    from service.monitoring.messages import list_dead_letters
+
+    with transaction() as session:
+        rows = list_dead_letters(session, feeds.get_feed(session, feed), limit)
+    typer.echo(f"{'id':>6}  {'received':<20} {'origin':<8} {'bytes':>8}  {'control id':<14} reason")
+    for r in rows:
+        typer.echo(
+            f"{r.id:>6}  {r.received_at[:19]:<20} {r.origin[:8]:<8} {r.size:>8}  {r.control_id[:14]:<14} {r.reason}"
+        )
+    typer.echo(f"{len(rows)} dead letter(s)", err=True)
+
+
+@feed_app.command("batch-messages")
+def feed_batch_messages(
+    feed: Annotated[str, typer.Argument(help="Feed id or name.")],
+    batch: Annotated[int, typer.Argument(help="Batch number (an alert's first_batch or last_batch).")],
+) -> None:
+    """The stored messages a batch was cut from: from an alert back to the messages behind it."""
+    from service.monitoring import feeds
+    from service.monitoring.messages import batch_messages
+
+    with transaction() as session:
+        rows = batch_messages(session, feeds.get_feed(session, feed), batch)
+    typer.echo(f"{'id':>6}  {'received':<20} {'type':<9} {'site':<20} {'control id':<20} sha256")
+    for r in rows:
+        typer.echo(
+            f"{r.id:>6}  {r.received_at[:19]:<20} {r.message_type:<9} {r.site[:20]:<20} {r.control_id[:20]:<20} "
+            f"{r.sha256[:16]}"
+        )
+    typer.echo(f"{len(rows)} message(s) in batch {batch}", err=True)
 
 
 # -- alerts -----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`crosswalk project create|import|suggest|list|update-source|reopened`: mapping projects."""
+"""`crosswalk project create|import|items|suggest|list|update-source|reopened`: mapping projects."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli.app import app
+from service.cli.app import UserError, app
 from service.cli.common import (
     EncodingOption,
     ProjectOption,
@@ -19,6 +19,7 @@ from service.cli.common import (
     valid,
 )
 from service.crud_imports import IMPORT_FORMATS
+from service.monitoring.messages import MESSAGE_FORMATS
 
 project_app = typer.Typer(help="Mapping projects: create, import source codes, suggest, list.", no_args_is_help=True)
 app.add_typer(project_app, name="project")
@@ -119,15 +120,34 @@ def _terminologies():
 @project_app.command("import")
 def project_import(
     project: ProjectOption,
-    path: Annotated[Path, typer.Argument(help="CSV with source_code,source_text[,frequency,...], or a Usagi CSV.")],
-    format: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(IMPORT_FORMATS)}.")] = "csv",
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="CSV (source_code,source_text[,frequency,...]), Usagi CSV, or HL7 v2 / FHIR message files."
+        ),
+    ],
+    format: Annotated[
+        str, typer.Option("--format", help=f"One of: {', '.join((*IMPORT_FORMATS, *MESSAGE_FORMATS))}.")
+    ] = "csv",
+    field: Annotated[
+        str | None,
+        typer.Option("--field", help="Messages: the coded field to collect, e.g. OBX-3 (results), OBR-4, DG1-3."),
+    ] = None,
     encoding: EncodingOption = None,
 ) -> None:
-    """Import (or re-import) source codes; decisions already made are kept."""
+    """Import (or re-import) source codes; decisions already made are kept.
+
+    From HL7 v2 or FHIR messages, the local codes of a field become items with their frequency and context;
+    codes the sender also coded in LOINC/SNOMED/ICD are counted and left out."""
     from service import crud
     from service.crud_imports import import_items
 
-    rows = source_rows(path, format, encoding)
+    if format in MESSAGE_FORMATS:
+        _import_messages(project, paths, format, field)
+        return
+    if len(paths) != 1:
+        raise UserError(f"--format {format} imports one file; got {len(paths)}")
+    rows = source_rows(paths[0], format, encoding)
     with transaction() as session:
         result = import_items(session, crud.get_project(session, project), rows, actor())
     typer.echo(
@@ -170,6 +190,75 @@ def project_import_schema(
         f"imported {result.total} columns of {redact_url(source)}: {result.created} new, "
         f"{result.updated} updated, {result.unchanged} unchanged"
     )
+
+
+def _import_messages(project: str, paths: list[Path], format: str, field: str | None) -> None:
+    from service import crud
+    from service.monitoring.feeds import Upload
+    from service.monitoring.messages import import_messages
+
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UserError(f"{missing[0]}: no such file")
+    uploads = [Upload(p.name, p.read_bytes()) for p in paths]
+    with transaction() as session:
+        result = import_messages(session, crud.get_project(session, project), uploads, format, field, actor())
+    for reason in result.dead_letters[:20]:
+        typer.echo(f"dead letter: {reason}", err=True)
+    typer.echo(
+        f"read {result.messages} messages ({result.stored} new to the store, {len(result.dead_letters)} dead letters); "
+        f"{result.codes} local codes: {result.created} new, {result.updated} updated, {result.unchanged} unchanged"
+    )
+    if result.already_coded:
+        examples = ", ".join(result.already_coded_examples[:5])
+        typer.echo(f"already coded by the sender (left out): {result.already_coded}, e.g. {examples}")
+
+
+@project_app.command("items")
+def project_items(
+    project: ProjectOption,
+    status: Annotated[str | None, typer.Option("--status", help="Only items in this status, e.g. new.")] = None,
+    output: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """List a project's items with their frequency and context, most frequent first."""
+    import csv
+    import io
+    import json
+
+    from sqlmodel import col, select
+
+    from service import crud
+    from service.store.tables import SourceItem
+
+    if output not in ("table", "csv", "json"):
+        raise UserError(f"--format {output!r}: choose table, csv or json")
+    with transaction() as session:
+        found = crud.get_project(session, project)
+        query = select(SourceItem).where(SourceItem.project_id == found.id)
+        if status:
+            query = query.where(SourceItem.status == status)
+        items = list(session.exec(query.order_by(col(SourceItem.frequency).desc(), SourceItem.code)))
+    records = [
+        {"code": i.code, "text": i.text, "frequency": i.frequency, "status": i.status, "context": i.context}
+        for i in items
+    ]
+    if output == "json":
+        typer.echo(json.dumps(records, indent=1, ensure_ascii=False))
+    elif output == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["code", "text", "frequency", "status", "context"])
+        for r in records:
+            writer.writerow([r["code"], r["text"], r["frequency"] or "", r["status"], json.dumps(r["context"])])
+        typer.echo(buffer.getvalue(), nl=False)
+    else:
+        typer.echo(f"{'code':<24} {'text':<36} {'freq':>6}  {'status':<9} context")
+        for r in records:
+            context = "; ".join(f"{k}: {v}" for k, v in r["context"].items() if k not in ("field", "coding_system"))
+            typer.echo(
+                f"{r['code'][:24]:<24} {r['text'][:36]:<36} {r['frequency'] or '':>6}  {r['status']:<9} {context[:120]}"
+            )
+    typer.echo(f"{len(records)} items", err=True)
 
 
 @project_app.command("suggest")

@@ -14,6 +14,7 @@ import secrets
 import tempfile
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy import func
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from monitors.alerts import AlertEvent, process_batch
+from monitors.alerts import Alert, AlertEvent, process_batch
 from monitors.batches import BatchError, read_batch
 from monitors.checks import CheckConfig
 from monitors.contract import Contract, ContractError, infer_contract
@@ -247,9 +248,23 @@ def list_webhooks(session: Session, feed: Feed) -> list[FeedWebhook]:
 
 
 # -- batches ----------------------------------------------------------------------------------------
-def post_batch(session: Session, home: Path, feed: Feed, upload: Upload, actor: str) -> tuple[FeedBatch, list[AlertEvent]]:
+def post_batch(
+    session: Session,
+    home: Path,
+    feed: Feed,
+    upload: Upload,
+    actor: str,
+    *,
+    extra_alerts: Sequence[Alert] = (),
+    extra_segments: frozenset[str] | set[str] = frozenset(),
+    evidently: bool = True,
+) -> tuple[FeedBatch, list[AlertEvent]]:
     """Score one batch: read, profile once, compare with the reference profile, reconcile alerts, queue
-    webhook messages, keep the profile and an Evidently drill-down. A bad batch changes nothing."""
+    webhook messages, keep the profile and an Evidently drill-down. A bad batch changes nothing.
+
+    `extra_alerts` are findings the caller made on the same batch (structural checks of the messages it
+    came from), reconciled with the monitors' own; `extra_segments` the segments those checks covered.
+    `evidently=False` skips the HTML drill-down (seconds of work a listener cannot hold its store for)."""
     audit.lock_chain(session)  # batch numbers and alert dedup see every earlier batch of the feed
     contract = Contract.from_dict(feed.contract)
     frame = read_upload(upload, contract)
@@ -266,7 +281,12 @@ def post_batch(session: Session, home: Path, feed: Feed, upload: Upload, actor: 
         history=_history(session, home, feed),
     )
     events = process_batch(
-        StoreAlerts(session, feed, actor), feed.name, str(number), report.alerts, report.scored_segments, utcnow()
+        StoreAlerts(session, feed, actor),
+        feed.name,
+        str(number),
+        [*report.alerts, *extra_alerts],
+        set(report.scored_segments) | set(extra_segments),
+        utcnow(),
     )
     queue_events(session, feed, events, actor)
     folder, stem = folder_of(home, feed), f"batch-{number:06d}"
@@ -274,7 +294,11 @@ def post_batch(session: Session, home: Path, feed: Feed, upload: Upload, actor: 
     try:
         profile_file, profile_sha = files.write_profile(home, folder / f"{stem}.profile.json.gz", profile)
         written.append(profile_file)
-        report_file, note = _evidently(home, feed, frame, contract, folder / f"{stem}.html")
+        report_file, note = (
+            _evidently(home, feed, frame, contract, folder / f"{stem}.html")
+            if evidently
+            else (None, "no Evidently report for batches cut from messages: compare a window of batches instead")
+        )
         written += [report_file] if report_file else []
         batch = FeedBatch(
             feed_id=feed.id,

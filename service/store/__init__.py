@@ -5,4 +5,12 @@ Every write to these tables goes through `service.audit.record`; `service/crud*.
 below, so that the schema (Alembic) and the audit check (`audited.AUDITED`) always see all of them.
 """
 
-from service.store import feeds, living, registry, review, sessions, tables  # noqa: F401  (monitoring, living mappings, model promotions, review threads and claims, UI sessions)
+from service.store import (  # noqa: F401  (each registers its tables)
+    feeds,
+    living,
+    messages,
+    registry,
+    review,
+    sessions,
+    tables,
+)

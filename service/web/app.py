@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from service import engine as serving
 from service import ui
 from service.api import problems
-from service.api.routes import audit, feeds, fhir, health, items, living, models, projects, releases, tokens
+from service.api.routes import audit, feeds, fhir, health, items, living, messages, models, projects, releases, tokens
 from service.settings import Settings, get_settings
 from service.store.db import engine_for
 from service.web.deps import SuggesterFactory
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, suggester_factory: SuggesterFac
         app.state.terminologies = serving.Terminologies(lambda name: suggester_factory(name).terminology)
     problems.install(app)
     app.middleware("http")(_log_requests)
-    for module in (health, projects, items, releases, audit, tokens, fhir, feeds, models, living):
+    for module in (health, projects, items, releases, audit, tokens, fhir, feeds, messages, models, living):
         _summaries_from_docstrings(module.router)
         app.include_router(module.router)
     ui.install(app)  # the browser pages under /ui, and / -> /ui/ (left out of the OpenAPI document)

@@ -80,6 +80,8 @@ def test_help_names_values_and_the_version_is_one_flag_away(env, monkeypatch, ca
     assert code == 0 and out.startswith("crosswalk ")
     code, out, _ = crosswalk(monkeypatch, capsys, "project", "suggest", "--help")
     assert "--top" in out  # the same flag name as `crosswalk suggest`
+    code, out, _ = crosswalk(monkeypatch, capsys, "release", "diff", "--help")
+    assert "Usage: crosswalk release diff [OPTIONS] BASE OTHER" in out and "{" not in out and "<int>" not in out
 
 
 def test_without_a_terminal_the_index_build_says_what_it_does_and_how_long_it_took(loaded, suggester, monkeypatch, capsys):

@@ -10,7 +10,10 @@ from service import crud
 from service.api.deps import allow
 from service.api.problems import MAX_BODY_BYTES
 from service.crud_imports import ImportFormat, generate_suggestions, import_items, parse_source_file, search
+from service.monitoring.feeds import Upload
+from service.monitoring.messages import MESSAGE_FORMATS, MessageFormat, import_messages
 from service.store.errors import TooLarge
+from service.store.messages import MessageImportResult
 from service.store.tables import (
     ConceptPublic,
     ImportResult,
@@ -63,21 +66,37 @@ def get_project(project: ProjectDep, session: SessionDep) -> ProjectPublic:
     return crud.project_public(session, project)
 
 
-@router.post("/{project_id}/imports", response_model=ImportResult, **allow(Permission.edit, 404, 413, 422))
+@router.post(
+    "/{project_id}/imports",
+    response_model=MessageImportResult,
+    response_model_exclude_none=True,  # a CSV import answers as it always has
+    **allow(Permission.edit, 404, 413, 422),
+)
 def import_source_codes(
     project: ProjectDep,
     session: SessionDep,
     principal: CurrentPrincipal,
-    file: Annotated[UploadFile, File(description="CSV: source_code,source_text[,frequency,...] or a Usagi CSV.")],
-    format: Annotated[ImportFormat, Query(description="csv (crosswalk columns) or usagi.")] = "csv",
+    file: Annotated[
+        UploadFile, File(description="CSV (source_code,source_text[,frequency,...]), Usagi CSV, HL7 v2 or FHIR.")
+    ],
+    format: Annotated[
+        ImportFormat | MessageFormat, Query(description="csv (crosswalk columns), usagi, hl7v2 or fhir.")
+    ] = "csv",
+    field: Annotated[
+        str | None, Query(max_length=40, description="hl7v2/fhir: the coded field, e.g. OBX-3, OBR-4, DG1-3.")
+    ] = None,
     encoding: Annotated[
         str | None, Query(max_length=40, description="Text encoding (default UTF-8; a byte-order mark decides).")
     ] = None,
 ) -> ImportResult:
-    """Import or re-import source codes; re-imports update texts and frequencies, never decisions."""
+    """Import or re-import source codes; re-imports update texts and frequencies, never decisions. From
+    messages: the local codes of a field with frequency and context, each linked to its messages."""
     data = file.file.read(MAX_BODY_BYTES + 1)
     if len(data) > MAX_BODY_BYTES:
         raise TooLarge(f"{file.filename}: over the {MAX_BODY_BYTES // 2**20} MB limit; split the file")
+    if format in MESSAGE_FORMATS:
+        upload = Upload(file.filename or "upload", data)
+        return import_messages(session, project, [upload], format, field, principal.name).public()
     rows = parse_source_file(data, format, file.filename or "upload", encoding)
     return import_items(session, project, rows, principal.name)
 

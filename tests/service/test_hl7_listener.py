@@ -1,0 +1,203 @@
+"""The MLLP listener on the store: stored before the ACK, cut into monitored batches, local codes queued,
+dead letters kept; and a listener killed with SIGKILL while senders stream loses no acknowledged message."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+
+from ingest import hl7v2
+from ingest.mllp import MLLPClient, ack_code
+from service.monitoring.messages import Listener, batch_messages, list_dead_letters
+from service.store.db import engine_for, session_scope, upgrade
+from service.store.feeds import Feed, FeedAlert, FeedBatch
+from service.store.messages import StoredMessage
+from service.store.tables import SourceItem
+from tests.service.hl7_feed import lab_messages, make_feed
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def digest(message: str) -> str:
+    return hl7v2.parse_message(message.encode()).sha256
+
+
+@pytest.fixture
+def store(tmp_path):
+    engine = engine_for(f"sqlite:///{tmp_path / 'store.db'}")
+    upgrade(engine)
+    feed, project = make_feed(engine, tmp_path)
+    return engine, feed, project
+
+
+async def wait_for(check, seconds: float = 60.0) -> None:
+    """Poll `check` (a blocking store read) until it holds; fail after `seconds` (a bound, not a timing)."""
+    async with asyncio.timeout(seconds):
+        while not await asyncio.to_thread(check):
+            await asyncio.sleep(0.05)
+
+
+def count(engine, query) -> int:
+    with session_scope(engine) as session:
+        return session.exec(query).one()
+
+
+def test_listener_stores_before_ack_batches_alerts_and_queues_codes(store, tmp_path):
+    engine, feed, project = store
+    clean = lab_messages(20)
+    shifted = lab_messages(20, start=100, unit="mmol/L", scale=1 / 18, flag="ZZ")
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        listener = Listener(engine, tmp_path, feed, "mllp-test", port=0, batch_size=20, batch_seconds=600)
+        served = asyncio.create_task(listener.serve(stop))
+        await listener.ready.wait()
+        async with MLLPClient("127.0.0.1", listener.port) as client:
+            for message in clean + shifted:
+                assert ack_code(await client.send(message)) == "AA"
+                held = select(func.count()).where(StoredMessage.sha256 == digest(message))
+                assert await asyncio.to_thread(count, engine, held) == 1  # in the store when the ACK came
+            nak = await client.send("MSH|^~\\&|LIS|NORTH LAB|CW|HOSP|20240105||ORU^R01|BAD1|P|2.5.1\rnot a segment")
+            assert ack_code(nak) == "AE"
+        await wait_for(lambda: count(engine, select(func.count()).select_from(FeedBatch)) == 2)
+        stop.set()
+        await served
+
+    asyncio.run(scenario())
+    with session_scope(engine) as session:
+        batches = session.exec(select(FeedBatch).order_by(FeedBatch.number)).all()
+        first, second = batches
+        assert (first.rows, second.rows) == (40, 40)  # two results per message, each message in one batch
+        checks = {(a.check_name, a.segment) for a in session.exec(select(FeedAlert))}
+        assert ("conformance", "site=NORTH LAB") in checks  # OBX-8 'ZZ' is not an HL7 abnormal flag
+        assert any(line["check"] == "conformance" for line in second.alerts)
+        assert not any(line["check"] == "conformance" for line in first.alerts)
+        assert any(check != "conformance" for check, _ in checks)  # the unit change is seen by the monitors
+        behind = batch_messages(session, session.get(Feed, feed.id), 2)
+        assert [m.control_id for m in behind] == [f"L{i}" for i in range(100, 120)]
+        glucose = session.exec(select(SourceItem).where(SourceItem.code == "GLU")).one()
+        assert glucose.project_id == project.id and glucose.frequency == 40
+        assert "mmol/L (20)" in glucose.context["units"] and glucose.context["messages"] == "40"
+        [dead] = list_dead_letters(session, session.get(Feed, feed.id))
+        assert dead.origin == "mllp" and "not a segment" in dead.reason
+
+
+def test_listener_cuts_a_batch_after_batch_seconds(store, tmp_path):
+    engine, feed, _ = store
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        listener = Listener(engine, tmp_path, feed, "mllp-test", port=0, batch_size=1000, batch_seconds=0.2)
+        served = asyncio.create_task(listener.serve(stop))
+        await listener.ready.wait()
+        async with MLLPClient("127.0.0.1", listener.port) as client:
+            for message in lab_messages(3):
+                assert ack_code(await client.send(message)) == "AA"
+        unbatched = select(func.count()).where(StoredMessage.batch_number.is_(None))
+        await wait_for(lambda: count(engine, unbatched) == 0)
+        stop.set()
+        await served
+
+    asyncio.run(scenario())
+    with session_scope(engine) as session:
+        assert sum(b.rows for b in session.exec(select(FeedBatch))) == 6
+
+
+# -- kill -9 ------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ListenerProcess:
+    """`crosswalk listen` in a subprocess on loopback; its stderr drained by a thread."""
+
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        command = [sys.executable, "-c", "from service.cli import main; main()", "listen", "--feed", "labs"]
+        command += ["--port", str(port), "--batch-size", "500", "--batch-seconds", "2"]
+        self.process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        for line in self.process.stderr:
+            self.lines.put(line)
+
+    def wait_listening(self, seconds: float = 120.0) -> None:
+        seen = []
+        while True:
+            try:
+                line = self.lines.get(timeout=seconds)
+            except queue.Empty:
+                raise AssertionError(f"listener did not start: {''.join(seen)}") from None
+            seen.append(line)
+            if "listening for feed" in line:
+                return
+            assert self.process.poll() is None, "".join(seen)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_kill_9_while_senders_stream_loses_no_acknowledged_message(tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = engine_for(url)
+    upgrade(engine)
+    make_feed(engine, tmp_path)
+    env = {**os.environ, "CROSSWALK_HOME": str(tmp_path), "CROSSWALK_DATABASE_URL": url, "CROSSWALK_ACTOR": "mllp"}
+    env["PYTHONPATH"] = str(REPO)
+    port = free_port()
+    senders = [lab_messages(16, start=1000 * (k + 1)) for k in range(5)]
+    acked: set[str] = set()
+    listeners = [ListenerProcess(env, port)]
+    listeners[0].wait_listening()
+
+    async def send(messages: list[str]) -> None:
+        done = 0
+        while done < len(messages):
+            try:
+                async with MLLPClient("127.0.0.1", port, timeout=30) as client:
+                    while done < len(messages):
+                        assert ack_code(await client.send(messages[done])) == "AA"
+                        acked.add(digest(messages[done]))
+                        done += 1
+                        if len(acked) == 30:  # mid-stream: kill -9, then start it again
+                            listeners[0].kill()
+                            listeners.append(ListenerProcess(env, port))
+                            await asyncio.to_thread(listeners[-1].wait_listening)
+            except (OSError, asyncio.IncompleteReadError, TimeoutError):
+                await asyncio.sleep(0.1)  # no ACK: resend once the listener is back, as an engine does
+
+    async def scenario() -> None:
+        async with asyncio.timeout(240):
+            await asyncio.gather(*(send(messages) for messages in senders))
+            unbatched = select(func.count()).where(StoredMessage.batch_number.is_(None))
+            await wait_for(lambda: count(engine, unbatched) == 0)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for listener in listeners:
+            listener.kill()
+    assert len(listeners) == 2
+    sent = {digest(m) for messages in senders for m in messages}
+    with session_scope(engine) as session:
+        stored = session.exec(select(StoredMessage.sha256)).all()
+        assert acked == sent and set(stored) == sent and len(stored) == len(sent)  # every ACKed one, none twice
+        batches = session.exec(select(FeedBatch)).all()
+        assert sum(b.rows for b in batches) == 2 * len(sent)  # each message scored in exactly one batch
