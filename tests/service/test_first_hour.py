@@ -142,3 +142,28 @@ def test_a_runaway_quote_names_the_line_it_starts_on(loaded, sqlite_service, mon
     assert code == 2 and "line 3:" in err and "closing quote" in err and "Error" not in err
     code, _, err = crosswalk(monkeypatch, capsys, "suggest", "-t", "loinc", "-i", str(source), "-o", str(loaded / "o.csv"))
     assert code == 2 and "line 3:" in err and "closing quote" in err
+
+
+def test_serve_says_where_it_listens_logs_each_request_and_says_when_it_stops(env, monkeypatch, capsys):
+    import json
+
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setenv("CROSSWALK_DATABASE_URL", "postgresql+psycopg://etl:s3cret@db.example/crosswalk")
+    monkeypatch.setattr("service.store.db.upgrade", lambda engine: None)
+    monkeypatch.setattr("service.web.app.load_serving_models", lambda app: {"loinc": "fake-words@1"})
+
+    def fake_run(app, **kwargs):  # a request, as uvicorn would serve it, then shutdown
+        TestClient(app).get("/health")
+
+    monkeypatch.setattr("uvicorn.run", fake_run)
+    code, _, err = crosswalk(monkeypatch, capsys, "serve", "--port", "8123")
+    assert code == 0
+    assert "listening on http://127.0.0.1:8123 (review UI http://127.0.0.1:8123/ui/, API docs http://127.0.0.1:8123/docs)" in err
+    assert "postgresql+psycopg://etl:***@db.example/crosswalk" in err and "s3cret" not in err
+    assert "GET /health 200" in err and err.rstrip().endswith("stopped")
+    code, _, err = crosswalk(monkeypatch, capsys, "serve", "--log-json")
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert {"time", "level", "logger", "message"} <= set(lines[0]) and any("GET /health 200" in e["message"] for e in lines)
+    code, _, err = crosswalk(monkeypatch, capsys, "serve", "--log-level", "loud")
+    assert code == 2 and "--log-level 'loud'" in err
