@@ -248,6 +248,22 @@ def list_webhooks(session: Session, feed: Feed) -> list[FeedWebhook]:
 
 
 # -- batches ----------------------------------------------------------------------------------------
+def _mapping_drift(
+    session: Session, home: Path, feed: Feed, batch: str, profile, contract: Contract, actor: str
+) -> list[Alert]:
+    """Approved mappings of the feed's project whose data drifted in this batch, re-opened (one alert each)."""
+    if feed.mapping_project_id is None:
+        return []
+    from service.engine import terminologies  # the project's target, read from the catalog
+    from service.monitoring.mapping_drift import reopen_drifting, target_concepts
+    from service.settings import Settings
+
+    project = session.get(Project, feed.mapping_project_id)
+    concepts = target_concepts(project.target_terminology, terminologies(Settings(home=home)).get)
+    reference = files.read_profile(home, feed.reference_profile, feed.reference_profile_sha256)
+    return reopen_drifting(session, feed, batch, reference, profile, contract, concepts, actor)
+
+
 def post_batch(
     session: Session,
     home: Path,
@@ -280,11 +296,12 @@ def post_batch(
         approved=approved_codes(session, feed, contract),
         history=_history(session, home, feed),
     )
+    drifted = _mapping_drift(session, home, feed, str(number), profile, contract, actor)
     events = process_batch(
         StoreAlerts(session, feed, actor),
         feed.name,
         str(number),
-        [*report.alerts, *extra_alerts],
+        [*report.alerts, *extra_alerts, *drifted],
         set(report.scored_segments) | set(extra_segments),
         utcnow(),
     )

@@ -50,6 +50,7 @@ class TerminologyChange(SQLModel, table=True):
 class ReopenCause(StrEnum):
     terminology = "terminology"  # the target changed in a new terminology release
     source = "source"  # the source text changed in a re-imported source list
+    data = "data"  # a monitored feed's data stopped agreeing with the approved target (mapping drift)
 
 
 class Reopening(SQLModel, table=True):
