@@ -121,7 +121,9 @@ def _wait_until_up(base: str, process: subprocess.Popen, timeout: float = 60) ->
 
 def admin_token(url: str, home: Path) -> str:
     env = {**os.environ, "CROSSWALK_HOME": str(home), "CROSSWALK_DATABASE_URL": url, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-c", "from service.cli import main; main()", "token", "create", "--role", "admin", "--name", "bench"]
+    cli = [sys.executable, "-c", "from service.cli import main; main()"]
+    subprocess.run([*cli, "db", "upgrade"], env=env, cwd=REPO, capture_output=True, check=True)  # a new PostgreSQL schema
+    command = [*cli, "token", "create", "--role", "admin", "--name", "bench"]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=True)
     return done.stdout.strip().splitlines()[-1]
 
