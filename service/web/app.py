@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -38,7 +39,8 @@ def create_app(settings: Settings | None = None, suggester_factory: SuggesterFac
     description = DESCRIPTION + "\n" + (ROLE_TABLE or "")
     app = FastAPI(title="crosswalk review service", version="1", description=description, lifespan=_enough_threads)
     app.state.settings, app.state.engine = settings, engine
-    app.state.store_slots = anyio.CapacityLimiter(concurrent_sessions(engine, settings.db_pool_size))  # web.deps
+    app.state.store_slot_count = concurrent_sessions(engine, settings.db_pool_size)  # see web.deps.get_session
+    app.state.store_slots = weakref.WeakKeyDictionary()  # event loop -> its limiter
     if suggester_factory is None:
         served = serving.served_suggesters(settings)
         app.state.suggester_factory = _known(served)

@@ -4,6 +4,7 @@ target terminology (for decisions) and its serving suggester (for ranking)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -32,7 +33,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     thread. Otherwise, under load, requests holding connections wait for worker threads that all
     wait for a connection, until the pool times out. Commit, rollback and close run in a worker thread.
     """
-    async with request.app.state.store_slots:
+    async with _store_slots(request.app):
         session = Session(request.app.state.engine, expire_on_commit=False)
         try:
             yield session
@@ -44,6 +45,17 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(session.close)
+
+
+def _store_slots(app) -> anyio.CapacityLimiter:
+    """The app's store slots on the running event loop: a server runs one loop, but test clients in
+    threads run one each, and a limiter must never be shared between loops (a waiter on one would
+    never be woken from another)."""
+    loop = asyncio.get_running_loop()
+    slots = app.state.store_slots.get(loop)
+    if slots is None:
+        slots = app.state.store_slots[loop] = anyio.CapacityLimiter(app.state.store_slot_count)
+    return slots
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
