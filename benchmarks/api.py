@@ -6,11 +6,19 @@ word-overlap suggester, so the figures are the service's and the store's cost (a
 transactions), not the model's; `--real` uses the bundled engine and a loaded terminology instead.
 
     python benchmarks/api.py [--items 300] [--backend sqlite|postgres|both] [--real --terminology icd10cm]
+    python benchmarks/api.py --concurrency 16,64,256 [--backend ...]
+
+`--concurrency` drives the server with that many clients at once instead (one level after another):
+item reads and decisions (each on its own item), printing requests/s, p50/p95 latency and errors
+(any status other than 200, or no answer within --timeout). The lowest level is the baseline: the run
+fails if any request errs or a higher level's throughput falls below 80% of the baseline's (a collapse,
+not noise).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import socket
@@ -20,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,7 +121,9 @@ def _wait_until_up(base: str, process: subprocess.Popen, timeout: float = 60) ->
 
 def admin_token(url: str, home: Path) -> str:
     env = {**os.environ, "CROSSWALK_HOME": str(home), "CROSSWALK_DATABASE_URL": url, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-c", "from service.cli import main; main()", "token", "create", "--role", "admin", "--name", "bench"]
+    cli = [sys.executable, "-c", "from service.cli import main; main()"]
+    subprocess.run([*cli, "db", "upgrade"], env=env, cwd=REPO, capture_output=True, check=True)  # a new PostgreSQL schema
+    command = [*cli, "token", "create", "--role", "admin", "--name", "bench"]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=True)
     return done.stdout.strip().splitlines()[-1]
 
@@ -134,6 +145,77 @@ def run_backend(name: str, url: str, items: int, batch: int, real: bool, termino
         "decisions_per_s": len(decide_s) / sum(decide_s),
         "decide_p95_ms": _p95(decide_s) * 1000,
     }
+
+
+def run_load(name: str, url: str, levels: list[int], timeout: float) -> list[dict]:
+    """Reads and decisions at each concurrency level, on one server and one project."""
+    per_level = [max(4 * n, 400) for n in levels]
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        token = admin_token(url, home)
+        headers = {"Authorization": f"Bearer {token}"}
+        with server(url, home, real=False) as base, httpx.Client(base_url=base, headers=headers, timeout=300) as client:
+            project = _project(client, sum(per_level), "bench")
+            codes = iter(f"L{i:05d}" for i in range(sum(per_level)))
+            rows = []
+            for clients, requests in zip(levels, per_level, strict=True):
+                reads = [("GET", f"/projects/{project}/items/L{i % 100:05d}", None) for i in range(requests)]
+                decide = {"action": "remap", "target_code": "B0000", "version": 1}
+                paths = (f"/projects/{project}/items/{next(codes)}/decisions" for _ in range(requests))
+                writes = [("POST", path, decide) for path in paths]
+                for kind, calls in (("reads", reads), ("decisions", writes)):
+                    figures = asyncio.run(_drive(base, headers, calls, clients, timeout))
+                    rows.append({"backend": name, "kind": kind, "clients": clients, **figures})
+                    print(_load_line(rows[-1]), flush=True)
+    return rows
+
+
+async def _drive(base: str, headers: dict, calls: list[tuple], clients: int, timeout: float) -> dict:
+    """`calls` by `clients` concurrent workers; latencies of the answered ones, errors of all."""
+    pending = iter(calls)
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()  # status or exception -> count
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        for method, path, body in pending:
+            started = time.perf_counter()
+            try:
+                response = await client.request(method, path, json=body)
+                if response.status_code != 200:
+                    errors[str(response.status_code)] += 1
+            except httpx.HTTPError as error:
+                errors[type(error).__name__] += 1
+            latencies.append(time.perf_counter() - started)
+
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout, limits=limits) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(clients)))
+        wall = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=20)
+    figures = {"requests": len(calls), "per_s": len(calls) / wall, "p50_ms": cuts[9] * 1000, "p95_ms": cuts[18] * 1000}
+    return figures | {"errors": sum(errors.values()), "why": dict(errors)}
+
+
+def _load_line(row: dict) -> str:
+    return (
+        f"{row['backend']:<10} {row['kind']:<10} {row['clients']:>8} {row['requests']:>9} {row['per_s']:>7.0f}"
+        f" {row['p50_ms']:>8.0f} {row['p95_ms']:>8.0f} {row['errors']:>7}"
+    )
+
+
+def check_load(rows: list[dict]) -> list[str]:
+    """Errors anywhere, and throughput that collapses as clients are added (against the lowest level)."""
+    failures = [f"{r['backend']} {r['kind']} at {r['clients']} clients: errors {r['why']}" for r in rows if r["errors"]]
+    for r in rows:
+        same = [b for b in rows if (b["backend"], b["kind"]) == (r["backend"], r["kind"])]
+        baseline = min(same, key=lambda b: b["clients"])
+        if r["per_s"] < 0.8 * baseline["per_s"]:
+            failures.append(
+                f"{r['backend']} {r['kind']}: {r['per_s']:.0f}/s at {r['clients']} clients,"
+                f" below 80% of {baseline['per_s']:.0f}/s at {baseline['clients']}"
+            )
+    return failures
 
 
 def _project(client: httpx.Client, items: int, terminology: str) -> int:
@@ -181,7 +263,12 @@ def main() -> None:
     parser.add_argument("--pg-url", default=os.environ.get("CROSSWALK_TEST_POSTGRES_URL", PG_DEFAULT))
     parser.add_argument("--real", action="store_true", help="Rank with the bundled engine (needs --terminology loaded).")
     parser.add_argument("--terminology", default="bench")
+    parser.add_argument("--concurrency", help="Comma-separated client counts, e.g. 16,64,256: the load run instead.")
+    parser.add_argument("--timeout", type=float, default=120, help="Seconds a load request may take before it errs.")
     args = parser.parse_args()
+    if args.concurrency:
+        load(args)
+        return
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.backend in ("sqlite", "both"):
@@ -193,6 +280,23 @@ def main() -> None:
     print(f"{'backend':<10} {'suggest items/s':>16} {'suggest p95 ms':>15} {'decisions/s':>12} {'decide p95 ms':>14}")
     for r in results:
         print(f"{r['backend']:<10} {r['suggest_items_per_s']:>16.0f} {r['suggest_p95_ms']:>15.1f} {r['decisions_per_s']:>12.0f} {r['decide_p95_ms']:>14.1f}")
+
+
+def load(args: argparse.Namespace) -> None:
+    levels = sorted({int(n) for n in args.concurrency.split(",")})
+    columns = ("clients", "requests", "req/s", "p50 ms", "p95 ms", "errors")
+    print(f"{'backend':<10} {'kind':<10} " + " ".join(f"{c:>{w}}" for c, w in zip(columns, (8, 9, 7, 8, 8, 7), strict=True)))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.backend in ("sqlite", "both"):
+            rows += run_load("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", levels, args.timeout)
+        if args.backend in ("postgres", "both"):
+            with pg_schema(args.pg_url) as url:
+                rows += run_load("postgres", url, levels, args.timeout)
+    failures = check_load(rows)
+    if failures:
+        raise SystemExit("FAILED: " + "; ".join(failures))
+    print("ok: no errors, and no level below 80% of the lowest level's throughput")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ from service.store.tables import (
 )
 
 T = TypeVar("T")
+MAX_STORED_INT = 2**31 - 1  # PostgreSQL's integer columns (ids, versions, frequencies); SQLite's go further
+MAX_CODE_LENGTH = 200  # a source or target code, as the store keeps it
 
 
 # -- projects ---------------------------------------------------------------------------------------
@@ -87,10 +89,19 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "source"
 
 
+def stored_id(ref: str) -> int | None:
+    """`ref` as a row id, if it is one: ASCII digits (not "¹" or "٣") within the store's integer range."""
+    if not (ref.isascii() and ref.isdigit()) or len(ref) > len(str(MAX_STORED_INT)):
+        return None
+    number = int(ref)
+    return number if number <= MAX_STORED_INT else None
+
+
 def by_id_or_name(session: Session, table: type[T], ref: int | str) -> T | None:
     """A row of a table with `id` and a unique `name`, by either (paths and the CLI accept both)."""
     ref = str(ref)
-    row = session.get(table, int(ref)) if ref.isdigit() else None
+    row_id = stored_id(ref)
+    row = session.get(table, row_id) if row_id is not None else None
     return row or session.exec(select(table).where(table.name == ref)).first()
 
 

@@ -23,6 +23,7 @@ from models.items import Suggestion as ModelSuggestion
 from models.terminology import Concept, Terminology
 from service import audit
 from service.concept_search import needs_second_look, text_index
+from service.crud import MAX_CODE_LENGTH, MAX_STORED_INT
 from service.sources import SourceFileError, csv_problem, decode
 from service.store.errors import Invalid, NotFound
 from service.store.tables import (
@@ -77,6 +78,9 @@ def parse_source_file(
         text = decode(data, name, encoding)
     except SourceFileError as error:
         raise Invalid(str(error)) from None
+    if "\x00" in text:  # PostgreSQL cannot store it, and no code or text means it
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise Invalid(f"{name}, line {line}: a NUL byte; save the file as plain UTF-8 text (not UTF-16)")
     reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = ("sourceCode", "sourceName", "sourceFrequency") if fmt == "usagi" else ("source_code", "source_text", "frequency")
     missing = [c for c in columns[:2] if c not in (reader.fieldnames or [])]
@@ -119,6 +123,8 @@ def _rows(reader: csv.DictReader, columns: tuple[str, str, str], fmt: str, name:
                 continue
             if not code or not text:
                 raise Invalid(f"{name}, line {line}: {columns[0] if not code else columns[1]} is empty")
+            if len(code) > MAX_CODE_LENGTH:
+                raise Invalid(f"{name}, line {line}: source code is {len(code)} characters, over {MAX_CODE_LENGTH}")
             if code in seen:
                 raise Invalid(f"{name}, line {line}: source code {code!r} appears twice")
             seen.add(code)
@@ -132,8 +138,10 @@ def _frequency(value: str | None, name: str, line: int) -> int | None:
         return None
     try:
         number = int(float(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # "x", "nan", "1e999"
         raise Invalid(f"{name}, line {line}: frequency {value!r} is not a number") from None
+    if number > MAX_STORED_INT:
+        raise Invalid(f"{name}, line {line}: frequency {value!r} is over {MAX_STORED_INT}")
     return number if number >= 0 else None  # Usagi writes -1 for "unknown"
 
 

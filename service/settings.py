@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", validate_default=True)
     # CROSSWALK_MLFLOW_TRACKING_URI: the model registry (default: embedded, <home>/mlflow.db)
     mlflow_tracking_uri: str | None = None
+    # CROSSWALK_DB_POOL_SIZE: requests that hold a store connection at once (the rest wait their turn);
+    # CROSSWALK_DB_MAX_OVERFLOW: extra connections for background work (webhook deliveries)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=5, ge=0, le=200)
     # CROSSWALK_ACTOR: who the audit log names for CLI changes (default: cli:<OS user>)
     actor: str | None = None
     # CROSSWALK_WEBHOOK_ALLOW_HTTP: let webhooks post over plain http (default: https only)

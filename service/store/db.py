@@ -26,24 +26,40 @@ ALEMBIC_INI = SERVICE / "alembic.ini"
 MIGRATIONS = SERVICE / "migrations"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine that never puts statement parameters (source texts, token hashes) in error messages."""
+POOL_SIZE, MAX_OVERFLOW = 10, 5  # Settings.db_pool_size / db_max_overflow
+BUSY_TIMEOUT_S = 60  # an SQLite writer waits this long for the write lock (writers queue, never fail at once)
+
+
+def make_engine(url: str, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW) -> Engine:
+    """An engine that never puts statement parameters (source texts, token hashes) in error messages.
+
+    The service lets at most `pool_size` requests hold a session at once (`service.web.deps`); the
+    overflow connections are for work that opens its own session (webhook deliveries, the CLI).
+    """
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow}
     if make_url(url).get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+        return _sqlite_engine(url, pool)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True, **pool)
+
+
+def engine_for(url: str, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW) -> Engine:
+    """One engine (and connection pool) per database URL and pool size in this process."""
+    return _cached_engine(url, pool_size, max_overflow)
 
 
 @lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
-    """One engine (and connection pool) per database URL in this process."""
-    return make_engine(url)
+def _cached_engine(url: str, pool_size: int, max_overflow: int) -> Engine:
+    return make_engine(url, pool_size, max_overflow)
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, pool: dict[str, int]) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30})
+    else:
+        pool = {}  # one in-memory database per connection: SQLAlchemy picks its own single-connection pool
+    connect_args = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}
+    engine = create_engine(url, hide_parameters=True, connect_args=connect_args, **pool)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
@@ -58,6 +74,13 @@ def _sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def concurrent_sessions(engine: Engine, pool_size: int) -> int:
+    """How many requests may hold a session at once: the pool's connections, but one on SQLite. Every
+    SQLite transaction takes the write lock at BEGIN, so a second would only poll for the lock in a
+    worker thread, where a newcomer can overtake it; queued in the service instead, they go in turn."""
+    return 1 if engine.dialect.name == "sqlite" else pool_size
 
 
 @contextmanager

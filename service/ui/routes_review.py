@@ -202,7 +202,7 @@ def _facets(request: Request, project: Project) -> dict[str, list[str]]:
 
 
 # -- decisions ----------------------------------------------------------------------------------------
-@router.post("/items/{code}/decide", response_class=HTMLResponse)
+@router.post("/items/{code:path}/decide", response_class=HTMLResponse)
 def decide(request: Request, browser: BrowserDep, session: SessionDep, form: FormDep, project_id: int, code: str):
     project = crud.get_project(session, project_id)
     filters, choice = Filters.parse(form, browser.principal.name), form.get("choice", "")
@@ -304,7 +304,7 @@ def _redirect(project: Project, filters: Filters, **extra: Any) -> RedirectRespo
 
 
 # -- history ------------------------------------------------------------------------------------------
-@router.get("/items/{code}/history", response_class=HTMLResponse)
+@router.get("/items/{code:path}/history", response_class=HTMLResponse)
 def history_page(request: Request, browser: BrowserDep, session: SessionDep, project_id: int, code: str) -> HTMLResponse:
     project = crud.get_project(session, project_id)
     item = crud.get_item(session, project, code)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.routing import APIRoute
 
@@ -14,7 +18,7 @@ from service import ui
 from service.api import problems
 from service.api.routes import audit, feeds, fhir, health, items, living, messages, models, projects, releases, tokens
 from service.settings import Settings, get_settings
-from service.store.db import engine_for
+from service.store.db import concurrent_sessions, engine_for
 from service.web.deps import SuggesterFactory
 from service.web.roles import __doc__ as ROLE_TABLE
 
@@ -30,9 +34,13 @@ def create_app(settings: Settings | None = None, suggester_factory: SuggesterFac
     """The service on `settings`' store. A `suggester_factory` (tests, benchmarks) replaces the serving
     models, and its suggesters' terminologies then stand in for the catalog's."""
     settings = settings or get_settings()
-    engine = engine_for(settings.database_url)  # its schema is at head: `serve` and `crosswalk db upgrade` migrate
-    app = FastAPI(title="crosswalk review service", version="1", description=DESCRIPTION + "\n" + (ROLE_TABLE or ""))
+    # its schema is at head: `serve` and `crosswalk db upgrade` migrate
+    engine = engine_for(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
+    description = DESCRIPTION + "\n" + (ROLE_TABLE or "")
+    app = FastAPI(title="crosswalk review service", version="1", description=description, lifespan=_enough_threads)
     app.state.settings, app.state.engine = settings, engine
+    app.state.store_slot_count = concurrent_sessions(engine, settings.db_pool_size)  # see web.deps.get_session
+    app.state.store_slots = weakref.WeakKeyDictionary()  # event loop -> its limiter
     if suggester_factory is None:
         served = serving.served_suggesters(settings)
         app.state.suggester_factory = _known(served)
@@ -42,7 +50,8 @@ def create_app(settings: Settings | None = None, suggester_factory: SuggesterFac
         app.state.terminologies = serving.Terminologies(lambda name: suggester_factory(name).terminology)
     problems.install(app)
     app.middleware("http")(_log_requests)
-    for module in (health, projects, items, releases, audit, tokens, fhir, feeds, messages, models, living):
+    # `living` before `items`: its GET .../items/{code}/reuse would otherwise be taken as an item's code
+    for module in (health, projects, living, items, releases, audit, tokens, fhir, feeds, messages, models):
         _summaries_from_docstrings(module.router)
         app.include_router(module.router)
     ui.install(app)  # the browser pages under /ui, and / -> /ui/ (left out of the OpenAPI document)
@@ -70,11 +79,24 @@ def load_serving_models(app: FastAPI) -> dict[str, str]:
     return loaded
 
 
+SPARE_THREADS = 8  # for routes and dependencies that do not touch the store
+
+
+@asynccontextmanager
+async def _enough_threads(app: FastAPI) -> AsyncIterator[None]:
+    """Every request holding a store slot can get a worker thread, with some to spare."""
+    threads = anyio.to_thread.current_default_thread_limiter()
+    threads.total_tokens = max(threads.total_tokens, app.state.settings.db_pool_size + SPARE_THREADS)
+    yield
+
+
 def _summaries_from_docstrings(router: APIRouter) -> None:
-    """The OpenAPI summary of each route is the first line of its docstring."""
+    """The OpenAPI summary of each route is the first line of its docstring; its client errors are declared."""
     for route in router.routes:
         if isinstance(route, APIRoute) and route.description:
             route.summary = route.description.strip().splitlines()[0]
+        if isinstance(route, APIRoute):
+            problems.document_client_errors(route)
 
 
 def _known(served: serving.ServedSuggesters) -> SuggesterFactory:
@@ -99,6 +121,6 @@ async def _log_requests(request: Request, call_next):
         response = await call_next(request)
     except Exception as error:  # noqa: BLE001
         response = problems.unexpected(request, error)
-    route = getattr(request.scope.get("route"), "path", "-")
+    route = problems.route_template(request)
     log.info("%s %s %d %.1f ms", request.method, route, response.status_code, (time.perf_counter() - started) * 1000)
     return response

@@ -4,10 +4,12 @@ target terminology (for decisions) and its serving suggester (for ranking)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
@@ -16,7 +18,6 @@ from models.catalog import Catalog
 from service import crud
 from service import engine as serving
 from service.crud_imports import SuggesterLike
-from service.store.db import session_scope
 from service.store.errors import Forbidden, Invalid, Unauthorized
 from service.store.tables import Project, Role
 from service.web.roles import Permission, allowed, roles_with
@@ -24,10 +25,37 @@ from service.web.roles import Permission, allowed, roles_with
 SuggesterFactory = Callable[[str], SuggesterLike]  # target terminology name -> suggester
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request, committed before the response is sent (rolled back on error)."""
-    with session_scope(request.app.state.engine) as session:
-        yield session
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One transaction per request, committed before the response is sent (rolled back on error).
+
+    A request takes one of the app's store slots (as many as the pool's connections) before its
+    session, and waits for it here, on the event loop: holding neither a connection nor a worker
+    thread. Otherwise, under load, requests holding connections wait for worker threads that all
+    wait for a connection, until the pool times out. Commit, rollback and close run in a worker thread.
+    """
+    async with _store_slots(request.app):
+        session = Session(request.app.state.engine, expire_on_commit=False)
+        try:
+            yield session
+            await anyio.to_thread.run_sync(session.commit)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(session.rollback)
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(session.close)
+
+
+def _store_slots(app) -> anyio.CapacityLimiter:
+    """The app's store slots on the running event loop: a server runs one loop, but test clients in
+    threads run one each, and a limiter must never be shared between loops (a waiter on one would
+    never be woken from another)."""
+    loop = asyncio.get_running_loop()
+    slots = app.state.store_slots.get(loop)
+    if slots is None:
+        slots = app.state.store_slots[loop] = anyio.CapacityLimiter(app.state.store_slot_count)
+    return slots
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
@@ -117,7 +145,7 @@ def if_match(
     if if_match is None:
         return None
     value = if_match.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    if crud.stored_id(value) is None:
         raise Invalid(f'If-Match must be the item version as an ETag, e.g. "3"; got {if_match!r}')
     return int(value)
 

@@ -326,3 +326,21 @@ def test_text_colours_meet_wcag_aa_contrast_on_their_backgrounds():
     for text, background in pairs:
         light, dark = sorted((_luminance(colours[text]), _luminance(colours[background])), reverse=True)
         assert (light + 0.05) / (dark + 0.05) >= 4.5, (text, background)
+
+
+def test_a_code_with_a_slash_opens_decides_and_shows_its_history(ui_service):
+    project = ui_service.project(name="slashes")
+    data = b"source_code,source_text,frequency\nNA/K #2,Sodium potassium ratio serum,10\nGLU,Glucose serum,900\n"
+    assert ui_service.import_csv(project, data).status_code == 200
+    ui_service.suggest(project)
+    client = login(ui_service, Role.mapper)
+    page = client.get(f"/ui/projects/{project}/review", params={"code": "NA/K #2", "status": "all"}).text
+    action = re.search(r'<form id="decide" method="post" action="([^"]+)"', page).group(1)
+    assert action == f"/ui/projects/{project}/items/NA/K%20%232/decide"  # "/" kept: the route takes it whole
+    version = re.search(r'name="version" value="(\d+)"', page[page.index('<form id="decide"') :]).group(1)
+    form = {"csrf": csrf_of(page), "version": version, "choice": "flag", "pos": "0", "status": "all"}
+    assert client.post(action, data=form, follow_redirects=False).status_code == 303
+    assert ui_service.item(project, "NA%2FK%20%232")["status"] == "flagged"
+    history_link = re.search(r'<a href="([^"]+/history)"', page).group(1)
+    history = client.get(history_link)
+    assert history.status_code == 200 and "NA/K #2" in html.unescape(history.text)

@@ -85,7 +85,7 @@ def _translate(
 def _project(session: Session, url: str | None, ref: str | None) -> Project:
     if url:
         base = url.split("|", 1)[0]
-        if not base.startswith(URL_PREFIX) or not base.removeprefix(URL_PREFIX).isdigit():
+        if not base.startswith(URL_PREFIX) or crud.stored_id(base.removeprefix(URL_PREFIX)) is None:
             raise Invalid(f"unknown ConceptMap url {url!r}; crosswalk's look like {URL_PREFIX}<project id>")
         return crud.get_project(session, base.removeprefix(URL_PREFIX))
     if ref:

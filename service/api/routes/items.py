@@ -23,6 +23,8 @@ from service.web.deps import CurrentPrincipal, IfMatch, ProjectDep, SessionDep, 
 from service.web.roles import Permission
 
 router = APIRouter(prefix="/projects/{project_id}/items", tags=["items"])
+# A code may hold "/" (e.g. "NA/K"): `{code:path}` takes it whole. GET /{code} takes any path, so
+# the GET routes with a suffix (here /history, in `living` /reuse) are matched before it.
 
 
 @router.get("", response_model=ItemPage, **allow(Permission.read, 404, 422))
@@ -38,7 +40,14 @@ def list_items(
     return ItemPage(total=total, items=[crud.item_public(session, i) for i in items])
 
 
-@router.get("/{code}", response_model=ItemPublic, **allow(Permission.read, 404, 422))
+@router.get("/{code:path}/history", response_model=list[AuditEventPublic], **allow(Permission.read, 404, 422))
+def item_history(project: ProjectDep, session: SessionDep, code: str) -> list[AuditEventPublic]:
+    """Every audited change of one item: imports, suggestions, decisions, oldest first."""
+    item = crud.get_item(session, project, code)
+    return audit.history(session, entity=audit.entity_of(item))
+
+
+@router.get("/{code:path}", response_model=ItemPublic, **allow(Permission.read, 404, 422))
 def get_item(project: ProjectDep, session: SessionDep, code: str, response: Response) -> ItemPublic:
     """One source item with its current suggestions and comment thread; the ETag is its version."""
     item = crud.item_public(session, crud.get_item(session, project, code), thread=True)
@@ -46,7 +55,7 @@ def get_item(project: ProjectDep, session: SessionDep, code: str, response: Resp
     return item
 
 
-@router.post("/{code}/decisions", response_model=ItemPublic, **allow(Permission.decide, 404, 409, 422, 428))
+@router.post("/{code:path}/decisions", response_model=ItemPublic, **allow(Permission.decide, 404, 409, 422, 428))
 def decide(
     project: ProjectDep,
     session: SessionDep,
@@ -68,7 +77,7 @@ def decide(
     return crud.item_public(session, item, thread=True)
 
 
-@router.post("/{code}/confirmations", response_model=ItemPublic, **allow(Permission.confirm, 404, 409, 422, 428))
+@router.post("/{code:path}/confirmations", response_model=ItemPublic, **allow(Permission.confirm, 404, 409, 422, 428))
 def confirm(
     project: ProjectDep,
     session: SessionDep,
@@ -90,7 +99,7 @@ class RevertCreate(SQLModel):
     version: int | None = Field(default=None, description="Item version the undo was made against (or If-Match).")
 
 
-@router.post("/{code}/reverts", response_model=ItemPublic, **allow(Permission.decide, 404, 409, 422, 428))
+@router.post("/{code:path}/reverts", response_model=ItemPublic, **allow(Permission.decide, 404, 409, 422, 428))
 def revert(
     project: ProjectDep,
     session: SessionDep,
@@ -106,7 +115,7 @@ def revert(
     return crud.item_public(session, item)
 
 
-@router.post("/{code}/comments", response_model=ItemPublic, **allow(Permission.decide, 404, 422))
+@router.post("/{code:path}/comments", response_model=ItemPublic, **allow(Permission.decide, 404, 422))
 def add_comment(
     project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, code: str, comment: CommentCreate
 ) -> ItemPublic:
@@ -117,13 +126,6 @@ def add_comment(
     item = crud.get_item(session, project, code)
     decisions.add_comment(session, item, principal.name, comment.text)
     return crud.item_public(session, item, thread=True)
-
-
-@router.get("/{code}/history", response_model=list[AuditEventPublic], **allow(Permission.read, 404, 422))
-def item_history(project: ProjectDep, session: SessionDep, code: str) -> list[AuditEventPublic]:
-    """Every audited change of one item: imports, suggestions, decisions, oldest first."""
-    item = crud.get_item(session, project, code)
-    return audit.history(session, entity=audit.entity_of(item))
 
 
 def _version(header: int | None, body: int | None) -> int | None:

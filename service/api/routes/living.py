@@ -99,13 +99,13 @@ def update_source(
 
 
 # -- reuse ------------------------------------------------------------------------------------------
-@router.get(P + "/items/{code}/reuse", response_model=list[ReuseOffer], **allow(Permission.read, 404, 422))
+@router.get(P + "/items/{code:path}/reuse", response_model=list[ReuseOffer], **allow(Permission.read, 404, 422))
 def reuse_offers(project: ProjectDep, session: SessionDep, code: str) -> list[ReuseOffer]:
     """Approvals of the same code or near-identical text in other projects, with provenance."""
     return reuse.offers(session, project, crud.get_item(session, project, code))
 
 
-@router.post(P + "/items/{code}/reuse", response_model=ItemPublic, **allow(Permission.decide, 404, 409, 422, 428))
+@router.post(P + "/items/{code:path}/reuse", response_model=ItemPublic, **allow(Permission.decide, 404, 409, 422, 428))
 def take_reuse(
     project: ProjectDep,
     session: SessionDep,
@@ -157,14 +157,14 @@ def dual_agreement(project: ProjectDep, session: SessionDep) -> AgreementReport:
     return dual.agreement(session, project)
 
 
-@router.get(P + "/dual/{code}", response_model=DualPublic, **allow(Permission.read, 404, 422))
+@router.get(P + "/dual/{code:path}", response_model=DualPublic, **allow(Permission.read, 404, 422))
 def get_dual(project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, code: str) -> DualPublic:
     """One dual-mapped item; the other mapper's choice stays hidden while the pair is open."""
     assignment, item = dual.dual_of(session, project, code)
     return dual.dual_public(session, assignment, item, principal.name)
 
 
-@router.post(P + "/dual/{code}/choices", response_model=DualPublic, **allow(Permission.decide, 404, 409, 422))
+@router.post(P + "/dual/{code:path}/choices", response_model=DualPublic, **allow(Permission.decide, 404, 409, 422))
 def choose(
     project: ProjectDep,
     session: SessionDep,
@@ -178,7 +178,7 @@ def choose(
     return dual.dual_public(session, assignment, crud.get_item(session, project, code), principal.name)
 
 
-@router.post(P + "/dual/{code}/reconciliation", response_model=DualPublic, **allow(Permission.confirm, 404, 409, 422))
+@router.post(P + "/dual/{code:path}/reconciliation", response_model=DualPublic, **allow(Permission.confirm, 404, 409, 422))
 def reconcile(
     project: ProjectDep,
     session: SessionDep,
