@@ -13,6 +13,7 @@ import numpy as np
 from models.axes import NO_AXES, Axes, axis_features, concept_axes, source_axes
 from models.dense import DenseMatcher, TextEncoder
 from models.fusion import (
+    FEATURES,
     CandidateEvidence,
     Fusion,
     candidate_features,
@@ -282,6 +283,8 @@ class Suggester:
     def _rank(
         self, candidates: Candidates, fused: np.ndarray, semantic: _Semantic, chunk: _Chunk, query: int, top_k: int
     ) -> list[Suggestion]:
+        if self._has_axes:
+            fused = contradictions_fall(fused, candidates.features)
         best = np.argsort(-fused, kind="stable")[:top_k]
         return [
             self._suggestion(int(candidates.pool[j]), float(fused[j]), rank, semantic, chunk, query)
@@ -307,6 +310,18 @@ class Suggester:
                 "fusion": self.fusion.version,
             },
         )
+
+
+# A candidate whose specimen or property contradicts what the source states (Blood for a serum test, a
+# mass concentration for mmol/L) keeps this share of its fused probability: the fusion learns the
+# conflict features, but one loud name match must never carry a contradicted candidate above the rest.
+CONTRADICTED = 0.4
+_CONFLICTS = [FEATURES.index("system_conflict"), FEATURES.index("property_conflict")]
+
+
+def contradictions_fall(fused: np.ndarray, features: np.ndarray) -> np.ndarray:
+    contradicted = features[:, _CONFLICTS].max(axis=1) > 0
+    return np.where(contradicted, fused * CONTRADICTED, fused)
 
 
 def _text_words(text: str) -> frozenset[str]:
