@@ -53,7 +53,10 @@ class WordSuggester:
     model_version = "bench-words@1"
 
     def __init__(self) -> None:
-        concepts = [Concept(f"B{i:04d}", f"{w} {s} panel {i}") for i, (w, s) in enumerate((w, s) for w in WORDS for s in SPECIMENS)]
+        concepts = [
+            Concept(f"B{i:04d}", f"{w} {s} panel {i}")
+            for i, (w, s) in enumerate((w, s) for w in WORDS for s in SPECIMENS)
+        ]
         self.terminology = Terminology("bench", "test", "1", concepts)
 
     def suggest(self, items, top_k: int = 10, where=None):
@@ -62,7 +65,9 @@ class WordSuggester:
     def search(self, text: str, top_k: int = 10, where=None):
         words = set(re.findall(r"[a-z]+", text.lower()))
         scored = sorted(self.terminology, key=lambda c: (-len(words & set(c.display.split())), c.code))[:top_k]
-        return [Suggestion(c.code, c.display, 0.5, r, {"lexical": 0.5, "semantic": 0.5}) for r, c in enumerate(scored, 1)]
+        return [
+            Suggestion(c.code, c.display, 0.5, r, {"lexical": 0.5, "semantic": 0.5}) for r, c in enumerate(scored, 1)
+        ]
 
 
 def bench_suggester_factory(terminology: str) -> WordSuggester:
@@ -122,7 +127,9 @@ def _wait_until_up(base: str, process: subprocess.Popen, timeout: float = 60) ->
 def admin_token(url: str, home: Path) -> str:
     env = {**os.environ, "CROSSWALK_HOME": str(home), "CROSSWALK_DATABASE_URL": url, "PYTHONPATH": str(REPO)}
     cli = [sys.executable, "-c", "from service.cli import main; main()"]
-    subprocess.run([*cli, "db", "upgrade"], env=env, cwd=REPO, capture_output=True, check=True)  # a new PostgreSQL schema
+    subprocess.run(
+        [*cli, "db", "upgrade"], env=env, cwd=REPO, capture_output=True, check=True
+    )  # a new PostgreSQL schema
     command = [*cli, "token", "create", "--role", "admin", "--name", "bench"]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=True)
     return done.stdout.strip().splitlines()[-1]
@@ -132,11 +139,20 @@ def run_backend(name: str, url: str, items: int, batch: int, real: bool, termino
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         token = admin_token(url, home)
-        with server(url, home, real) as base, httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=300) as client:
+        with (
+            server(url, home, real) as base,
+            httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=300) as client,
+        ):
             project = _project(client, items, terminology)
             codes = [f"L{i:05d}" for i in range(items)]
-            suggest_s = _timed(lambda chunk: client.post(f"/projects/{project}/suggestions", json={"codes": chunk, "top_k": 5}), _chunks(codes, batch))
-            versions = {i["code"]: i["version"] for i in client.get(f"/projects/{project}/items", params={"limit": items}).json()["items"]}
+            suggest_s = _timed(
+                lambda chunk: client.post(f"/projects/{project}/suggestions", json={"codes": chunk, "top_k": 5}),
+                _chunks(codes, batch),
+            )
+            versions = {
+                i["code"]: i["version"]
+                for i in client.get(f"/projects/{project}/items", params={"limit": items}).json()["items"]
+            }
             decide_s = _timed(lambda code: _decide(client, project, code, versions[code]), codes)
     return {
         "backend": name,
@@ -221,7 +237,9 @@ def check_load(rows: list[dict]) -> list[str]:
 def _project(client: httpx.Client, items: int, terminology: str) -> int:
     body = {"name": "bench", "source_system": "bench LIS", "target_terminology": terminology}
     project = _ok(client.post("/projects", json=body)).json()["id"]
-    rows = "".join(f"L{i:05d},{WORDS[i % len(WORDS)]} {SPECIMENS[i % len(SPECIMENS)]} test {i},{i}\n" for i in range(items))
+    rows = "".join(
+        f"L{i:05d},{WORDS[i % len(WORDS)]} {SPECIMENS[i % len(SPECIMENS)]} test {i},{i}\n" for i in range(items)
+    )
     files = {"file": ("codes.csv", ("source_code,source_text,frequency\n" + rows).encode(), "text/csv")}
     _ok(client.post(f"/projects/{project}/imports", files=files))
     return project
@@ -243,7 +261,9 @@ def _timed(call, arguments) -> list[float]:
 
 def _ok(response: httpx.Response) -> httpx.Response:
     if response.status_code >= 400:
-        raise SystemExit(f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:300]}")
+        raise SystemExit(
+            f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:300]}"
+        )
     return response
 
 
@@ -261,7 +281,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10, help="Codes per suggestion request.")
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--pg-url", default=os.environ.get("CROSSWALK_TEST_POSTGRES_URL", PG_DEFAULT))
-    parser.add_argument("--real", action="store_true", help="Rank with the bundled engine (needs --terminology loaded).")
+    parser.add_argument(
+        "--real", action="store_true", help="Rank with the bundled engine (needs --terminology loaded)."
+    )
     parser.add_argument("--terminology", default="bench")
     parser.add_argument("--concurrency", help="Comma-separated client counts, e.g. 16,64,256: the load run instead.")
     parser.add_argument("--timeout", type=float, default=120, help="Seconds a load request may take before it errs.")
@@ -272,20 +294,29 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.backend in ("sqlite", "both"):
-            results.append(run_backend("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.items, args.batch, args.real, args.terminology))
+            results.append(
+                run_backend(
+                    "sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.items, args.batch, args.real, args.terminology
+                )
+            )
         if args.backend in ("postgres", "both"):
             with pg_schema(args.pg_url) as url:
                 results.append(run_backend("postgres", url, args.items, args.batch, args.real, args.terminology))
     print(f"\n{args.items} codes, suggestions in requests of {args.batch}, one decision per request, one client")
     print(f"{'backend':<10} {'suggest items/s':>16} {'suggest p95 ms':>15} {'decisions/s':>12} {'decide p95 ms':>14}")
     for r in results:
-        print(f"{r['backend']:<10} {r['suggest_items_per_s']:>16.0f} {r['suggest_p95_ms']:>15.1f} {r['decisions_per_s']:>12.0f} {r['decide_p95_ms']:>14.1f}")
+        print(
+            f"{r['backend']:<10} {r['suggest_items_per_s']:>16.0f} {r['suggest_p95_ms']:>15.1f} {r['decisions_per_s']:>12.0f} {r['decide_p95_ms']:>14.1f}"
+        )
 
 
 def load(args: argparse.Namespace) -> None:
     levels = sorted({int(n) for n in args.concurrency.split(",")})
     columns = ("clients", "requests", "req/s", "p50 ms", "p95 ms", "errors")
-    print(f"{'backend':<10} {'kind':<10} " + " ".join(f"{c:>{w}}" for c, w in zip(columns, (8, 9, 7, 8, 8, 7), strict=True)))
+    print(
+        f"{'backend':<10} {'kind':<10} "
+        + " ".join(f"{c:>{w}}" for c, w in zip(columns, (8, 9, 7, 8, 8, 7), strict=True))
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.backend in ("sqlite", "both"):

@@ -61,7 +61,9 @@ def evaluate_on_test(suggester, test) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", type=Path, default=Path(os.environ.get("CROSSWALK_HOME", Path.home() / ".crosswalk")))
-    parser.add_argument("--max-pairs", type=int, default=12000, help="pairs to fine-tune on (12,000: all of the GEM train split)")
+    parser.add_argument(
+        "--max-pairs", type=int, default=12000, help="pairs to fine-tune on (12,000: all of the GEM train split)"
+    )
     parser.add_argument("--epochs", type=int, default=FineTuneConfig.epochs)
     parser.add_argument("--learning-rate", type=float, default=FineTuneConfig.learning_rate)
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
@@ -121,7 +123,9 @@ def report(f: dict) -> None:
         f"\nGEM ICD-9-CM -> ICD-10-CM, test split ({f['test_queries']} codes, long descriptions, billable targets); "
         f"approved history: {h['codes']} train-split codes ({h['train']} train the encoder, {h['fit']} fit fusion + calibration)"
     )
-    print(f"{'':12} {'acc@1':>6} {'acc@5':>6} {'acc@10':>6} {'MRR@10':>7} {'ECE':>6} {'p50 ms':>7} {'p95 ms':>7} {'terms/s':>8}")
+    print(
+        f"{'':12} {'acc@1':>6} {'acc@5':>6} {'acc@10':>6} {'MRR@10':>7} {'ECE':>6} {'p50 ms':>7} {'p95 ms':>7} {'terms/s':>8}"
+    )
     for name in ("zero_shot", "retrained"):
         m = f[name]
         print(

@@ -109,7 +109,11 @@ def seed_feed(api: httpx.Client) -> str:
             south = (batch.site == "south") & (batch.measurement_source_value == "29463-7")
             batch.loc[south, "unit_source_value"] = "[lb_av]"
             batch.loc[south, "value_as_number"] *= 2.2046
-        ok(api.post("/feeds/bench-labs/batches", files={"file": (f"b{number}.csv", batch.to_csv(index=False).encode())}))
+        ok(
+            api.post(
+                "/feeds/bench-labs/batches", files={"file": (f"b{number}.csv", batch.to_csv(index=False).encode())}
+            )
+        )
     alerts = ok(api.get("/feeds/bench-labs/alerts", params={"status": "active"})).json()["alerts"]
     return alerts[0]["uid"]
 
@@ -174,12 +178,16 @@ def timed_get(browser: httpx.Client, path: str) -> float:
 
 def ok(response: httpx.Response) -> httpx.Response:
     if response.status_code >= 400:
-        raise SystemExit(f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:300]}")
+        raise SystemExit(
+            f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:300]}"
+        )
     return response
 
 
 def report(timings: dict[str, list[float]], args: argparse.Namespace) -> None:
-    print(f"\n{args.items} source codes, {args.decisions} keyboard decisions, {args.views} views per page, {args.backend}")
+    print(
+        f"\n{args.items} source codes, {args.decisions} keyboard decisions, {args.views} views per page, {args.backend}"
+    )
     print(f"{'page':<42} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  goal p95 <= {GOAL_MS:.0f} ms")
     for name, durations in timings.items():
         p50 = statistics.median(durations) * 1000

@@ -90,7 +90,12 @@ def main() -> None:
     queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
     truth = exact(vectors)[0](queries)
     print(f"{len(vectors):,} vectors x {vectors.shape[1]}, 1,000 queries, top {K}")
-    for name, build in [("numpy exact", exact), ("faiss flat", faiss_flat), ("hnswlib", hnsw), ("usearch", usearch_hnsw)]:
+    for name, build in [
+        ("numpy exact", exact),
+        ("faiss flat", faiss_flat),
+        ("hnswlib", hnsw),
+        ("usearch", usearch_hnsw),
+    ]:
         measure(name, build, vectors, queries, truth)
 
 

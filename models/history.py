@@ -92,7 +92,9 @@ class WordAssociations:
     def features(self, query: frozenset[str], concepts: Sequence[frozenset[str]]) -> np.ndarray:
         """(candidates x 4): mean and least association of each candidate's extra words (words the
         query lacks) with the query's words, and of the query's missing words with the candidate's."""
-        best_source = {t: max((self.association(q, t) for q in query), default=0.0) for t in set().union(*concepts) - query}
+        best_source = {
+            t: max((self.association(q, t) for q in query), default=0.0) for t in set().union(*concepts) - query
+        }
         out = np.zeros((len(concepts), 4), np.float32)
         for row, words in enumerate(concepts):
             extra = [best_source[t] for t in words - query]
@@ -126,7 +128,9 @@ class HistoryIndex:
         self.vectors = np.asarray(vectors, dtype=np.float32)
         self.parent = parent
         # Targets the terminology no longer has are dropped, not fatal: a history outlives releases.
-        self.targets = [np.array([position[c] for c in codes if c in position], dtype=np.int64) for codes in history.targets]
+        self.targets = [
+            np.array([position[c] for c in codes if c in position], dtype=np.int64) for codes in history.targets
+        ]
         self.associations = (
             WordAssociations(
                 [words(text) for text in history.texts],

@@ -54,7 +54,9 @@ def snapshot(session: Session, row: SQLModel) -> dict[str, Any]:
     if children:
         table, key = children
         rows = session.exec(select(table).where(getattr(table, key) == row.id).order_by(table.id)).all()
-        data["children_sha256"] = hashlib.sha256(canonical([r.model_dump(mode="json") for r in rows]).encode()).hexdigest()
+        data["children_sha256"] = hashlib.sha256(
+            canonical([r.model_dump(mode="json") for r in rows]).encode()
+        ).hexdigest()
     return data
 
 
@@ -212,7 +214,9 @@ def _state_problems(session: Session, latest: dict[str, AuditEvent]) -> list[tup
             if event is None:
                 problems.append((0, f"{entity}: row has no audit event (inserted behind the service's back)"))
             elif _visible(event, _loads(event.after)) != snapshot(session, row):
-                problems.append((event.seq, f"event #{event.seq}: {entity} no longer matches it (row changed directly)"))
+                problems.append(
+                    (event.seq, f"event #{event.seq}: {entity} no longer matches it (row changed directly)")
+                )
     for entity, event in latest.items():
         if entity not in seen and event.after is not None:
             problems.append((event.seq, f"event #{event.seq}: {entity} is gone (row deleted directly)"))

@@ -139,7 +139,9 @@ def list_items(
     if status is not None:
         query = query.where(SourceItem.status == status)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    page = session.exec(query.order_by(col(SourceItem.frequency).desc().nulls_last(), SourceItem.code).offset(offset).limit(limit))
+    page = session.exec(
+        query.order_by(col(SourceItem.frequency).desc().nulls_last(), SourceItem.code).offset(offset).limit(limit)
+    )
     return total, list(page)
 
 

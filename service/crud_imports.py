@@ -82,7 +82,11 @@ def parse_source_file(
         line = text[: text.index("\x00")].count("\n") + 1
         raise Invalid(f"{name}, line {line}: a NUL byte; save the file as plain UTF-8 text (not UTF-16)")
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    columns = ("sourceCode", "sourceName", "sourceFrequency") if fmt == "usagi" else ("source_code", "source_text", "frequency")
+    columns = (
+        ("sourceCode", "sourceName", "sourceFrequency")
+        if fmt == "usagi"
+        else ("source_code", "source_text", "frequency")
+    )
     missing = [c for c in columns[:2] if c not in (reader.fieldnames or [])]
     if missing:
         found = ", ".join(reader.fieldnames or []) or "(no header)"
@@ -148,7 +152,9 @@ def _frequency(value: str | None, name: str, line: int) -> int | None:
 def _context(record: dict[str, str], columns: tuple[str, ...], fmt: str) -> dict[str, str]:
     if fmt == "csv":
         return {k: v.strip() for k, v in record.items() if k not in columns and v.strip()}
-    context = {k.removeprefix("ADD_INFO:"): v.strip() for k, v in record.items() if k.startswith("ADD_INFO:") and v.strip()}
+    context = {
+        k.removeprefix("ADD_INFO:"): v.strip() for k, v in record.items() if k.startswith("ADD_INFO:") and v.strip()
+    }
     context.update({f"usagi_{k}": record[k].strip() for k in USAGI_KEPT if (record.get(k) or "").strip()})
     return context
 
@@ -250,8 +256,14 @@ def _public(concept: Concept, match: str, score: float | None = None) -> Concept
     attributes = {k: v for k, v in concept.attributes.items() if isinstance(v, str | int | float | bool)}
     status = concept.attributes.get("status")
     return ConceptPublic(
-        code=concept.code, display=concept.display, score=score, match=match, active=concept.active,
-        status=status if isinstance(status, str) else None, warning=needs_second_look(concept), attributes=attributes,
+        code=concept.code,
+        display=concept.display,
+        score=score,
+        match=match,
+        active=concept.active,
+        status=status if isinstance(status, str) else None,
+        warning=needs_second_look(concept),
+        attributes=attributes,
     )
 
 
@@ -279,11 +291,20 @@ def _store_batch(
     actor: str,
 ) -> SuggestResult:
     suggestions = [
-        Suggestion(item_id=item_id, rank=s.rank, code=s.code, display=s.display, score=float(s.score), evidence=_plain(s.evidence))
+        Suggestion(
+            item_id=item_id,
+            rank=s.rank,
+            code=s.code,
+            display=s.display,
+            score=float(s.score),
+            evidence=_plain(s.evidence),
+        )
         for (item_id, _), ranked in zip(queries, results)
         for s in ranked
     ]
-    batch = SuggestionBatch(project_id=project.id, model_version=model_version, top_k=top_k, item_count=len(queries), created_by=actor)
+    batch = SuggestionBatch(
+        project_id=project.id, model_version=model_version, top_k=top_k, item_count=len(queries), created_by=actor
+    )
     audit.record(session, actor, "suggestions.generate", batch, children=suggestions, model_version=model_version)
     ids = [item_id for item_id, _ in queries]
     query = select(SourceItem).where(col(SourceItem.id).in_(ids)).order_by(SourceItem.id)

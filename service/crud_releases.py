@@ -38,7 +38,9 @@ def create_release(
         if unchanged == "latest":
             return get_release(session, project, last)
         raise Conflict(f"nothing changed since release {last} of project {project.name!r}; decide something first")
-    release = Release(project_id=project.id, number=(last or 0) + 1, note=note, entry_count=len(entries), created_by=actor)
+    release = Release(
+        project_id=project.id, number=(last or 0) + 1, note=note, entry_count=len(entries), created_by=actor
+    )
     audit.record(session, actor, "release.create", release, children=entries)
     return release
 
@@ -104,8 +106,14 @@ def bundle(session: Session, project: Project, number: int) -> ReleaseBundle:
 
 def diff(session: Session, project: Project, from_number: int, to_number: int) -> ReleaseDiff:
     """Entries added, removed and changed (status, target, relationship or comment) between releases."""
-    old = {e.source_code: EntryPublic.model_validate(e) for e in entries_of(session, get_release(session, project, from_number))}
-    new = {e.source_code: EntryPublic.model_validate(e) for e in entries_of(session, get_release(session, project, to_number))}
+    old = {
+        e.source_code: EntryPublic.model_validate(e)
+        for e in entries_of(session, get_release(session, project, from_number))
+    }
+    new = {
+        e.source_code: EntryPublic.model_validate(e)
+        for e in entries_of(session, get_release(session, project, to_number))
+    }
     changed = [
         EntryChange(before=old[code], after=new[code])
         for code in sorted(old.keys() & new.keys())

@@ -222,7 +222,9 @@ def add_comment(session: Session, item: SourceItem, author: str, text: str | Non
         audit.record(session, author, "comment.add", row)
 
 
-def confirm(session: Session, project: Project, code: str, actor: str, version: int | None, comment: str | None) -> SourceItem:
+def confirm(
+    session: Session, project: Project, code: str, actor: str, version: int | None, comment: str | None
+) -> SourceItem:
     """Four-eyes: a second, different reviewer turns a pending decision into the final one."""
     audit.lock_chain(session)
     item = item_at(session, project, code, version)
@@ -290,7 +292,7 @@ def item_at(session: Session, project: Project, code: str, version: int | None) 
     item = crud.get_item(session, project, code)
     if version is None:
         raise PreconditionRequired(
-            f"say which version of {code!r} you decided on: header If-Match: \"{item.version}\" or body field version"
+            f'say which version of {code!r} you decided on: header If-Match: "{item.version}" or body field version'
         )
     if item.version != version:
         current_item = crud.item_public(session, item).model_dump(mode="json")
@@ -332,7 +334,9 @@ def resolve_target(
         raise Invalid(f"{item.code!r}: {what}; search the target terminology and remap to a concept code")
     concept = target.get(code)
     if concept is None:
-        raise Invalid(f"{code!r} is not a code of {project.target_terminology}; search for the concept and use its code")
+        raise Invalid(
+            f"{code!r} is not a code of {project.target_terminology}; search for the concept and use its code"
+        )
     return concept
 
 
@@ -347,7 +351,9 @@ def undoable(session: Session, project: Project, actor: str) -> SourceItem | Non
     recent = recent.order_by(col(AuditEvent.seq).desc()).limit(UNDO_WINDOW)  # bounded, however big the project
     query = (
         select(AuditEvent)
-        .where(col(AuditEvent.seq).in_(recent), AuditEvent.actor == actor, col(AuditEvent.action).startswith("decision."))
+        .where(
+            col(AuditEvent.seq).in_(recent), AuditEvent.actor == actor, col(AuditEvent.action).startswith("decision.")
+        )
         .where(AuditEvent.action != "decision.revert")
         .order_by(col(AuditEvent.seq).desc())
         .limit(UNDO_DEPTH)

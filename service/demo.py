@@ -58,7 +58,9 @@ def _project(session, terminology: str, source: Path):
     if existing:
         return existing[0]
     billable = {"billable": True} if terminology == "icd10cm" else {}  # claims need billable codes
-    data = ProjectCreate(name=PROJECT, source_system=f"demo: {source.stem}", target_terminology=terminology, target_filter=billable)
+    data = ProjectCreate(
+        name=PROJECT, source_system=f"demo: {source.stem}", target_terminology=terminology, target_filter=billable
+    )
     return crud.create_project(session, data, DEMO_USER)
 
 

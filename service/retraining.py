@@ -74,13 +74,17 @@ def release_mappings(session: Session, project: Project, number: int) -> list[Ap
         events = history.get(audit.entity_of(item), []) if item else []
         negatives = _passed_over(session, item, entry.target_code, events) if item else []
         context = dict(item.context) if item else {}
-        out.append(ApprovedMapping(entry.source_code, entry.source_text, (entry.target_code,), context, tuple(negatives)))
+        out.append(
+            ApprovedMapping(entry.source_code, entry.source_text, (entry.target_code,), context, tuple(negatives))
+        )
     return out
 
 
 def _item_history_at_release(session: Session, project: Project, release: Release) -> dict[str, list[AuditEvent]]:
     made = session.exec(
-        select(AuditEvent.seq).where(AuditEvent.entity == audit.entity_of(release), AuditEvent.action == "release.create")
+        select(AuditEvent.seq).where(
+            AuditEvent.entity == audit.entity_of(release), AuditEvent.action == "release.create"
+        )
     ).first()
     query = select(AuditEvent).where(AuditEvent.project_id == project.id, col(AuditEvent.entity).startswith("item:"))
     if made is not None:
@@ -93,7 +97,9 @@ def _item_history_at_release(session: Session, project: Project, release: Releas
 
 def _batch_top(session: Session, item: SourceItem, batch_id: int, above: str | None = None) -> list[str]:
     ranked = session.exec(
-        select(Suggestion.code).where(Suggestion.item_id == item.id, Suggestion.batch_id == batch_id).order_by(Suggestion.rank)
+        select(Suggestion.code)
+        .where(Suggestion.item_id == item.id, Suggestion.batch_id == batch_id)
+        .order_by(Suggestion.rank)
     ).all()
     if above is not None and above in ranked:
         return list(ranked[: ranked.index(above)])
@@ -141,7 +147,9 @@ def champion_suggester(settings: Settings, terminology: Terminology, progress: b
     return registered_suggester(settings, registry, info, terminology, progress)
 
 
-def registered_suggester(settings: Settings, registry, info, terminology: Terminology, progress: bool = False) -> Suggester:
+def registered_suggester(
+    settings: Settings, registry, info, terminology: Terminology, progress: bool = False
+) -> Suggester:
     folder = registry.download(info, settings.cache_dir / "registry" / info.name / f"v{info.version}")
     encoder = OnnxEncoder(model_dir=folder / "encoder", export_dir=settings.cache_dir, name=FINETUNED_NAME)
     fusion = load_fusion(folder)
@@ -149,8 +157,13 @@ def registered_suggester(settings: Settings, registry, info, terminology: Termin
     if vectors_model != encoder.model_id:  # vectors of other weights: encode the sources again
         vectors = None
     suggester = Suggester(
-        terminology, encoder, cache_dir=settings.cache_dir, fusion=fusion, progress=progress,
-        history=history, history_vectors=vectors,
+        terminology,
+        encoder,
+        cache_dir=settings.cache_dir,
+        fusion=fusion,
+        progress=progress,
+        history=history,
+        history_vectors=vectors,
     )
     suggester.model_version = tracking.model_uri(info.name, info.version)  # what suggestion batches store
     return suggester
@@ -253,7 +266,10 @@ def train_release(
         )
         evaluation = Path(tmp) / "evaluation.json"
         evaluation.write_text(
-            json.dumps({"challenger": challenger_metrics, "champion": champion_metrics, "gate": list(decision.reasons)}, indent=2)
+            json.dumps(
+                {"challenger": challenger_metrics, "champion": champion_metrics, "gate": list(decision.reasons)},
+                indent=2,
+            )
         )
         params = {
             "project_id": project_id,
@@ -299,8 +315,15 @@ def train_release(
         if not dest.exists():
             shutil.copytree(out, dest)
     return TrainReport(
-        name, version, run_id, release_label, split.sizes(), challenger_metrics, champion_metrics,
-        compared_with if compared_with == "bundled" else tracking.model_uri(name, compared_with), decision,
+        name,
+        version,
+        run_id,
+        release_label,
+        split.sizes(),
+        challenger_metrics,
+        champion_metrics,
+        compared_with if compared_with == "bundled" else tracking.model_uri(name, compared_with),
+        decision,
         {"train": trained_s, "total": time.perf_counter() - started},
     )
 
@@ -330,7 +353,12 @@ def _metrics_of(run, prefix: str = "") -> dict[str, float]:
 
 
 def promote(
-    session: Session, registry, terminology: str, actor: str, version: str | None = None, policy: GatePolicy | None = None
+    session: Session,
+    registry,
+    terminology: str,
+    actor: str,
+    version: str | None = None,
+    policy: GatePolicy | None = None,
 ) -> tuple[ModelPromotion, GateDecision]:
     """Move `champion` to the challenger (or `version`) if the gate passes; record the decision either way.
 
@@ -353,7 +381,9 @@ def promote(
     if compared != current:
         decision = GateDecision(
             False,
-            (f"the run compared it with {compared} but the champion is now {current}; retrain on the release to compare again",),
+            (
+                f"the run compared it with {compared} but the champion is now {current}; retrain on the release to compare again",
+            ),
         )
     else:
         decision = decide(challenger_metrics, champion_metrics, policy)
@@ -412,8 +442,12 @@ def lineage(session: Session, settings: Settings, suggestion_id: int) -> Lineage
     item = session.get(SourceItem, suggestion.item_id)
     out = Lineage(
         suggestion=LineageSuggestion(
-            id=suggestion.id, project_id=batch.project_id, source_code=item.code, rank=suggestion.rank,
-            code=suggestion.code, score=suggestion.score,
+            id=suggestion.id,
+            project_id=batch.project_id,
+            source_code=item.code,
+            rank=suggestion.rank,
+            code=suggestion.code,
+            score=suggestion.score,
         ),
         batch_id=batch.id,
         batch_created_at=batch.created_at,
@@ -443,7 +477,11 @@ def lineage(session: Session, settings: Settings, suggestion_id: int) -> Lineage
     run = registry.run(info.run_id)
     params = dict(run.data.params)
     out.run = LineageRun(
-        run_id=info.run_id, tracking_uri=registry.uri, params=params, metrics=dict(run.data.metrics), started=run.info.start_time
+        run_id=info.run_id,
+        tracking_uri=registry.uri,
+        params=params,
+        metrics=dict(run.data.metrics),
+        started=run.info.start_time,
     )
     release = session.get(Release, int(params["release_id"])) if params.get("release_id", "").isdigit() else None
     if release is None:
@@ -451,8 +489,12 @@ def lineage(session: Session, settings: Settings, suggestion_id: int) -> Lineage
         return out
     project = session.get(Project, release.project_id)
     out.release = LineageRelease(
-        project_id=release.project_id, number=release.number, created_at=release.created_at, created_by=release.created_by,
-        entry_count=release.entry_count, data_sha256=params.get("data_sha256"),
+        project_id=release.project_id,
+        number=release.number,
+        created_at=release.created_at,
+        created_by=release.created_by,
+        entry_count=release.entry_count,
+        data_sha256=params.get("data_sha256"),
         data_sha256_now=data_hash(release_mappings(session, project, release.number)),
     )
     out.approvals = [

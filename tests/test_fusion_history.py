@@ -93,7 +93,9 @@ def test_the_shipped_fusion_is_re_ranked_and_reads_every_feature():
 def _family() -> Terminology:
     """A01 > A01.0 > {A01.00, A01.01}; A01 > A01.1 > A01.10; B99 on its own."""
     return Terminology(
-        "family", "test", "1",
+        "family",
+        "test",
+        "1",
         [
             Concept("A01", "Typhoid and paratyphoid fevers"),
             Concept("A01.0", "Typhoid fever", parents=["A01"]),
@@ -206,7 +208,9 @@ def test_top_allowed_and_concept_max_match_the_plain_computations():
         plain = set(_top(np.where(mask, scores, -2.0), depth))
         assert len(fast) == len(plain) and np.allclose(sorted(scores[list(fast)]), sorted(scores[list(plain)]))
     terminology = Terminology(
-        "t", "test", "1",
+        "t",
+        "test",
+        "1",
         [Concept("A", "a", ["a1", "a2"]), Concept("B", "b"), Concept("C", "c", ["c1"]), Concept("D", "d")],
     )
     rows = ConceptRows.of(terminology)

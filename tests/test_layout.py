@@ -37,7 +37,9 @@ def _imports(path: Path, name: str, known: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
         else:
             continue
@@ -50,7 +52,9 @@ GRAPH = {name: _imports(path, name, set(_modules())) for name, path in _modules(
 
 @pytest.mark.parametrize("library", LIBRARIES)
 def test_libraries_never_import_the_service(library):
-    offenders = {m: sorted(i for i in deps if i.startswith("service")) for m, deps in GRAPH.items() if m.startswith(library)}
+    offenders = {
+        m: sorted(i for i in deps if i.startswith("service")) for m, deps in GRAPH.items() if m.startswith(library)
+    }
     assert {m: d for m, d in offenders.items() if d} == {}
 
 
@@ -58,8 +62,14 @@ def test_the_api_and_the_ui_do_not_import_each_other():
     crossing = {
         m: sorted(d)
         for m, deps in GRAPH.items()
-        if (d := {i for i in deps if (m.startswith("service.ui") and i.startswith("service.api"))
-                  or (m.startswith("service.api") and i.startswith("service.ui"))})
+        if (
+            d := {
+                i
+                for i in deps
+                if (m.startswith("service.ui") and i.startswith("service.api"))
+                or (m.startswith("service.api") and i.startswith("service.ui"))
+            }
+        )
     }
     assert crossing == {}
 

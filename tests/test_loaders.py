@@ -81,17 +81,23 @@ def test_loinc_sample():
     assert len(loinc) == 22
     glucose = loinc.get("2345-7")
     assert glucose.display == "Glucose [Mass/volume] in Serum or Plasma"
-    assert glucose.synonyms[:3] == [
-        "Glucose SerPl-mCnc", "Glucose (SerPl) [Mass/Vol]", "Glucose, Serum or Plasma"
-    ]
+    assert glucose.synonyms[:3] == ["Glucose SerPl-mCnc", "Glucose (SerPl) [Mass/Vol]", "Glucose, Serum or Plasma"]
     assert {"Glu", "Gluc", "Serum or plasma"} <= set(glucose.synonyms)
     # axis words shared by most of the table say nothing about the analyte
     assert not {"Point in time", "QNT", "Quant"} & set(glucose.synonyms)
     assert glucose.parents == []
     assert glucose.attributes == {
-        "component": "Glucose", "property": "MCnc", "time": "Pt", "system": "Ser/Plas",
-        "scale": "Qn", "method": None, "class": "CHEM", "class_type": "laboratory",
-        "units": "mg/dL", "status": "ACTIVE", "panel": False,
+        "component": "Glucose",
+        "property": "MCnc",
+        "time": "Pt",
+        "system": "Ser/Plas",
+        "scale": "Qn",
+        "method": None,
+        "class": "CHEM",
+        "class_type": "laboratory",
+        "units": "mg/dL",
+        "status": "ACTIVE",
+        "panel": False,
     }
     assert glucose.active
     assert loinc.get("6690-2").attributes["method"] == "Automated count"
@@ -133,13 +139,22 @@ def test_loinc_minimal_table(tmp_path: Path):
         ("", 1, "empty file"),
         ('"COMPONENT","PROPERTY"\n"Glucose","MCnc"\n', 1, "missing required column LOINC_NUM"),
         ('"LOINC_NUM","PROPERTY"\n"2345-7","MCnc"\n', 1, "COMPONENT or LONG_COMMON_NAME"),
-        (LOINC_HEADER + '"2345-7","Glucose","MCnc","Glucose","ACTIVE"\n"718-7","Hemo', 3,
-         "malformed row"),  # truncated inside a quoted field
-        (LOINC_HEADER + '"2345-7","Glucose","MCnc","Glucose","ACTIVE"\n"718-7","Hgb"\n', 3,
-         "expected 5 fields as in the header, found 2"),
+        (
+            LOINC_HEADER + '"2345-7","Glucose","MCnc","Glucose","ACTIVE"\n"718-7","Hemo',
+            3,
+            "malformed row",
+        ),  # truncated inside a quoted field
+        (
+            LOINC_HEADER + '"2345-7","Glucose","MCnc","Glucose","ACTIVE"\n"718-7","Hgb"\n',
+            3,
+            "expected 5 fields as in the header, found 2",
+        ),
         (LOINC_HEADER + '"","Glucose","MCnc","Glucose","ACTIVE"\n', 2, "empty LOINC_NUM"),
-        (LOINC_HEADER + '"2345-7","G","M","G","ACTIVE"\n"2345-7","G","M","G","ACTIVE"\n', 3,
-         "duplicate LOINC_NUM 2345-7"),
+        (
+            LOINC_HEADER + '"2345-7","G","M","G","ACTIVE"\n"2345-7","G","M","G","ACTIVE"\n',
+            3,
+            "duplicate LOINC_NUM 2345-7",
+        ),
     ],
 )
 def test_loinc_bad_input(tmp_path: Path, text: str, line: int, fragment: str):
@@ -200,8 +215,11 @@ RRF_ROW = "1191|ENG||||||3079461|3079461|1191||RXNORM|IN|1191|aspirin|0|N|4096|\
     ("text", "line", "fragment"),
     [
         ("", 1, "empty file"),
-        (RRF_ROW + "6809|ENG||||||3095299|3095299|6809||RXNORM|IN|6809|metf", 2,
-         "expected 18 fields separated by '|' (RXNCONSO.RRF), found 15"),
+        (
+            RRF_ROW + "6809|ENG||||||3095299|3095299|6809||RXNORM|IN|6809|metf",
+            2,
+            "expected 18 fields separated by '|' (RXNCONSO.RRF), found 15",
+        ),
         (RRF_ROW + RRF_ROW.replace("|4096|", "|4096|extra|"), 2, "found 19"),
         ("|ENG||||||3079461|3079461|1191||RXNORM|IN|1191|aspirin|0|N|4096|\n", 1, "empty RXCUI"),
     ],
@@ -267,9 +285,7 @@ def test_snomed_without_language_refset_uses_the_fsn(tmp_path: Path):
 
 CONCEPT_HEADER = "id\teffectiveTime\tactive\tmoduleId\tdefinitionStatusId\n"
 CONCEPT_ROW = "22298006\t20020131\t1\t900000000000207008\t900000000000074008\n"
-DESCRIPTION_HEADER = (
-    "id\teffectiveTime\tactive\tmoduleId\tconceptId\tlanguageCode\ttypeId\tterm\tcaseSignificanceId\n"
-)
+DESCRIPTION_HEADER = "id\teffectiveTime\tactive\tmoduleId\tconceptId\tlanguageCode\ttypeId\tterm\tcaseSignificanceId\n"
 DESCRIPTION_ROW = (
     "751689013\t20020131\t1\t900000000000207008\t22298006\ten\t900000000000003001\t"
     "Myocardial infarction (disorder)\t900000000000448009\n"
@@ -285,14 +301,34 @@ def snomed_files(folder: Path, concepts: str, descriptions: str) -> Path:
     ("concepts", "descriptions", "bad_file", "line", "fragment"),
     [
         ("", DESCRIPTION_HEADER + DESCRIPTION_ROW, "Concept", 1, "empty file"),
-        ("id\teffectiveTime\tmoduleId\n", DESCRIPTION_HEADER, "Concept", 1,
-         "missing required column active, definitionStatusId"),
-        (CONCEPT_HEADER + CONCEPT_ROW + "73211009\t2002", DESCRIPTION_HEADER, "Concept", 3,
-         "expected 5 fields as in the header, found 2"),
-        (CONCEPT_HEADER + CONCEPT_ROW, DESCRIPTION_HEADER + DESCRIPTION_ROW[:40], "Description", 2,
-         "expected 9 fields as in the header, found 5"),
-        (CONCEPT_HEADER + CONCEPT_ROW, "id\tconceptId\tterm\n", "Description", 1,
-         "missing required column effectiveTime, active, typeId"),
+        (
+            "id\teffectiveTime\tmoduleId\n",
+            DESCRIPTION_HEADER,
+            "Concept",
+            1,
+            "missing required column active, definitionStatusId",
+        ),
+        (
+            CONCEPT_HEADER + CONCEPT_ROW + "73211009\t2002",
+            DESCRIPTION_HEADER,
+            "Concept",
+            3,
+            "expected 5 fields as in the header, found 2",
+        ),
+        (
+            CONCEPT_HEADER + CONCEPT_ROW,
+            DESCRIPTION_HEADER + DESCRIPTION_ROW[:40],
+            "Description",
+            2,
+            "expected 9 fields as in the header, found 5",
+        ),
+        (
+            CONCEPT_HEADER + CONCEPT_ROW,
+            "id\tconceptId\tterm\n",
+            "Description",
+            1,
+            "missing required column effectiveTime, active, typeId",
+        ),
     ],
 )
 def test_snomed_bad_input(tmp_path, concepts, descriptions, bad_file, line, fragment):
@@ -332,8 +368,12 @@ def test_omop_sample():
     ]
     assert diabetes.parents == ["201820"]  # "Is a"; "Maps to" and "Subsumes" rows are not parents
     assert diabetes.attributes == {
-        "domain": "Condition", "vocabulary": "SNOMED", "concept_class": "Clinical Finding",
-        "standard": True, "standard_concept": "S", "source_code": "44054006",
+        "domain": "Condition",
+        "vocabulary": "SNOMED",
+        "concept_class": "Clinical Finding",
+        "standard": True,
+        "standard_concept": "S",
+        "source_code": "44054006",
         "invalid_reason": None,
     }
     assert diabetes.active
@@ -373,8 +413,7 @@ OMOP_HEADER = (
     "concept_id\tconcept_name\tdomain_id\tvocabulary_id\tconcept_class_id\tstandard_concept\t"
     "concept_code\tvalid_start_date\tvalid_end_date\tinvalid_reason\n"
 )
-OMOP_ROW = "201826\tType 2 diabetes mellitus\tCondition\tSNOMED\tClinical Finding\tS\t44054006\t" \
-    "20020131\t20991231\t\n"
+OMOP_ROW = "201826\tType 2 diabetes mellitus\tCondition\tSNOMED\tClinical Finding\tS\t44054006\t20020131\t20991231\t\n"
 
 
 @pytest.mark.parametrize(
@@ -382,8 +421,11 @@ OMOP_ROW = "201826\tType 2 diabetes mellitus\tCondition\tSNOMED\tClinical Findin
     [
         ("", 1, "empty file"),
         ("concept_id\tconcept_name\n1\tx\n", 1, "missing required column domain_id"),
-        (OMOP_HEADER + OMOP_ROW + "201820\tDiabetes mellitus\tCondition", 3,
-         "expected 10 fields as in the header, found 3"),
+        (
+            OMOP_HEADER + OMOP_ROW + "201820\tDiabetes mellitus\tCondition",
+            3,
+            "expected 10 fields as in the header, found 3",
+        ),
         (OMOP_HEADER + OMOP_ROW.replace("201826", "", 1), 2, "concept_id '' is not an integer"),
         (OMOP_HEADER + OMOP_ROW + OMOP_ROW, 3, "duplicate concept_id 201826"),
         (OMOP_HEADER.replace("\t", ",") + '201826,"Type 2 diabetes, unspecif', 2, "malformed row"),
@@ -438,19 +480,18 @@ def code_system(concepts: list) -> str:
     ("text", "line", "fragment"),
     [
         ("", 1, "empty file"),
-        ('{\n  "resourceType": "CodeSystem",\n  "concept": [\n    {"code": "A",}\n  ]\n}', 4,
-         "invalid JSON"),
+        ('{\n  "resourceType": "CodeSystem",\n  "concept": [\n    {"code": "A",}\n  ]\n}', 4, "invalid JSON"),
         ('{"resourceType": "CodeSystem", "concept": [{"code": "A"}', 1, "invalid JSON"),
         ('{"resourceType": "ValueSet"}', None, "expected a FHIR CodeSystem, found resourceType"),
-        ('{"resourceType": "CodeSystem", "content": "not-present"}', None,
-         "CodeSystem has no concepts (content='not-present')"),
-        (code_system([{"code": "A", "concept": [{"display": "no code"}]}]), None,
-         "concept[0].concept[0] has no code"),
+        (
+            '{"resourceType": "CodeSystem", "content": "not-present"}',
+            None,
+            "CodeSystem has no concepts (content='not-present')",
+        ),
+        (code_system([{"code": "A", "concept": [{"display": "no code"}]}]), None, "concept[0].concept[0] has no code"),
         (code_system([{"code": "A"}, {"code": "A"}]), None, "duplicate code 'A'"),
-        (code_system([{"code": "A", "property": [{"valueString": "x"}]}]), None,
-         "concept[0].property[0] has no code"),
-        (json.dumps({"resourceType": "Bundle", "entry": []}), None,
-         "a Bundle with 0 CodeSystem entries"),
+        (code_system([{"code": "A", "property": [{"valueString": "x"}]}]), None, "concept[0].property[0] has no code"),
+        (json.dumps({"resourceType": "Bundle", "entry": []}), None, "a Bundle with 0 CodeSystem entries"),
     ],
 )
 def test_fhir_bad_input(tmp_path: Path, text: str, line: int | None, fragment: str):
@@ -461,8 +502,11 @@ def test_fhir_bundle_with_one_code_system_and_inactive_flags(tmp_path: Path):
     concepts = [
         {"code": "A", "display": "Alpha"},
         {"code": "B", "display": "Beta", "property": [{"code": "inactive", "valueBoolean": True}]},
-        {"code": "C", "property": [{"code": "deprecated", "valueDateTime": "2024-01-01"}],
-         "designation": [{"value": "Gamma"}]},
+        {
+            "code": "C",
+            "property": [{"code": "deprecated", "valueDateTime": "2024-01-01"}],
+            "designation": [{"value": "Gamma"}],
+        },
     ]
     bundle = {"resourceType": "Bundle", "entry": [{"resource": json.loads(code_system(concepts))}]}
     lab = load_terminology("fhir", write(tmp_path / "b.json", json.dumps(bundle)), "b")

@@ -49,7 +49,9 @@ def expected_calibration_error(confidences: Sequence[float], hits: Sequence[bool
     return float(error)
 
 
-def evaluate(suggester, mappings: Sequence[ApprovedMapping], where=None, latency_queries: int = 100) -> dict[str, float]:
+def evaluate(
+    suggester, mappings: Sequence[ApprovedMapping], where=None, latency_queries: int = 100
+) -> dict[str, float]:
     """acc@1/5/10, MRR@10, ECE of the top score, and single-query latency, on `mappings`."""
     items = [SourceItem(m.source_code, m.source_text, dict(m.context)) for m in mappings]
     results = suggester.suggest(items, top_k=10, where=where)
@@ -150,5 +152,7 @@ def calibrate(fusion: Fusion, labelled: Sequence[Labelled]) -> tuple[Fusion, dic
         rate = float(np.clip(hit.mean(), 1e-3, 1 - 1e-3))
         a = 1e-3
         b = float(np.log(rate / (1 - rate)) - a * logit.mean())
-    report.update(platt_a=a, platt_b=b, fit_ece_calibrated=expected_calibration_error(1 / (1 + np.exp(-(a * logit + b))), hit))
+    report.update(
+        platt_a=a, platt_b=b, fit_ece_calibrated=expected_calibration_error(1 / (1 + np.exp(-(a * logit + b))), hit)
+    )
     return fusion.with_platt(a, b), report

@@ -25,12 +25,16 @@ from training.sets import Triplet
 
 @dataclass(frozen=True)
 class FineTuneConfig:
-    max_pairs: int = 4000  # subsample: 125 steps, ~2 min on 2 quiet CPU cores (measured 1.0 s a step; 20 min on a busy machine)
+    max_pairs: int = (
+        4000  # subsample: 125 steps, ~2 min on 2 quiet CPU cores (measured 1.0 s a step; 20 min on a busy machine)
+    )
     epochs: int = 1
     batch_size: int = 32  # in-batch negatives: 31 other targets + 32 hard negatives per query
     learning_rate: float = 5e-5
     warmup_ratio: float = 0.1
-    max_seq_length: int = 64  # clinical titles are short; 64 word pieces cut almost nothing and train ~2x faster than 256
+    max_seq_length: int = (
+        64  # clinical titles are short; 64 word pieces cut almost nothing and train ~2x faster than 256
+    )
     # Validation: 256 triplets were too noisy (+-0.03 a check), and stopped a GEM run at step 175 of
     # 372 while its loss was still to fall from 1.125 to 1.075. 1,024 every 50 steps costs ~8 s a check.
     eval_every: int = 50  # steps between validation losses
@@ -95,7 +99,9 @@ def fine_tune(
 
     def batch_loss(batch: Sequence[Triplet]):
         columns = [[t.anchor for t in batch], [t.positive for t in batch], [t.negative for t in batch]]
-        features = [{k: v.to(device) if hasattr(v, "to") else v for k, v in model.preprocess(c).items()} for c in columns]
+        features = [
+            {k: v.to(device) if hasattr(v, "to") else v for k, v in model.preprocess(c).items()} for c in columns
+        ]
         return loss(features, None)
 
     def validation_loss() -> float:

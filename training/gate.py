@@ -24,7 +24,9 @@ class GateDecision:
     reasons: tuple[str, ...]
 
 
-def decide(challenger: Mapping[str, float], champion: Mapping[str, float], policy: GatePolicy = GatePolicy()) -> GateDecision:
+def decide(
+    challenger: Mapping[str, float], champion: Mapping[str, float], policy: GatePolicy = GatePolicy()
+) -> GateDecision:
     key = policy.metric
     gain = challenger[key] - champion[key]
     ece_change = challenger["ece"] - champion["ece"]

@@ -76,21 +76,35 @@ def train_challenger(
     max_pairs = config.finetune.max_pairs
     chosen = select_for_pairs(split.train, max_pairs)
     validation = select_for_pairs(split.fit, config.finetune.max_validation)
-    _say(progress, f"mining hard negatives for {len(chosen) + len(validation)} approved codes with {base.model_version}")
+    _say(
+        progress, f"mining hard negatives for {len(chosen) + len(validation)} approved codes with {base.model_version}"
+    )
     per = config.negatives_per_query
     train_triplets = triplets(chosen, mine_hard_negatives(base, chosen, per, where), display, max_pairs)
     val_triplets = triplets(validation, mine_hard_negatives(base, validation, per, where), display)
-    tuned = (fine_tuner or fine_tune)(base_model_dir, out_dir / "encoder", train_triplets, val_triplets, config.finetune, progress=progress)
-    _say(progress, f"fine-tuned {tuned.steps} steps in {tuned.seconds:.0f} s; encoding the concept strings with it (once per model)")
+    tuned = (fine_tuner or fine_tune)(
+        base_model_dir, out_dir / "encoder", train_triplets, val_triplets, config.finetune, progress=progress
+    )
+    _say(
+        progress,
+        f"fine-tuned {tuned.steps} steps in {tuned.seconds:.0f} s; encoding the concept strings with it (once per model)",
+    )
     encoder = encoder_factory(tuned.model_dir)
     # The fit codes see only the train codes' history, as a new source sees the approved ones.
     suggester = Suggester(
-        base.terminology, encoder, cache_dir=cache_dir, lexical=base.lexical, progress=progress,
-        fusion=base.fusion, history=approved_history(split.train),
+        base.terminology,
+        encoder,
+        cache_dir=cache_dir,
+        lexical=base.lexical,
+        progress=progress,
+        fusion=base.fusion,
+        history=approved_history(split.train),
     )
     fusion, calibration = fit_fusion(suggester, split.fit, fusion_version, where)
     history = approved_history([*split.train, *split.fit])
-    suggester = Suggester(base.terminology, encoder, cache_dir=cache_dir, fusion=fusion, lexical=base.lexical, history=history)
+    suggester = Suggester(
+        base.terminology, encoder, cache_dir=cache_dir, fusion=fusion, lexical=base.lexical, history=history
+    )
     save_fusion(fusion, out_dir)
     history.save(out_dir, suggester.history_vectors(), encoder.model_id)
     return Challenger(

@@ -100,7 +100,9 @@ class Triplet:
     negative: str  # normalised display of a hard negative
 
 
-def mine_hard_negatives(suggester, mappings: Sequence[ApprovedMapping], per_query: int = 3, where=None) -> list[tuple[str, ...]]:
+def mine_hard_negatives(
+    suggester, mappings: Sequence[ApprovedMapping], per_query: int = 3, where=None
+) -> list[tuple[str, ...]]:
     """For each mapping, the codes the suggester ranks highest that are not one of its targets.
 
     `suggester` is a `models.suggest.Suggester` (the champion, or the bundled model): its mistakes on

@@ -174,7 +174,9 @@ class Registry:
 
 def _info(version, aliases: tuple[str, ...] | None = None) -> VersionInfo:
     aliases = aliases if aliases is not None else tuple(getattr(version, "aliases", None) or ())
-    return VersionInfo(version.name, str(version.version), version.run_id, aliases, int(version.creation_timestamp or 0))
+    return VersionInfo(
+        version.name, str(version.version), version.run_id, aliases, int(version.creation_timestamp or 0)
+    )
 
 
 def _key(name: str) -> str:

@@ -23,7 +23,12 @@ INACTIVE_STATUSES = frozenset({"retired", "deprecated", "inactive"})
 # Structural properties: read into parents/active, not repeated as attributes.
 STRUCTURAL = frozenset({"parent", "child"})
 VALUE_KEYS = (
-    "valueCode", "valueString", "valueBoolean", "valueInteger", "valueDecimal", "valueDateTime",
+    "valueCode",
+    "valueString",
+    "valueBoolean",
+    "valueInteger",
+    "valueDecimal",
+    "valueDateTime",
     "valueCoding",
 )
 
@@ -86,9 +91,7 @@ def _kind(resource: Any) -> str | None:
     return resource.get("resourceType") if isinstance(resource, dict) else None
 
 
-def _walk(
-    resource: dict[str, Any], path: Path
-) -> Iterator[tuple[dict[str, Any], list[str], str]]:
+def _walk(resource: dict[str, Any], path: Path) -> Iterator[tuple[dict[str, Any], list[str], str]]:
     """(concept, enclosing code, JSON path) depth-first in document order, without recursion."""
     stack = [(node, None, f"concept[{i}]") for i, node in enumerate(resource["concept"])][::-1]
     while stack:
@@ -107,9 +110,7 @@ def _concept(node: dict[str, Any], enclosing: list[str], where: str, path: Path)
         raise TerminologyFormatError(path, None, f"{where} has no code")
     properties = _properties(node.get("property") or [], where, path)
     display = (node.get("display") or "").strip()
-    designations = [
-        str(d.get("value") or "") for d in node.get("designation") or [] if isinstance(d, dict)
-    ]
+    designations = [str(d.get("value") or "") for d in node.get("designation") or [] if isinstance(d, dict)]
     display = display or next((d.strip() for d in designations if d.strip()), code)
     parents = enclosing + [p for p in _as_list(properties.get("parent")) if p not in enclosing]
     attributes = {k: v for k, v in properties.items() if k not in STRUCTURAL}

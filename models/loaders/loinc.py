@@ -40,8 +40,18 @@ AXES = {
     "method": "METHOD_TYP",
 }
 COLUMNS = (
-    *AXES.values(), "LOINC_NUM", "CLASS", "CLASSTYPE", "STATUS", "LONG_COMMON_NAME", "SHORTNAME",
-    "DisplayName", "CONSUMER_NAME", "RELATEDNAMES2", "EXAMPLE_UCUM_UNITS", "EXAMPLE_UNITS",
+    *AXES.values(),
+    "LOINC_NUM",
+    "CLASS",
+    "CLASSTYPE",
+    "STATUS",
+    "LONG_COMMON_NAME",
+    "SHORTNAME",
+    "DisplayName",
+    "CONSUMER_NAME",
+    "RELATEDNAMES2",
+    "EXAMPLE_UCUM_UNITS",
+    "EXAMPLE_UNITS",
     "VersionLastChanged",
 )
 
@@ -52,9 +62,7 @@ def load(path: Path, name: str = "loinc") -> Terminology:
     csv_path = _locate(Path(path))
     table = Table(csv_path, required=["LOINC_NUM"], delimiter=",", quoted=True)
     if table.index("COMPONENT") is None and table.index("LONG_COMMON_NAME") is None:
-        raise TerminologyFormatError(
-            csv_path, 1, "missing required column COMPONENT or LONG_COMMON_NAME"
-        )
+        raise TerminologyFormatError(csv_path, 1, "missing required column COMPONENT or LONG_COMMON_NAME")
     positions = {c: i for c in COLUMNS if (i := table.index(c)) is not None}
     concepts: list[Concept] = []
     related: list[list[str]] = []
@@ -106,9 +114,7 @@ def _add_related_names(concepts: list[Concept], related: list[list[str]]) -> Non
     most = max(GENERIC_MIN, GENERIC_SHARE * len(concepts))
     for concept, names in zip(concepts, related):
         specific = [name for name in names if counts[name] <= most]
-        concept.synonyms = distinct(
-            concept.synonyms + specific[:MAX_RELATED_NAMES], besides=concept.display
-        )
+        concept.synonyms = distinct(concept.synonyms + specific[:MAX_RELATED_NAMES], besides=concept.display)
 
 
 def _fully_specified_name(row: dict[str, str]) -> str:

@@ -19,8 +19,14 @@ from models.terminology import Concept, Terminology, TerminologyFormatError, wit
 FORMAT = "omop"
 
 CONCEPT_COLUMNS = (
-    "concept_id", "concept_name", "domain_id", "vocabulary_id", "concept_class_id",
-    "standard_concept", "concept_code", "invalid_reason",
+    "concept_id",
+    "concept_name",
+    "domain_id",
+    "vocabulary_id",
+    "concept_class_id",
+    "standard_concept",
+    "concept_code",
+    "invalid_reason",
 )
 IS_A = "Is a"
 # What an invalid concept became, best first: its upgrade, then where it maps (models/release_diff.py).

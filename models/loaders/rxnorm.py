@@ -25,8 +25,29 @@ RXCUI, LAT, SAB, TTY, STR, SUPPRESS = 0, 1, 11, 12, 14, 16
 
 # Normalized term types first, then the names that only restate them.
 DISPLAY_PRIORITY = (
-    "SCD", "SBD", "GPCK", "BPCK", "IN", "PIN", "MIN", "BN", "SCDF", "SBDF", "SCDG", "SBDG",
-    "SCDFP", "SBDFP", "SCDGP", "SCDC", "SBDC", "DF", "DFG", "PSN", "SY", "TMSY", "ET",
+    "SCD",
+    "SBD",
+    "GPCK",
+    "BPCK",
+    "IN",
+    "PIN",
+    "MIN",
+    "BN",
+    "SCDF",
+    "SBDF",
+    "SCDG",
+    "SBDG",
+    "SCDFP",
+    "SBDFP",
+    "SCDGP",
+    "SCDC",
+    "SBDC",
+    "DF",
+    "DFG",
+    "PSN",
+    "SY",
+    "TMSY",
+    "ET",
 )
 RANK = {tty: rank for rank, tty in enumerate(DISPLAY_PRIORITY)}
 

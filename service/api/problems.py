@@ -42,7 +42,11 @@ def problem(
     status: int, detail: str, title: str | None = None, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
     title = title or HTTPStatus(status).phrase
-    kind = "about:blank" if title == HTTPStatus(status).phrase else "urn:crosswalk:problem:" + title.lower().replace(" ", "-")
+    kind = (
+        "about:blank"
+        if title == HTTPStatus(status).phrase
+        else "urn:crosswalk:problem:" + title.lower().replace(" ", "-")
+    )
     body = Problem(type=kind, title=title, status=status, detail=detail, **extra)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else headers
     return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM_JSON, headers=headers)
@@ -185,4 +189,3 @@ class BodyLimit:
         limit = f"{self.max_bytes // (1024 * 1024)} MB"
         response = problem(413, f"the request body is over the {limit} limit; split the file and import it in parts")
         await response(scope, receive, send)
-

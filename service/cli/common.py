@@ -108,7 +108,9 @@ def parse_where(conditions: list[str]) -> dict[str, object]:
 
 EncodingOption = Annotated[
     str | None,
-    typer.Option("--encoding", help="Text encoding of the file (default UTF-8; a byte-order mark decides).", show_default=False),
+    typer.Option(
+        "--encoding", help="Text encoding of the file (default UTF-8; a byte-order mark decides).", show_default=False
+    ),
 ]
 
 

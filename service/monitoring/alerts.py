@@ -93,7 +93,9 @@ class StoreAlerts:
         return row
 
     def _row(self, uid: str) -> FeedAlert | None:
-        return self.session.exec(select(FeedAlert).where(FeedAlert.feed_id == self.feed.id, FeedAlert.uid == uid)).first()
+        return self.session.exec(
+            select(FeedAlert).where(FeedAlert.feed_id == self.feed.id, FeedAlert.uid == uid)
+        ).first()
 
 
 # -- reading ----------------------------------------------------------------------------------------

@@ -169,10 +169,14 @@ def _suffix(name: str) -> str:
 def _require_columns(frame: pd.DataFrame, names: list[str], what: str) -> None:
     missing = [n for n in names if n not in frame.columns]
     if missing:
-        raise Invalid(f"{what} {', '.join(map(repr, missing))} not in the reference; its columns: {', '.join(map(str, frame.columns))}")
+        raise Invalid(
+            f"{what} {', '.join(map(repr, missing))} not in the reference; its columns: {', '.join(map(str, frame.columns))}"
+        )
 
 
-def _write_reference_profile(home: Path, folder: Path, frame: pd.DataFrame, contract: Contract, version: int) -> tuple[str, str]:
+def _write_reference_profile(
+    home: Path, folder: Path, frame: pd.DataFrame, contract: Contract, version: int
+) -> tuple[str, str]:
     segment = contract.segment_columns[0] if contract.segment_columns else None
     profile = profile_frame(frame, contract, segment, PlausibilityRules())
     return files.write_profile(home, folder / f"reference-v{version}.profile.json.gz", profile)
@@ -188,7 +192,9 @@ def reference_frame(home: Path, feed: Feed) -> pd.DataFrame:
 
 
 # -- the contract -----------------------------------------------------------------------------------
-def update_contract(session: Session, home: Path, feed: Feed, data: dict[str, Any], actor: str, version: int | None) -> Feed:
+def update_contract(
+    session: Session, home: Path, feed: Feed, data: dict[str, Any], actor: str, version: int | None
+) -> Feed:
     """Replace the contract (checked against the reference) and re-profile the reference under it."""
     audit.lock_chain(session)
     session.refresh(feed)
@@ -206,7 +212,11 @@ def update_contract(session: Session, home: Path, feed: Feed, data: dict[str, An
     frame = reference_frame(home, feed)
     _check_contract(contract, frame)
     profile_file, profile_sha = _write_reference_profile(home, folder_of(home, feed), frame, contract, feed.version + 1)
-    changes = {"contract": plain(contract.to_dict()), "reference_profile": profile_file, "reference_profile_sha256": profile_sha}
+    changes = {
+        "contract": plain(contract.to_dict()),
+        "reference_profile": profile_file,
+        "reference_profile_sha256": profile_sha,
+    }
     audit.record(session, actor, "feed.contract", feed, changes)
     return feed
 
@@ -233,7 +243,11 @@ def add_webhook(session: Session, home: Path, feed: Feed, data: WebhookCreate, a
     name = f"webhook-{secrets.token_hex(8)}.secret"
     secret_file, secret_sha = files.write_bytes(home, folder_of(home, feed) / name, data.secret.encode())
     row = FeedWebhook(
-        feed_id=feed.id, secret_file=secret_file, secret_sha256=secret_sha, created_by=actor, **data.model_dump(exclude={"secret"})
+        feed_id=feed.id,
+        secret_file=secret_file,
+        secret_sha256=secret_sha,
+        created_by=actor,
+        **data.model_dump(exclude={"secret"}),
     )
     try:
         audit.record(session, actor, "webhook.create", row)
@@ -342,7 +356,9 @@ def approved_codes(session: Session, feed: Feed, contract: Contract) -> dict[str
     """Codes with an approved mapping in the feed's review project, for each mapped code column."""
     if feed.mapping_project_id is None:
         return None
-    query = select(SourceItem.code).where(SourceItem.project_id == feed.mapping_project_id, SourceItem.status == Status.approved)
+    query = select(SourceItem.code).where(
+        SourceItem.project_id == feed.mapping_project_id, SourceItem.status == Status.approved
+    )
     codes = set(session.exec(query))
     return {column: codes for column in feed.mapped_columns or contract.code_columns}
 
@@ -353,7 +369,9 @@ def _history(session: Session, home: Path, feed: Feed) -> list[Profile]:
     return [files.read_profile(home, b.profile_file, b.profile_sha256) for b in reversed(session.exec(query).all())]
 
 
-def _evidently(home: Path, feed: Feed, frame: pd.DataFrame, contract: Contract, path: Path) -> tuple[str | None, str | None]:
+def _evidently(
+    home: Path, feed: Feed, frame: pd.DataFrame, contract: Contract, path: Path
+) -> tuple[str | None, str | None]:
     """Evidently's DataDriftPreset for drill-down. Its failure never blocks scoring: the note says why."""
     try:
         reference = reference_frame(home, feed)
@@ -384,8 +402,17 @@ def _summary(report: MonitorReport, events: list[AlertEvent]) -> dict[str, Any]:
 
 def _alert_line(event: AlertEvent) -> dict[str, Any]:
     a = event.alert
-    return {"uid": a.id, "event": event.kind, "check": a.check, "column": a.column, "segment": a.segment,
-            "severity": a.severity, "statistic": a.statistic, "threshold": a.threshold, "message": a.message}
+    return {
+        "uid": a.id,
+        "event": event.kind,
+        "check": a.check,
+        "column": a.column,
+        "segment": a.segment,
+        "severity": a.severity,
+        "statistic": a.statistic,
+        "threshold": a.threshold,
+        "message": a.message,
+    }
 
 
 def list_batches(session: Session, feed: Feed, offset: int = 0, limit: int = 100) -> list[FeedBatch]:
@@ -425,6 +452,13 @@ def window_report(session: Session, home: Path, feed: Feed, first: int, last: in
     contract = Contract.from_dict(feed.contract)
     window = merge_all([files.read_profile(home, b.profile_file, b.profile_sha256) for b in batches])
     reference = files.read_profile(home, feed.reference_profile, feed.reference_profile_sha256)
-    report = score_profiles(reference, window, contract, feed=feed.name, batch_id=f"{first}..{last}",
-                            approved=approved_codes(session, feed, contract), config=CheckConfig())
+    report = score_profiles(
+        reference,
+        window,
+        contract,
+        feed=feed.name,
+        batch_id=f"{first}..{last}",
+        approved=approved_codes(session, feed, contract),
+        config=CheckConfig(),
+    )
     return plain({**report.to_dict(), "batches": [b.number for b in batches]})

@@ -25,7 +25,9 @@ from service.store.tables import Project, SourceItem, Status
 CHECK = "mapping_drift"
 
 
-def approved_mappings(session: Session, project: Project, concept: Callable[[str], Concept | None]) -> list[ApprovedMapping]:
+def approved_mappings(
+    session: Session, project: Project, concept: Callable[[str], Concept | None]
+) -> list[ApprovedMapping]:
     """The project's approved mappings with what each target expects of the data (LOINC axes, units)."""
     query = select(SourceItem).where(SourceItem.project_id == project.id, SourceItem.status == Status.approved)
     out = []
@@ -62,7 +64,9 @@ def reopen_drifting(
 def _reopen(
     session: Session, project: Project, feed: Feed, batch: str, found: MappingDriftEvidence, actor: str
 ) -> Alert:
-    item = session.exec(select(SourceItem).where(SourceItem.project_id == project.id, SourceItem.code == found.code)).one()
+    item = session.exec(
+        select(SourceItem).where(SourceItem.project_id == project.id, SourceItem.code == found.code)
+    ).one()
     reason = f"mapping drift in feed {feed.name!r} batch {batch}: " + "; ".join(found.reasons)
     reopening = Reopening(
         project_id=project.id,
@@ -86,7 +90,12 @@ def _reopen(
         statistic=float(found.figures.get("unit_share", 1.0)),
         threshold=0.0,
         message=f"{found.code} -> {found.target}: " + "; ".join(found.reasons) + " (re-opened for review)",
-        details={"project_id": project.id, "code": found.code, "target": found.target, "figures": _plain(found.figures)},
+        details={
+            "project_id": project.id,
+            "code": found.code,
+            "target": found.target,
+            "figures": _plain(found.figures),
+        },
     )
 
 

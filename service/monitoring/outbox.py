@@ -47,7 +47,11 @@ _DELIVERING = threading.Lock()
 
 
 def hook_rows(session: Session, feed_id: int) -> list[FeedWebhook]:
-    query = select(FeedWebhook).where(FeedWebhook.feed_id == feed_id, col(FeedWebhook.active).is_(True)).order_by(FeedWebhook.id)
+    query = (
+        select(FeedWebhook)
+        .where(FeedWebhook.feed_id == feed_id, col(FeedWebhook.active).is_(True))
+        .order_by(FeedWebhook.id)
+    )
     return list(session.exec(query))
 
 

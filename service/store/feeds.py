@@ -151,7 +151,9 @@ class FeedPublic(SQLModel):
     created_by: str
     version: int = Field(description="Send it back as If-Match when editing the contract.")
     batches: int = 0
-    active_alerts: dict[str, int] = Field(default_factory=dict, description="Open and acknowledged alerts per severity.")
+    active_alerts: dict[str, int] = Field(
+        default_factory=dict, description="Open and acknowledged alerts per severity."
+    )
 
 
 class BatchPublic(SQLModel):
@@ -164,7 +166,9 @@ class BatchPublic(SQLModel):
     has_report: bool = Field(description="An Evidently HTML report is kept for this batch.")
     report_note: str | None
     summary: dict[str, Any] = Field(description="Tests run, alerts per severity, alert events per kind, segments.")
-    alerts: list[dict[str, Any]] = Field(description="This batch's alerts: check, column, segment, severity, statistic, threshold, message, uid.")
+    alerts: list[dict[str, Any]] = Field(
+        description="This batch's alerts: check, column, segment, severity, statistic, threshold, message, uid."
+    )
 
 
 class AlertPublic(SQLModel):
@@ -210,7 +214,9 @@ class WebhookCreate(SQLModel):
         "bodies are signed with HMAC-SHA256.",
     )
     max_attempts: int = Field(default=8, ge=1, le=50)
-    base_delay: float = Field(default=2.0, ge=0.01, le=3600, description="Seconds before the 2nd attempt; doubles after each failure.")
+    base_delay: float = Field(
+        default=2.0, ge=0.01, le=3600, description="Seconds before the 2nd attempt; doubles after each failure."
+    )
     max_delay: float = Field(default=600.0, ge=0.01, le=86400)
     timeout: float = Field(default=10.0, gt=0, le=120)
 

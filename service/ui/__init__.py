@@ -49,7 +49,9 @@ async def _not_allowed(request: Request, error: Exception) -> Response:
 
 
 async def _bad_form(request: Request, _error: Exception) -> Response:
-    return _error_page(request, 403, "This form was not sent from this site or has expired; reload the page and try again.")
+    return _error_page(
+        request, 403, "This form was not sent from this site or has expired; reload the page and try again."
+    )
 
 
 def _html_under_ui(app: FastAPI, error_type: type[Exception]) -> None:
@@ -75,4 +77,6 @@ def _status_detail(error: Exception) -> tuple[int, str]:
 
 
 def _error_page(request: Request, status: int, detail: str) -> Response:
-    return render(request, "error.html", status, browser=None, status=status, title=HTTPStatus(status).phrase, detail=detail)
+    return render(
+        request, "error.html", status, browser=None, status=status, title=HTTPStatus(status).phrase, detail=detail
+    )

@@ -80,7 +80,9 @@ def _segments(profile: Profile) -> list[tuple[str, SegmentProfile]]:
     return parts
 
 
-def _add_point(history: ColumnHistory, key: str, index: int, now: ColumnProfile | None, before: ColumnProfile | None) -> None:
+def _add_point(
+    history: ColumnHistory, key: str, index: int, now: ColumnProfile | None, before: ColumnProfile | None
+) -> None:
     for series in (history.missing, history.drift):
         values = series.setdefault(key, [])
         values.extend([None] * (index - len(values)))  # a segment absent from earlier batches

@@ -39,8 +39,12 @@ def line_chart(
     ]
     if threshold is not None:
         y = sy(threshold)
-        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#a1121d" stroke-dasharray="5 4" stroke-width="1.5"/>')
-        parts.append(f'<text x="{WIDTH - RIGHT}" y="{y - 4:.1f}" text-anchor="end" font-size="11" fill="#a1121d">alert threshold {_fmt(threshold, percent)}</text>')
+        parts.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#a1121d" stroke-dasharray="5 4" stroke-width="1.5"/>'
+        )
+        parts.append(
+            f'<text x="{WIDTH - RIGHT}" y="{y - 4:.1f}" text-anchor="end" font-size="11" fill="#a1121d">alert threshold {_fmt(threshold, percent)}</text>'
+        )
     for line in lines:
         parts += _line(line, x, sx, sy, percent)
     parts.append("</svg>")
@@ -66,14 +70,20 @@ def _axes(x: list[int], top: float, sx, sy, y_label: str, percent: bool) -> list
     for fraction in (0, 0.5, 1):
         value = top * fraction
         y = sy(value)
-        out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="#1b1f24">{_fmt(value, percent)}</text>')
+        out.append(
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="#1b1f24">{_fmt(value, percent)}</text>'
+        )
         if fraction:
             out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e7eb"/>')
     step = max(1, len(x) // 10)
     for i, number in enumerate(x):
         if i % step == 0 or i == len(x) - 1:
-            out.append(f'<text x="{sx(i):.1f}" y="{base + 16}" text-anchor="middle" font-size="11" fill="#1b1f24">{number}</text>')
-    out.append(f'<text x="{(LEFT + WIDTH - RIGHT) / 2:.0f}" y="{HEIGHT - 3}" text-anchor="middle" font-size="11" fill="#545d68">batch</text>')
+            out.append(
+                f'<text x="{sx(i):.1f}" y="{base + 16}" text-anchor="middle" font-size="11" fill="#1b1f24">{number}</text>'
+            )
+    out.append(
+        f'<text x="{(LEFT + WIDTH - RIGHT) / 2:.0f}" y="{HEIGHT - 3}" text-anchor="middle" font-size="11" fill="#545d68">batch</text>'
+    )
     out.append(f'<text x="{LEFT}" y="13" font-size="11" fill="#545d68">{escape(y_label)}</text>')
     return out
 
@@ -86,7 +96,9 @@ def _line(line: Line, x: list[int], sx, sy, percent: bool) -> list[str]:
     out = [f'<polyline points="{path}" fill="none" stroke="{line.colour}" stroke-width="2"/>']
     for px, py, number, value in points:
         label = f"{line.name}, batch {number}: {_fmt(value, percent)}"
-        out.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3.5" fill="{line.colour}"><title>{escape(label)}</title></circle>')
+        out.append(
+            f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3.5" fill="{line.colour}"><title>{escape(label)}</title></circle>'
+        )
     return out
 
 
@@ -96,4 +108,6 @@ def _fmt(value: float, percent: bool) -> str:
 
 def swatch(colour: str) -> Markup:
     """A legend key: a small filled square in the line's colour (an SVG, so no style attribute)."""
-    return Markup(f'<svg width="12" height="12" aria-hidden="true"><rect width="12" height="12" fill="{escape(colour)}"/></svg>')
+    return Markup(
+        f'<svg width="12" height="12" aria-hidden="true"><rect width="12" height="12" fill="{escape(colour)}"/></svg>'
+    )

@@ -126,7 +126,9 @@ def _ordered(query):
     return query.order_by(_value().desc(), SourceItem.code)
 
 
-def page(session: Session, project: Project, filters: Filters, offset: int = 0, limit: int = PAGE_SIZE) -> tuple[int, list[QueueRow]]:
+def page(
+    session: Session, project: Project, filters: Filters, offset: int = 0, limit: int = PAGE_SIZE
+) -> tuple[int, list[QueueRow]]:
     query = _queue(project, filters)
     total = count(session, project, filters)
     rows = session.exec(_ordered(query).offset(offset).limit(limit)).all()
@@ -138,7 +140,9 @@ def count(session: Session, project: Project, filters: Filters) -> int:
     if filters.band:
         return session.exec(select(func.count()).select_from(_queue(project, filters).subquery())).one()
     query = select(func.count()).select_from(SourceItem).where(SourceItem.project_id == project.id)
-    return session.exec(_filtered(query, Filters(filters.status, filters.reviewer, "", filters.domain, filters.viewer))).one()
+    return session.exec(
+        _filtered(query, Filters(filters.status, filters.reviewer, "", filters.domain, filters.viewer))
+    ).one()
 
 
 def at(session: Session, project: Project, filters: Filters, position: int) -> tuple[int, QueueRow | None]:
@@ -179,7 +183,9 @@ def status_counts(session: Session, project: Project) -> dict[str, int]:
 
 
 def reviewers(session: Session, project: Project) -> list[str]:
-    query = select(SourceItem.decided_by).where(SourceItem.project_id == project.id, col(SourceItem.decided_by).is_not(None))
+    query = select(SourceItem.decided_by).where(
+        SourceItem.project_id == project.id, col(SourceItem.decided_by).is_not(None)
+    )
     return sorted(set(session.exec(query.distinct()).all()))
 
 

@@ -62,7 +62,11 @@ def _changes(event: Any) -> list[tuple[str, Any, Any]]:
     """(field, before, after) for what an audit event changed; a creation lists what it set."""
     before, after = event.before or {}, event.after or {}
     names = [k for k in after if k not in QUIET_FIELDS and before.get(k) != after.get(k)]
-    return [(k, _plain(before.get(k)) if event.before else None, _plain(after.get(k))) for k in names if after.get(k) not in (None, {}, []) or event.before]
+    return [
+        (k, _plain(before.get(k)) if event.before else None, _plain(after.get(k)))
+        for k in names
+        if after.get(k) not in (None, {}, []) or event.before
+    ]
 
 
 def _plain(value: Any) -> Any:

@@ -47,9 +47,13 @@ def _home(request: Request) -> Path:
 def ops_page(request: Request, browser: BrowserDep, session: SessionDep) -> HTMLResponse:
     feeds = crud_feeds.list_feeds(session)
     return render(
-        request, "ops.html", browser=browser, section="ops",
+        request,
+        "ops.html",
+        browser=browser,
+        section="ops",
         feeds=[(crud_feeds.feed_public(session, f), _latest(session, f)) for f in feeds],
-        alerts=_active_alerts(session, feeds), batches=_latest_batches(session, feeds),
+        alerts=_active_alerts(session, feeds),
+        batches=_latest_batches(session, feeds),
     )
 
 
@@ -70,7 +74,14 @@ def _latest_batches(session: Session, feeds: list[Feed]) -> list[tuple[Feed, Any
 
 
 @router.get("/feeds/{feed_ref}", response_class=HTMLResponse)
-def feed_page(request: Request, browser: BrowserDep, session: SessionDep, feed_ref: str, column: str | None = None, batch: int | None = None):
+def feed_page(
+    request: Request,
+    browser: BrowserDep,
+    session: SessionDep,
+    feed_ref: str,
+    column: str | None = None,
+    batch: int | None = None,
+):
     feed = crud_feeds.get_feed(session, feed_ref)
     active = feed_alerts.list_alerts(session, feed, "active", limit=1000).alerts
     columns = ops_data.plottable_columns(feed)
@@ -78,8 +89,16 @@ def feed_page(request: Request, browser: BrowserDep, session: SessionDep, feed_r
     batches = crud_feeds.list_batches(session, feed, 0, 50)
     shown = next((b for b in batches if b.number == batch), batches[0] if batches else None)
     return render(
-        request, "ops_feed.html", browser=browser, section="ops", feed=crud_feeds.feed_public(session, feed),
-        alerts=active, columns=columns, column=chosen, batches=batches, shown=shown,
+        request,
+        "ops_feed.html",
+        browser=browser,
+        section="ops",
+        feed=crud_feeds.feed_public(session, feed),
+        alerts=active,
+        columns=columns,
+        column=chosen,
+        batches=batches,
+        shown=shown,
         **_plots(session, _home(request), feed, chosen),
     )
 
@@ -96,14 +115,26 @@ def _plots(session: Session, home: Path, feed: Feed, column: str | None) -> dict
         return {"history": None}
     history = ops_data.column_history(session, home, feed, column)
     missing = plots.line_chart(
-        f"Missing values of {column} per batch and segment", history.batches, plots.lines_for(history.missing),
-        "missing (share of rows)", percent=True,
+        f"Missing values of {column} per batch and segment",
+        history.batches,
+        plots.lines_for(history.missing),
+        "missing (share of rows)",
+        percent=True,
     )
     drift = plots.line_chart(
-        f"Drift of {column} from the reference per batch and segment", history.batches, plots.lines_for(history.drift),
-        history.drift_label, threshold=history.drift_threshold,
+        f"Drift of {column} from the reference per batch and segment",
+        history.batches,
+        plots.lines_for(history.drift),
+        history.drift_label,
+        threshold=history.drift_threshold,
     )
-    return {"history": history, "missing_plot": missing, "drift_plot": drift, "legend": plots.lines_for(history.missing), "swatch": plots.swatch}
+    return {
+        "history": history,
+        "missing_plot": missing,
+        "drift_plot": drift,
+        "legend": plots.lines_for(history.missing),
+        "swatch": plots.swatch,
+    }
 
 
 @router.get("/feeds/{feed_ref}/alerts/{uid}", response_class=HTMLResponse)
@@ -111,14 +142,30 @@ def alert_page(request: Request, browser: BrowserDep, session: SessionDep, feed_
     return _alert(request, browser, session, feed_ref, uid)
 
 
-def _alert(request: Request, browser: Browser, session: Session, feed_ref: str, uid: str, error: str | None = None, status_code: int = 200):
+def _alert(
+    request: Request,
+    browser: Browser,
+    session: Session,
+    feed_ref: str,
+    uid: str,
+    error: str | None = None,
+    status_code: int = 200,
+):
     feed = crud_feeds.get_feed(session, feed_ref)
     alert = feed_alerts.alert_public(feed_alerts.get_alert(session, feed, uid), feed)
     column = base_column(alert.column)
     batch = _batch_or_none(session, feed, alert.last_batch)
     return render(
-        request, "ops_alert.html", status_code, browser=browser, section="ops", feed=crud_feeds.feed_public(session, feed),
-        alert=alert, column=column, batch=batch, error=error,
+        request,
+        "ops_alert.html",
+        status_code,
+        browser=browser,
+        section="ops",
+        feed=crud_feeds.feed_public(session, feed),
+        alert=alert,
+        column=column,
+        batch=batch,
+        error=error,
         **_plots(session, _home(request), feed, column if column in ops_data.plottable_columns(feed) else None),
     )
 
@@ -132,8 +179,14 @@ def _batch_or_none(session: Session, feed: Feed, number: str):
 
 @router.post("/feeds/{feed_ref}/alerts/{uid}/{action}", response_class=HTMLResponse)
 def act_on_alert(
-    request: Request, browser: BrowserDep, session: SessionDep, form: FormDep, background: BackgroundTasks,
-    feed_ref: str, uid: str, action: str,
+    request: Request,
+    browser: BrowserDep,
+    session: SessionDep,
+    form: FormDep,
+    background: BackgroundTasks,
+    feed_ref: str,
+    uid: str,
+    action: str,
 ):
     try:
         browser.require(Permission.monitor)
@@ -142,10 +195,14 @@ def act_on_alert(
     except StoreError as error:
         session.rollback()
         return _alert(request, browser, session, feed_ref, uid, error.detail, error.status)
-    return RedirectResponse(safe_next(form.get("back")) if form.get("back") else f"/ui/ops/feeds/{feed_ref}/alerts/{uid}", status_code=303)
+    return RedirectResponse(
+        safe_next(form.get("back")) if form.get("back") else f"/ui/ops/feeds/{feed_ref}/alerts/{uid}", status_code=303
+    )
 
 
-def _apply(request: Request, session: Session, background: BackgroundTasks, feed: Feed, uid: str, action: str, actor: str) -> None:
+def _apply(
+    request: Request, session: Session, background: BackgroundTasks, feed: Feed, uid: str, action: str, actor: str
+) -> None:
     if action == "acknowledge":
         feed_alerts.acknowledge(session, feed, uid, actor)
     elif action == "resolve":
@@ -164,7 +221,9 @@ def _deliver(app, feed_id: int) -> None:
 
 
 @router.get("/feeds/{feed_ref}/batches/{number}/report")
-def batch_report(request: Request, browser: BrowserDep, session: SessionDep, feed_ref: str, number: int) -> FileResponse:
+def batch_report(
+    request: Request, browser: BrowserDep, session: SessionDep, feed_ref: str, number: int
+) -> FileResponse:
     feed = crud_feeds.get_feed(session, feed_ref)
     path = crud_feeds.report_html(_home(request), feed, crud_feeds.get_batch(session, feed, number))
     headers = {"Content-Security-Policy": REPORT_CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}

@@ -34,21 +34,34 @@ MAX_PATH = 8  # hierarchy levels shown above a candidate
 
 
 @router.get("", response_class=HTMLResponse)
-def queue_page(request: Request, browser: BrowserDep, session: SessionDep, project_id: int, offset: Annotated[int, Query(ge=0)] = 0):
+def queue_page(
+    request: Request, browser: BrowserDep, session: SessionDep, project_id: int, offset: Annotated[int, Query(ge=0)] = 0
+):
     project = crud.get_project(session, project_id)
     filters = Filters.parse(request.query_params, browser.principal.name)
     total, rows = queue.page(session, project, filters, offset)
     return render(
-        request, "queue.html", browser=browser, project=project, filters=filters, total=total, rows=rows, offset=offset,
-        page_size=queue.PAGE_SIZE, choices=_filter_choices(session, project), band_of=queue.band_of,
+        request,
+        "queue.html",
+        browser=browser,
+        project=project,
+        filters=filters,
+        total=total,
+        rows=rows,
+        offset=offset,
+        page_size=queue.PAGE_SIZE,
+        choices=_filter_choices(session, project),
+        band_of=queue.band_of,
         counts=queue.status_counts(session, project),
     )
 
 
 def _filter_choices(session: Session, project: Project) -> dict[str, Any]:
     return {
-        "status": queue.STATUS_CHOICES, "band": queue.BANDS,
-        "reviewer": queue.reviewers(session, project), "domain": queue.domains(session, project),
+        "status": queue.STATUS_CHOICES,
+        "band": queue.BANDS,
+        "reviewer": queue.reviewers(session, project),
+        "domain": queue.domains(session, project),
     }
 
 
@@ -117,8 +130,16 @@ def _notice(session: Session, project: Project, last: str | None, undone: str | 
 
 
 def _render_review(
-    request: Request, browser: Browser, session: Session, project: Project, filters: Filters, view: View,
-    q: str | None = None, notice: dict | None = None, error: str | None = None, status_code: int = 200,
+    request: Request,
+    browser: Browser,
+    session: Session,
+    project: Project,
+    filters: Filters,
+    view: View,
+    q: str | None = None,
+    notice: dict | None = None,
+    error: str | None = None,
+    status_code: int = 200,
     override: dict | None = None,
     second_look: dict | None = None,
 ) -> HTMLResponse:
@@ -128,12 +149,26 @@ def _render_review(
         context["relationship"] = second_look["relationship"]  # the one chosen before the warning
     asked = SearchAsked.parse(request.query_params)
     return render(
-        request, "review.html", status_code, browser=browser, project=project, filters=filters, view=view,
-        item=item, notice=notice, error=error, q=q or "", asked=asked, second_look=second_look,
+        request,
+        "review.html",
+        status_code,
+        browser=browser,
+        project=project,
+        filters=filters,
+        view=view,
+        item=item,
+        notice=notice,
+        error=error,
+        q=q or "",
+        asked=asked,
+        second_look=second_look,
         results=_search(request, project, q, asked) if item and q else None,
         facets=_facets(request, project) if item and q else {},
         undo=decisions.undoable(session, project, browser.principal.name) if browser.can(Permission.decide) else None,
-        band_of=queue.band_of, score_meaning=SCORE_MEANING, override=override, **context,
+        band_of=queue.band_of,
+        score_meaning=SCORE_MEANING,
+        override=override,
+        **context,
     )
 
 
@@ -144,11 +179,14 @@ def _item_context(request: Request, session: Session, project: Project, item: So
     default = item.relationship if item.relationship in RELATIONSHIPS else "equivalent"
     contested = crud.disagreement(session, item)
     return {
-        "suggestions": suggestions, "paths": paths, "relationship": default,
+        "suggestions": suggestions,
+        "paths": paths,
+        "relationship": default,
         "evidence": explain(item.text, item.context or {}, suggestions, terminology),
         "history": audit.history(session, entity=audit.entity_of(item)),
         "model_version": crud.model_version_of(session, item),
-        "comments": crud.comments(session, item), "disagreement": contested,
+        "comments": crud.comments(session, item),
+        "disagreement": contested,
         "claim": claims.holder_of(session, item),
     }
 
@@ -220,7 +258,14 @@ def decide(request: Request, browser: BrowserDep, session: SessionDep, form: For
         view = _view(session, project, filters, pos, code)
         override = {"choice": choice, "comment": _comment(form) or "", "relationship": form.get("relationship", "")}
         return _render_review(
-            request, browser, session, project, filters, view, error=error.detail, status_code=error.status,
+            request,
+            browser,
+            session,
+            project,
+            filters,
+            view,
+            error=error.detail,
+            status_code=error.status,
             override=override if isinstance(error, decisions.OverrideNeeded) else None,
         )
     if choice == "revert":
@@ -248,7 +293,9 @@ def _second_look(request: Request, project: Project, choice: str, form: dict[str
     return {"concept": concept, "reason": reason, "choice": choice, "comment": comment, "relationship": relationship}
 
 
-def _apply(request: Request, session: Session, browser: Browser, project: Project, code: str, choice: str, form: dict[str, str]) -> SourceItem:
+def _apply(
+    request: Request, session: Session, browser: Browser, project: Project, code: str, choice: str, form: dict[str, str]
+) -> SourceItem:
     actor, version = browser.principal.name, _int(form.get("version"))
     if choice == "confirm":
         browser.require(Permission.confirm)
@@ -274,7 +321,9 @@ def _decision(choice: str, form: dict[str, str]) -> DecisionCreate:
     override = form.get("override") == "1"  # the reviewer confirmed replacing a colleague's decision
     if action in SIMPLE_ACTIONS and not target:
         return DecisionCreate(
-            action=action, relationship=relationship if action == "approve" else None, comment=_comment(form),
+            action=action,
+            relationship=relationship if action == "approve" else None,
+            comment=_comment(form),
             override=override,
         )
     if action in ("pick", "remap") and target:
@@ -305,7 +354,9 @@ def _redirect(project: Project, filters: Filters, **extra: Any) -> RedirectRespo
 
 # -- history ------------------------------------------------------------------------------------------
 @router.get("/items/{code:path}/history", response_class=HTMLResponse)
-def history_page(request: Request, browser: BrowserDep, session: SessionDep, project_id: int, code: str) -> HTMLResponse:
+def history_page(
+    request: Request, browser: BrowserDep, session: SessionDep, project_id: int, code: str
+) -> HTMLResponse:
     project = crud.get_project(session, project_id)
     item = crud.get_item(session, project, code)
     events = audit.history(session, entity=audit.entity_of(item))

@@ -66,7 +66,9 @@ class Browser:
     def require(self, permission: Permission) -> None:
         if not self.can(permission):
             role = self.principal.role.value
-            raise NotAllowed(f"role {role!r} may not {permission.value}; roles that may: {', '.join(roles_with(permission))}")
+            raise NotAllowed(
+                f"role {role!r} may not {permission.value}; roles that may: {', '.join(roles_with(permission))}"
+            )
 
 
 def csrf_for(session_id: str) -> str:

@@ -68,7 +68,9 @@ class Principal:
     role: Role
 
 
-def get_principal(session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+def get_principal(
+    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
     if credentials is None:
         raise Unauthorized("no API token; send the header Authorization: Bearer <token>")
     token = crud.token_for(session, credentials.credentials)
@@ -140,7 +142,9 @@ TargetDep = Annotated[serving.LazyTerminology, Depends(target_of)]
 
 
 def if_match(
-    if_match: Annotated[str | None, Header(description='The item version decided on, e.g. "3" (or body `version`).')] = None,
+    if_match: Annotated[
+        str | None, Header(description='The item version decided on, e.g. "3" (or body `version`).')
+    ] = None,
 ) -> int | None:
     if if_match is None:
         return None

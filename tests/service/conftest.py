@@ -54,7 +54,9 @@ class FakeSuggester:
         self.terminology = Terminology("loinc", "test", "2.77", concepts)
         self.calls = 0
 
-    def suggest(self, items: Sequence[SourceItem], top_k: int = 10, where: dict | None = None) -> list[list[Suggestion]]:
+    def suggest(
+        self, items: Sequence[SourceItem], top_k: int = 10, where: dict | None = None
+    ) -> list[list[Suggestion]]:
         self.calls += 1
         return [self.search(item.text, top_k, where) for item in items]
 
@@ -69,7 +71,9 @@ class FakeSuggester:
             scored.append((len(shared) / (len(words) or 1), concept))
         scored.sort(key=lambda pair: (-pair[0], pair[1].code))
         return [
-            Suggestion(c.code, c.display, round(score, 4), rank, {"lexical": score, "semantic": 0.5, "matched_text": c.display})
+            Suggestion(
+                c.code, c.display, round(score, 4), rank, {"lexical": score, "semantic": 0.5, "matched_text": c.display}
+            )
             for rank, (score, c) in enumerate(scored[:top_k], start=1)
         ]
 
@@ -186,7 +190,12 @@ class Service:
         return self.client.request(method, path, headers=headers, **kwargs)
 
     def project(self, four_eyes: bool = False, name: str = "St Mary LIS lab") -> int:
-        body = {"name": name, "source_system": "St Mary LIS local lab codes", "target_terminology": "loinc", "four_eyes": four_eyes}
+        body = {
+            "name": name,
+            "source_system": "St Mary LIS local lab codes",
+            "target_terminology": "loinc",
+            "four_eyes": four_eyes,
+        }
         response = self.call("POST", "/projects", Role.mapper, json=body)
         assert response.status_code == 201, response.text
         return response.json()["id"]
@@ -207,7 +216,9 @@ class Service:
 
     def decide(self, project: int, code: str, role: Role | str = Role.mapper, version: int | None = None, **body):
         version = self.item(project, code)["version"] if version is None else version
-        return self.call("POST", f"/projects/{project}/items/{code}/decisions", role, json=body, headers={"If-Match": f'"{version}"'})
+        return self.call(
+            "POST", f"/projects/{project}/items/{code}/decisions", role, json=body, headers={"If-Match": f'"{version}"'}
+        )
 
     def ready_project(self, four_eyes: bool = False) -> int:
         project = self.project(four_eyes)
@@ -222,7 +233,9 @@ def service(db_url: str, tmp_path: Path, suggester: FakeSuggester, monkeypatch: 
 
 
 @pytest.fixture
-def sqlite_service(sqlite_url: str, tmp_path: Path, suggester: FakeSuggester, monkeypatch: pytest.MonkeyPatch) -> Service:
+def sqlite_service(
+    sqlite_url: str, tmp_path: Path, suggester: FakeSuggester, monkeypatch: pytest.MonkeyPatch
+) -> Service:
     return Service(sqlite_url, tmp_path, suggester, monkeypatch)
 
 

@@ -138,7 +138,9 @@ def test_every_route_declares_the_expected_permission(api):
 
 def _request(api, method: str, path: str, role: Role | None):
     """A request that passes routing; write bodies are invalid, so an allowed role gets 422, not a change."""
-    concrete = path.format(project_id=1, code="GLU", number=1, token_id="not-a-number", feed=1, uid="0123abcd", suggestion_id=1)
+    concrete = path.format(
+        project_id=1, code="GLU", number=1, token_id="not-a-number", feed=1, uid="0123abcd", suggestion_id=1
+    )
     headers = api.auth(role) if role else {}
     params = {"base": 1, "format": "fhir-r4", "q": "glucose", "code": "GLU", "project": "1"}
     body = {"json": ["not", "an", "object"]} if method in ("post", "delete") else {}
@@ -201,13 +203,25 @@ def test_openapi_documents_every_operation(api):
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status", "phrase"),
     [
-        ("POST", "/projects", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+        (
+            "POST",
+            "/projects",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            400,
+            "not valid JSON",
+        ),
         ("POST", "/projects", {"json": {"name": "x"}}, 422, "source_system"),
         ("GET", "/projects/42", {}, 404, "no project '42'"),
         ("GET", "/projects/1/items/NOPE", {}, 404, "no source code 'NOPE'"),
         ("GET", "/projects/1/releases/9/export?format=sssom", {}, 404, "no release 9"),
         ("GET", "/nowhere", {}, 404, "Not Found"),
-        ("POST", "/projects/1/items/GLU/decisions", {"json": {"action": "approve"}, "headers": {"If-Match": "abc"}}, 422, "If-Match"),
+        (
+            "POST",
+            "/projects/1/items/GLU/decisions",
+            {"json": {"action": "approve"}, "headers": {"If-Match": "abc"}},
+            422,
+            "If-Match",
+        ),
     ],
 )
 def test_errors_are_problem_json(api, method, path, kwargs, status, phrase):
@@ -226,7 +240,11 @@ def test_a_duplicate_project_is_409(api):
 
 
 def test_translate_get_and_post(api):
-    params = {"url": "urn:crosswalk:conceptmap:1", "system": "urn:crosswalk:source:st-mary-lis-local-lab-codes", "code": "GLU"}
+    params = {
+        "url": "urn:crosswalk:conceptmap:1",
+        "system": "urn:crosswalk:source:st-mary-lis-local-lab-codes",
+        "code": "GLU",
+    }
     response = api.call("GET", "/fhir/ConceptMap/$translate", Role.viewer, params=params)
     assert response.headers["content-type"] == "application/fhir+json"
     result = Parameters.model_validate(response.json())
@@ -235,10 +253,18 @@ def test_translate_get_and_post(api):
     parts = {p.name: p for p in values["match"].part}
     assert parts["concept"].valueCoding.code == "2345-7" and parts["relationship"].valueCode == "equivalent"
 
-    body = {"resourceType": "Parameters", "parameter": [{"name": "url", "valueUri": "urn:crosswalk:conceptmap:1"}, {"name": "sourceCode", "valueCode": "NA"}]}
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "url", "valueUri": "urn:crosswalk:conceptmap:1"},
+            {"name": "sourceCode", "valueCode": "NA"},
+        ],
+    }
     missing = api.call("POST", "/fhir/ConceptMap/$translate", Role.viewer, json=body).json()
     assert Parameters.model_validate(missing).parameter[0].valueBoolean is False  # NA is not in release 1
-    other_system = api.call("GET", "/fhir/ConceptMap/$translate", Role.viewer, params={**params, "system": "http://elsewhere"})
+    other_system = api.call(
+        "GET", "/fhir/ConceptMap/$translate", Role.viewer, params={**params, "system": "http://elsewhere"}
+    )
     assert other_system.json()["parameter"][0]["valueBoolean"] is False
     assert api.call("GET", "/fhir/ConceptMap/$translate", Role.viewer, params={"code": "GLU"}).status_code == 422
 
@@ -254,7 +280,9 @@ def test_logs_carry_no_source_texts_or_tokens(sqlite_service, caplog):
         assert secret not in caplog.text
 
 
-def test_an_unexpected_error_is_a_500_problem_and_its_message_stays_out_of_the_logs(sqlite_service, caplog, monkeypatch):
+def test_an_unexpected_error_is_a_500_problem_and_its_message_stays_out_of_the_logs(
+    sqlite_service, caplog, monkeypatch
+):
     from service import crud
 
     def boom(session):

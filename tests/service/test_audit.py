@@ -41,7 +41,9 @@ def test_every_change_is_one_chained_event(service, reviewed):
     actions = [e.action for e in events]
     assert actions.count("token.create") == len(Role)
     assert actions.count("item.import") == 5 and actions.count("item.suggest") == 5
-    assert {"project.create", "suggestions.generate", "decision.approve", "decision.reject", "release.create"} <= set(actions)
+    assert {"project.create", "suggestions.generate", "decision.approve", "decision.reject", "release.create"} <= set(
+        actions
+    )
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert all(e.model_version == "fake-words@1" for e in events if e.action.startswith(("item.suggest", "decision.")))
     assert verify(service).ok

@@ -41,7 +41,9 @@ def run(*args: str, code: int = 0) -> str:
 
 
 def test_feed_create_post_and_alert_lifecycle(env):
-    assert "feed 1: labs (800 reference rows; segments: site)" in run("feed", "create", "labs", "--reference", str(env / "reference.csv"), "--segment", "site")
+    assert "feed 1: labs (800 reference rows; segments: site)" in run(
+        "feed", "create", "labs", "--reference", str(env / "reference.csv"), "--segment", "site"
+    )
     out = run("feed", "post", "labs", str(env / "clean.csv"), str(env / "pounds.csv"), str(env / "pounds.csv"))
     assert "batch 1" in out and "opened 1" in out and "updated 1" in out
     assert "labs" in run("feed", "list") and "critical=1" in run("feed", "list")

@@ -42,7 +42,9 @@ def test_project_release_cycle(env, suggester, monkeypatch):
         project = crud.get_project(session, "Lab")
         for code in ("GLU", "NA"):
             item = crud.get_item(session, project, code)
-            decisions.decide(session, project, code, DecisionCreate(action="approve"), "rev", item.version, suggester.terminology)
+            decisions.decide(
+                session, project, code, DecisionCreate(action="approve"), "rev", item.version, suggester.terminology
+            )
     assert "release 1: 2 mappings" in run("release", "create", "--project", "Lab")
     assert "suggested=0" not in run("project", "list") and "approved=2" in run("project", "list")
     out = env / "cm.json"

@@ -40,7 +40,12 @@ def test_approve_takes_the_top_suggestion(sqlite_service, project):
         ({"action": "reject"}, "rejected", None, None),
         ({"action": "flag", "comment": "ask the lab"}, "flagged", None, None),
         ({"action": "unmappable"}, "unmappable", None, "not-related-to"),
-        ({"action": "remap", "target_code": "4548-4", "relationship": "source-is-narrower-than-target"}, "approved", "4548-4", "source-is-narrower-than-target"),
+        (
+            {"action": "remap", "target_code": "4548-4", "relationship": "source-is-narrower-than-target"},
+            "approved",
+            "4548-4",
+            "source-is-narrower-than-target",
+        ),
     ],
 )
 def test_each_action(sqlite_service, project, body, status, target, relationship):
@@ -56,9 +61,14 @@ def test_remap_to_a_code_outside_the_terminology_is_refused_and_nothing_changes(
 
 
 def test_search_finds_the_concept_to_remap_to(sqlite_service, project):
-    found = sqlite_service.call("GET", f"/projects/{project}/search", Role.viewer, params={"q": "creatinine serum"}).json()
+    found = sqlite_service.call(
+        "GET", f"/projects/{project}/search", Role.viewer, params={"q": "creatinine serum"}
+    ).json()
     assert found[0]["code"] == "2160-0"
-    assert sqlite_service.call("GET", f"/projects/{project}/search", Role.viewer, params={"q": "2823-3"}).json()[0]["code"] == "2823-3"
+    assert (
+        sqlite_service.call("GET", f"/projects/{project}/search", Role.viewer, params={"q": "2823-3"}).json()[0]["code"]
+        == "2823-3"
+    )
 
 
 def test_a_stale_version_gets_409_with_the_current_state(sqlite_service, project):
@@ -70,7 +80,9 @@ def test_a_stale_version_gets_409_with_the_current_state(sqlite_service, project
 
 
 def test_a_decision_without_a_version_gets_428(sqlite_service, project):
-    response = sqlite_service.call("POST", f"/projects/{project}/items/NA/decisions", Role.mapper, json={"action": "reject"})
+    response = sqlite_service.call(
+        "POST", f"/projects/{project}/items/NA/decisions", Role.mapper, json={"action": "reject"}
+    )
     assert "If-Match" in _problem(response, 428)["detail"]
     version = sqlite_service.item(project, "NA")["version"]
     body_version = {"action": "reject", "version": version}
@@ -80,7 +92,10 @@ def test_a_decision_without_a_version_gets_428(sqlite_service, project):
 
 def test_unknown_project_item_and_action_are_4xx_problems(sqlite_service, project):
     assert "no project" in _problem(sqlite_service.decide(999, "GLU", version=1, action="approve"), 404)["detail"]
-    assert "no source code 'NOPE'" in _problem(sqlite_service.decide(project, "NOPE", version=1, action="approve"), 404)["detail"]
+    assert (
+        "no source code 'NOPE'"
+        in _problem(sqlite_service.decide(project, "NOPE", version=1, action="approve"), 404)["detail"]
+    )
     assert _problem(sqlite_service.decide(project, "GLU", action="destroy"), 422)["errors"]
 
 
@@ -115,7 +130,7 @@ def race(service, project: int, code: str, rounds: int = 3) -> None:
         version = service.item(project, code)["version"]
         barrier, results = threading.Barrier(2), {}
 
-        def decide(role, action):
+        def decide(role, action, barrier=barrier, version=version, results=results):
             barrier.wait()
             url = f"/projects/{project}/items/{code}/decisions"
             headers = {**service.auth(role), "If-Match": f'"{version}"'}

@@ -119,7 +119,9 @@ def test_register_post_dedup_acknowledge_resolve(feeds, halves):
     feed = feeds.create(csv_bytes(reference))
     assert feed["segment_columns"] == ["site"] and feed["reference_rows"] == 800
     contract = feeds.call("GET", f"/feeds/{feed['id']}/contract", Role.viewer).json()
-    assert {"measurement_source_value", "value_as_number", "unit_source_value"} <= {c["name"] for c in contract["columns"]}
+    assert {"measurement_source_value", "value_as_number", "unit_source_value"} <= {
+        c["name"] for c in contract["columns"]
+    }
 
     clean = feeds.post(feed["id"], csv_bytes(current))
     assert clean["number"] == 1 and clean["alerts"] == [] and clean["summary"]["alerts"]["critical"] == 0
@@ -127,7 +129,12 @@ def test_register_post_dedup_acknowledge_resolve(feeds, halves):
 
     drifted = feeds.post(feed["id"], csv_bytes(unit_switch(current)))
     [line] = drifted["alerts"]
-    assert (line["event"], line["check"], line["segment"], line["severity"]) == ("opened", "unit_change", "south", "critical")
+    assert (line["event"], line["check"], line["segment"], line["severity"]) == (
+        "opened",
+        "unit_change",
+        "south",
+        "critical",
+    )
     assert "lb_av" in line["message"]
 
     again = feeds.post(feed["id"], csv_bytes(unit_switch(current)))  # the same problem next batch: no new alert
@@ -135,7 +142,12 @@ def test_register_post_dedup_acknowledge_resolve(feeds, halves):
     page = feeds.alerts(feed["id"])
     assert page["total"] == 1
     [alert] = page["alerts"]
-    assert alert["uid"] == line["uid"] and alert["occurrences"] == 2 and alert["first_batch"] == "2" and alert["last_batch"] == "3"
+    assert (
+        alert["uid"] == line["uid"]
+        and alert["occurrences"] == 2
+        and alert["first_batch"] == "2"
+        and alert["last_batch"] == "3"
+    )
 
     assert feeds.alerts(feed["id"], status="open", severity="critical", segment="south")["total"] == 1
     assert feeds.alerts(feed["id"], segment="north")["total"] == 0
@@ -194,11 +206,17 @@ def test_webhook_receiver_failing_twice_gets_one_signed_delivery(feeds, halves, 
         receiver.close()
     assert receiver.attempts == 3 and len(receiver.accepted) == 1
     body, headers = receiver.accepted[0]
-    assert verify(body, SECRET, headers[SIGNATURE_HEADER]) and not verify(body, "other-secret", headers[SIGNATURE_HEADER])
+    assert verify(body, SECRET, headers[SIGNATURE_HEADER]) and not verify(
+        body, "other-secret", headers[SIGNATURE_HEADER]
+    )
     payload = json.loads(body)
     assert payload["event"] == "opened" and payload["alert"]["check"] == "unit_change"
     [delivery] = feeds.call("GET", f"/feeds/{feed['id']}/deliveries", Role.viewer).json()
-    assert delivery["status"] == "delivered" and delivery["attempts"] == 3 and headers["X-Crosswalk-Delivery"] == str(delivery["id"])
+    assert (
+        delivery["status"] == "delivered"
+        and delivery["attempts"] == 3
+        and headers["X-Crosswalk-Delivery"] == str(delivery["id"])
+    )
 
     listed = feeds.call("GET", f"/feeds/{feed['id']}/webhooks", Role.viewer).text
     events = feeds.call("GET", "/audit/events").text
@@ -254,7 +272,9 @@ def test_bad_batches_are_4xx_and_change_nothing(feeds, halves, service, filename
 def test_bad_registrations_and_contract_edits(feeds, halves):
     reference = csv_bytes(halves[0])
     assert feeds.call("POST", "/feeds", data={"name": "x"}, files={"file": ("r.csv", b"")}).status_code == 422
-    missing = feeds.call("POST", "/feeds", data={"name": "x", "segment_columns": ["clinic"]}, files={"file": ("r.csv", reference)})
+    missing = feeds.call(
+        "POST", "/feeds", data={"name": "x", "segment_columns": ["clinic"]}, files={"file": ("r.csv", reference)}
+    )
     assert missing.status_code == 422 and "clinic" in missing.json()["detail"]
     feed = feeds.create(reference)
     assert feeds.call("POST", "/feeds", data={"name": "labs"}, files={"file": ("r.csv", reference)}).status_code == 409
@@ -263,7 +283,10 @@ def test_bad_registrations_and_contract_edits(feeds, halves):
     contract = feeds.call("GET", path).json()
     bad = {**contract, "segment_columns": ["clinic"]}
     assert feeds.call("PUT", path, json=bad).status_code == 422
-    assert feeds.call("PUT", path, json={"columns": [{"name": "x", "kind": "weird", "dtype": "object"}]}).status_code == 422
+    assert (
+        feeds.call("PUT", path, json={"columns": [{"name": "x", "kind": "weird", "dtype": "object"}]}).status_code
+        == 422
+    )
 
     edited = json.loads(json.dumps(contract))
     edited["segment_columns"] = []  # score the feed as a whole, not per site
@@ -279,7 +302,9 @@ def test_fhir_ndjson_batches(feeds):
     data = (MONITORING / "fhir_resources.ndjson").read_bytes()
     feed = feeds.create(data, name="fhir", filename="reference.ndjson", segment_columns=["site"])
     batch = feeds.post(feed["id"], data, filename="batch.ndjson")
-    assert batch["rows"] == 14 and batch["alerts"] == []  # 12 Observations, a Condition, a MedicationRequest; not the Patient
+    assert (
+        batch["rows"] == 14 and batch["alerts"] == []
+    )  # 12 Observations, a Condition, a MedicationRequest; not the Patient
 
 
 def test_unmapped_codes_come_from_the_mapping_projects_approvals(feeds, service):
@@ -298,7 +323,12 @@ def test_unmapped_codes_come_from_the_mapping_projects_approvals(feeds, service)
     unmapped = feeds.post(mapped["id"], lab_batch(600, 0.3))
     assert ("unmapped_codes", "lab_code") in {(a["check"], a["column"]) for a in unmapped["alerts"]}
     assert "no approved mapping" in next(a["message"] for a in unmapped["alerts"] if a["check"] == "unmapped_codes")
-    assert feeds.call("POST", "/feeds", data={"name": "y", "mapping_project_id": 999}, files={"file": ("r.csv", lab_batch(50, 0))}).status_code == 422
+    assert (
+        feeds.call(
+            "POST", "/feeds", data={"name": "y", "mapping_project_id": 999}, files={"file": ("r.csv", lab_batch(50, 0))}
+        ).status_code
+        == 422
+    )
 
 
 def test_large_uploads_are_refused(feeds, halves, monkeypatch):
@@ -306,7 +336,9 @@ def test_large_uploads_are_refused(feeds, halves, monkeypatch):
 
     feed = feeds.create(csv_bytes(halves[0]))
     monkeypatch.setattr(feed_routes, "MAX_BODY_BYTES", 1000)
-    response = feeds.call("POST", f"/feeds/{feed['id']}/batches", files={"file": ("big.csv", io.BytesIO(csv_bytes(halves[1])))})
+    response = feeds.call(
+        "POST", f"/feeds/{feed['id']}/batches", files={"file": ("big.csv", io.BytesIO(csv_bytes(halves[1])))}
+    )
     assert response.status_code == 413 and response.headers["content-type"] == problems.PROBLEM_JSON
 
 
@@ -319,7 +351,9 @@ def test_the_services_background_worker_retries_pending_messages(feeds, halves, 
     feed = feeds.create(csv_bytes(halves[0]))
     receiver = Receiver(failures=1)  # the attempt right after the batch fails; the worker's succeeds
     try:
-        feeds.call("POST", f"/feeds/{feed['id']}/webhooks", json={"url": receiver.url, "secret": SECRET, "base_delay": 0.01})
+        feeds.call(
+            "POST", f"/feeds/{feed['id']}/webhooks", json={"url": receiver.url, "secret": SECRET, "base_delay": 0.01}
+        )
         feeds.post(feed["id"], csv_bytes(unit_switch(halves[1])))
         assert receiver.attempts == 1 and not receiver.accepted
         with TestClient(service.app) as client:  # runs the lifespan: the delivery worker starts

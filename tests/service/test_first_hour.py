@@ -17,8 +17,6 @@ def run(*args: str, code: int = 0) -> str:
     return result.output
 
 
-
-
 @pytest.fixture
 def loaded(env, suggester):
     suggester.terminology.save(env / "terminologies" / "loinc.jsonl.gz")
@@ -26,7 +24,9 @@ def loaded(env, suggester):
 
 
 def test_an_unknown_target_is_refused_at_creation_naming_the_loaded_ones(loaded, monkeypatch, capsys):
-    code, _, err = crosswalk(monkeypatch, capsys, "project", "create", "--name", "Lab", "--source-system", "LIS", "--target", "lonic")
+    code, _, err = crosswalk(
+        monkeypatch, capsys, "project", "create", "--name", "Lab", "--source-system", "LIS", "--target", "lonic"
+    )
     assert code == 2 and "unknown terminology 'lonic'" in err and "loinc" in err and err.count("\n") == 1
     assert "project 1" in run("project", "create", "--name", "Lab", "--source-system", "LIS", "--target", "loinc")
 
@@ -84,7 +84,9 @@ def test_help_names_values_and_the_version_is_one_flag_away(env, monkeypatch, ca
     assert "Usage: crosswalk release diff [OPTIONS] BASE OTHER" in out and "{" not in out and "<int>" not in out
 
 
-def test_without_a_terminal_the_index_build_says_what_it_does_and_how_long_it_took(loaded, suggester, monkeypatch, capsys):
+def test_without_a_terminal_the_index_build_says_what_it_does_and_how_long_it_took(
+    loaded, suggester, monkeypatch, capsys
+):
     from service.cli.common import serving_suggester
 
     monkeypatch.setattr("service.engine.get_suggester", lambda settings, name, progress: suggester)
@@ -140,7 +142,9 @@ def test_a_runaway_quote_names_the_line_it_starts_on(loaded, sqlite_service, mon
     run("project", "create", "--name", "Lab", "--source-system", "LIS", "--target", "loinc")
     code, _, err = crosswalk(monkeypatch, capsys, "project", "import", "-p", "Lab", str(source))
     assert code == 2 and "line 3:" in err and "closing quote" in err and "Error" not in err
-    code, _, err = crosswalk(monkeypatch, capsys, "suggest", "-t", "loinc", "-i", str(source), "-o", str(loaded / "o.csv"))
+    code, _, err = crosswalk(
+        monkeypatch, capsys, "suggest", "-t", "loinc", "-i", str(source), "-o", str(loaded / "o.csv")
+    )
     assert code == 2 and "line 3:" in err and "closing quote" in err
 
 
@@ -159,11 +163,16 @@ def test_serve_says_where_it_listens_logs_each_request_and_says_when_it_stops(en
     monkeypatch.setattr("uvicorn.run", fake_run)
     code, _, err = crosswalk(monkeypatch, capsys, "serve", "--port", "8123")
     assert code == 0
-    assert "listening on http://127.0.0.1:8123 (review UI http://127.0.0.1:8123/ui/, API docs http://127.0.0.1:8123/docs)" in err
+    assert (
+        "listening on http://127.0.0.1:8123 (review UI http://127.0.0.1:8123/ui/, API docs http://127.0.0.1:8123/docs)"
+        in err
+    )
     assert "postgresql+psycopg://etl:***@db.example/crosswalk" in err and "s3cret" not in err
     assert "GET /health 200" in err and err.rstrip().endswith("stopped")
     code, _, err = crosswalk(monkeypatch, capsys, "serve", "--log-json")
     lines = [json.loads(line) for line in err.splitlines()]
-    assert {"time", "level", "logger", "message"} <= set(lines[0]) and any("GET /health 200" in e["message"] for e in lines)
+    assert {"time", "level", "logger", "message"} <= set(lines[0]) and any(
+        "GET /health 200" in e["message"] for e in lines
+    )
     code, _, err = crosswalk(monkeypatch, capsys, "serve", "--log-level", "loud")
     assert code == 2 and "--log-level 'loud'" in err

@@ -32,7 +32,9 @@ def test_csv_import_keeps_frequency_and_context(sqlite_service):
 def test_reimport_updates_texts_and_frequencies_but_keeps_decisions(sqlite_service):
     project = sqlite_service.ready_project()
     assert sqlite_service.decide(project, "GLU", action="approve").status_code == 200
-    changed = LAB_CSV.replace(b"GLU,Glucose serum,900", b"GLU,Glucose serum/plasma,950").replace(b"K,Potassium serum,780", b"K,Potassium serum,781")
+    changed = LAB_CSV.replace(b"GLU,Glucose serum,900", b"GLU,Glucose serum/plasma,950").replace(
+        b"K,Potassium serum,780", b"K,Potassium serum,781"
+    )
     response = sqlite_service.import_csv(project, changed + b"CREAT,Creatinine serum,300,mg/dL\n")
     assert response.json() == {"created": 1, "updated": 2, "unchanged": 3, "total": 6}
     glu = sqlite_service.item(project, "GLU")
@@ -114,7 +116,12 @@ def test_a_project_target_filter_restricts_suggestions_and_search(sqlite_service
 
 
 def test_a_target_filter_nothing_meets_is_422_and_stores_nothing(sqlite_service):
-    body = {"name": "Nothing", "source_system": "LIS", "target_terminology": "loinc", "target_filter": {"class": "NOPE"}}
+    body = {
+        "name": "Nothing",
+        "source_system": "LIS",
+        "target_terminology": "loinc",
+        "target_filter": {"class": "NOPE"},
+    }
     project = sqlite_service.call("POST", "/projects", Role.mapper, json=body).json()["id"]
     assert sqlite_service.import_csv(project).status_code == 200
     response = sqlite_service.call("POST", f"/projects/{project}/suggestions", Role.mapper, json={"top_k": 3})

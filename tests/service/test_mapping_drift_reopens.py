@@ -14,9 +14,15 @@ LOINC = Terminology(
     "loinc",
     "2.77",
     [
-        Concept("2345-7", "Glucose [Mass/volume] in Serum or Plasma", attributes={"property": "MCnc", "units": "mg/dL"}),
-        Concept("2951-2", "Sodium [Moles/volume] in Serum or Plasma", attributes={"property": "SCnc", "units": "mmol/L"}),
-        Concept("2823-3", "Potassium [Moles/volume] in Serum or Plasma", attributes={"property": "SCnc", "units": "mmol/L"}),
+        Concept(
+            "2345-7", "Glucose [Mass/volume] in Serum or Plasma", attributes={"property": "MCnc", "units": "mg/dL"}
+        ),
+        Concept(
+            "2951-2", "Sodium [Moles/volume] in Serum or Plasma", attributes={"property": "SCnc", "units": "mmol/L"}
+        ),
+        Concept(
+            "2823-3", "Potassium [Moles/volume] in Serum or Plasma", attributes={"property": "SCnc", "units": "mmol/L"}
+        ),
     ],
 )
 ANALYTES = {"GLU": (100.0, 15.0, "mg/dL"), "NA": (140.0, 3.0, "mmol/L"), "K": (4.2, 0.4, "mmol/L")}

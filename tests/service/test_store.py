@@ -17,7 +17,16 @@ def migrated(url: str):
     return engine
 
 
-TABLES = {"project", "source_item", "suggestion_batch", "suggestion", "release", "release_entry", "api_token", "audit_event"}
+TABLES = {
+    "project",
+    "source_item",
+    "suggestion_batch",
+    "suggestion",
+    "release",
+    "release_entry",
+    "api_token",
+    "audit_event",
+}
 
 
 def test_migration_creates_the_models_tables(db_url):

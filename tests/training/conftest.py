@@ -31,7 +31,9 @@ def approved_mappings(terminology) -> list[ApprovedMapping]:
         if not concept.active or not concept.attributes.get("billable"):
             continue
         for index, variant in enumerate(VARIANTS):
-            out.append(ApprovedMapping(f"{concept.code}-{index}", variant.format(concept.display.lower()), (concept.code,)))
+            out.append(
+                ApprovedMapping(f"{concept.code}-{index}", variant.format(concept.display.lower()), (concept.code,))
+            )
     return out
 
 
@@ -46,9 +48,13 @@ class RandomEncoder:
     model_id = "random-test-encoder@1"
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        out = np.stack(
-            [np.random.default_rng(int(hashlib.md5(t.encode()).hexdigest()[:8], 16)).normal(size=64) for t in texts]
-        ).astype(np.float32) if texts else np.zeros((0, 64), np.float32)
+        out = (
+            np.stack(
+                [np.random.default_rng(int(hashlib.md5(t.encode()).hexdigest()[:8], 16)).normal(size=64) for t in texts]
+            ).astype(np.float32)
+            if texts
+            else np.zeros((0, 64), np.float32)
+        )
         return out / np.linalg.norm(out, axis=1, keepdims=True) if len(out) else out
 
 
@@ -92,11 +98,15 @@ def store(tmp_path, tiny_icd, encoder, mappings, monkeypatch):
     mappings.append(tricky)
     rows = [crud_imports.ImportRow(m.source_code, m.source_text) for m in mappings]
     with session_scope(engine) as session:
-        project = crud.create_project(session, ProjectCreate(name="legacy dx", source_system="dx", target_terminology="tiny-icd"), "setup")
+        project = crud.create_project(
+            session, ProjectCreate(name="legacy dx", source_system="dx", target_terminology="tiny-icd"), "setup"
+        )
         crud_imports.import_items(session, project, rows, "setup")
         crud_imports.generate_suggestions(session, project, suggester, SuggestRequest(top_k=3), "setup")
         item = crud.get_item(session, project, tricky.source_code)
-        decisions.decide(session, project, tricky.source_code, DecisionCreate(action="reject"), "rev", item.version, tiny_icd)
+        decisions.decide(
+            session, project, tricky.source_code, DecisionCreate(action="reject"), "rev", item.version, tiny_icd
+        )
         for m in mappings:
             item = crud.get_item(session, project, m.source_code)
             decision = DecisionCreate(action="remap", target_code=m.targets[0])

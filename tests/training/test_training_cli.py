@@ -23,9 +23,13 @@ def cli(store, tiny_icd, encoder, fake_fine_tuner, monkeypatch):
     monkeypatch.setenv("CROSSWALK_DATABASE_URL", str(engine.url))
     get_settings.cache_clear()
     monkeypatch.setattr("service.engine.bundled_encoder", lambda s: encoder)
-    fake_catalog = {"get": staticmethod(lambda n: tiny_icd), "stamp": staticmethod(lambda n: 0), "names": staticmethod(lambda: [tiny_icd.name])}
+    fake_catalog = {
+        "get": staticmethod(lambda n: tiny_icd),
+        "stamp": staticmethod(lambda n: 0),
+        "names": staticmethod(lambda: [tiny_icd.name]),
+    }
     monkeypatch.setattr("service.engine.catalog", lambda s: type("C", (), fake_catalog)())
-    monkeypatch.setattr("service.retraining.onnx_encoder_factory", lambda s: (lambda model_dir: encoder))
+    monkeypatch.setattr("service.retraining.onnx_encoder_factory", lambda s: lambda model_dir: encoder)
     monkeypatch.setattr("service.retraining.OnnxEncoder", lambda **kwargs: encoder)
     monkeypatch.setattr("training.pipeline.fine_tune", fake_fine_tuner)
     service.engine.served_suggesters.cache_clear()
@@ -47,7 +51,9 @@ def cli(store, tiny_icd, encoder, fake_fine_tuner, monkeypatch):
 def test_bad_input_is_one_line_and_exit_2(cli, capsys):
     run, _, _ = cli
     _, err = run("models", "promote", code=2, capsys=capsys)
-    assert err.strip() == "crosswalk: error: no model registry yet: train a model first with `crosswalk train --release N`"
+    assert (
+        err.strip() == "crosswalk: error: no model registry yet: train a model first with `crosswalk train --release N`"
+    )
     _, err = run("train", "--release", "9", code=2, capsys=capsys)
     assert err.strip().splitlines()[-1] == "crosswalk: error: project 'legacy dx' has no release 9"
     _, err = run("lineage", "424242", code=2, capsys=capsys)
@@ -66,7 +72,9 @@ def test_train_promote_and_trace_from_the_command_line(cli, capsys):
     out, err = run("models", "promote", code=1, capsys=capsys)
     assert "refused" in err and "below the margin" in err
     with session_scope(engine) as session:
-        assert [e.action for e in audit.history(session) if e.entity.startswith("model_promotion:")] == ["model.promote_refused"]
+        assert [e.action for e in audit.history(session) if e.entity.startswith("model_promotion:")] == [
+            "model.promote_refused"
+        ]
     out, _ = run("models", "promote", "--margin", "0", "--ece-tolerance", "0.5", capsys=capsys)
     assert "models:/crosswalk-tiny-icd/1 is now champion" in out
     assert tracking.Registry(settings.home).alias("crosswalk-tiny-icd", "champion").version == "1"

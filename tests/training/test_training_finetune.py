@@ -14,7 +14,11 @@ from training.sets import Triplet
 @pytest.mark.slow
 def test_fine_tuned_minilm_is_served_by_onnx_like_the_bundled_one(tmp_path):
     pairs = [
-        Triplet("t2dm without complication", "type 2 diabetes mellitus without complications", "type 2 diabetes mellitus with hyperglycemia"),
+        Triplet(
+            "t2dm without complication",
+            "type 2 diabetes mellitus without complications",
+            "type 2 diabetes mellitus with hyperglycemia",
+        ),
         Triplet("htn", "essential primary hypertension", "pneumonia unspecified organism"),
         Triplet("uti", "urinary tract infection site not specified", "essential primary hypertension"),
         Triplet("lung ca", "malignant neoplasm of bronchus or lung", "pneumonia unspecified organism"),

@@ -49,7 +49,10 @@ def test_ece_measures_the_gap_between_confidence_and_accuracy():
     assert expected_calibration_error([0.9] * 10, [True] * 9 + [False]) == pytest.approx(0.0)
     assert expected_calibration_error([0.9] * 10, [True] * 5 + [False] * 5) == pytest.approx(0.4)
     assert ranking_metrics([["a", "b"], ["c", "d"]], [("b",), ("x",)]) == {
-        "acc@1": 0.0, "acc@5": 0.5, "acc@10": 0.5, "mrr@10": 0.25,
+        "acc@1": 0.0,
+        "acc@5": 0.5,
+        "acc@10": 0.5,
+        "mrr@10": 0.25,
     }
 
 
@@ -77,12 +80,21 @@ def test_gate_needs_the_margin_and_no_worse_calibration():
     assert decide({"acc@1": 0.70, "ece": 0.06}, champion, GatePolicy(ece_tolerance=0.03)).promote
 
 
-def test_challenger_pipeline_trains_on_train_codes_and_fits_fusion_on_others(tiny_icd, encoder, mappings, fake_fine_tuner, tmp_path):
+def test_challenger_pipeline_trains_on_train_codes_and_fits_fusion_on_others(
+    tiny_icd, encoder, mappings, fake_fine_tuner, tmp_path
+):
     split = split_by_code(mappings)
     base = Suggester(tiny_icd, encoder, cache_dir=tmp_path / "cache")
     challenger = train_challenger(
-        base, tmp_path / "base", split, tmp_path / "out", lambda model_dir: encoder, tmp_path / "cache",
-        TrainConfig(FineTuneConfig(max_pairs=10)), progress=False, fine_tuner=fake_fine_tuner,
+        base,
+        tmp_path / "base",
+        split,
+        tmp_path / "out",
+        lambda model_dir: encoder,
+        tmp_path / "cache",
+        TrainConfig(FineTuneConfig(max_pairs=10)),
+        progress=False,
+        fine_tuner=fake_fine_tuner,
     )
     train_queries = {t.anchor for t in fake_fine_tuner.train}
     heldout_texts = {m.source_text for m in split.heldout}

@@ -29,9 +29,18 @@ def _train(store, base, fine_tuner, encoder_factory, margin=0.01):
     from training.gate import GatePolicy
 
     return retraining.train_release(
-        settings, engine, str(project_id), 1, base, None, TrainConfig(FineTuneConfig(max_pairs=50)),
-        GatePolicy(margin=margin), encoder_factory=encoder_factory, base_model_dir=Path("unused"),
-        progress=False, fine_tuner=fine_tuner,
+        settings,
+        engine,
+        str(project_id),
+        1,
+        base,
+        None,
+        TrainConfig(FineTuneConfig(max_pairs=50)),
+        GatePolicy(margin=margin),
+        encoder_factory=encoder_factory,
+        base_model_dir=Path("unused"),
+        progress=False,
+        fine_tuner=fine_tuner,
     )
 
 
@@ -45,7 +54,9 @@ def test_a_release_becomes_training_data_with_reviewer_negatives(store, mappings
     assert all(not set(m.negatives) & set(m.targets) for m in found)
 
 
-def test_a_worse_challenger_is_refused_and_the_refusal_is_audited(store, tiny_icd, encoder, fake_fine_tuner, monkeypatch):
+def test_a_worse_challenger_is_refused_and_the_refusal_is_audited(
+    store, tiny_icd, encoder, fake_fine_tuner, monkeypatch
+):
     from tests.training.conftest import RandomEncoder, backwards_fusion
 
     settings, engine, _ = store
@@ -89,7 +100,11 @@ def test_a_better_challenger_is_promoted_served_on_reload_and_traced_to_its_rele
 
     # The service serves the champion: the registered weights through the ONNX encoder (stood in here).
     monkeypatch.setattr(retraining, "OnnxEncoder", lambda **kwargs: encoder)
-    fake_catalog = {"get": staticmethod(lambda n: tiny_icd), "stamp": staticmethod(lambda n: 0), "names": staticmethod(lambda: [tiny_icd.name])}
+    fake_catalog = {
+        "get": staticmethod(lambda n: tiny_icd),
+        "stamp": staticmethod(lambda n: 0),
+        "names": staticmethod(lambda: [tiny_icd.name]),
+    }
     monkeypatch.setattr("service.engine.catalog", lambda s: type("C", (), fake_catalog)())
     app = create_app(settings.model_copy(update={"database_url": str(engine.url)}))
     served = app.state.suggester_factory("tiny-icd")
@@ -123,14 +138,24 @@ def test_a_better_challenger_is_promoted_served_on_reload_and_traced_to_its_rele
     assert [(v["version"], v["aliases"]) for v in listed] == [(report.version, ["champion"])]
 
 
-def test_training_refuses_a_missing_release_and_one_too_small_to_hold_out(store, tiny_icd, encoder, fake_fine_tuner, mappings):
+def test_training_refuses_a_missing_release_and_one_too_small_to_hold_out(
+    store, tiny_icd, encoder, fake_fine_tuner, mappings
+):
     from service.store.errors import Invalid, NotFound
 
     settings, engine, project_id = store
     with pytest.raises(NotFound, match="has no release 7"):
         retraining.train_release(
-            settings, engine, str(project_id), 7, Suggester(tiny_icd, encoder), None,
-            encoder_factory=lambda d: encoder, base_model_dir=Path("unused"), progress=False, fine_tuner=fake_fine_tuner,
+            settings,
+            engine,
+            str(project_id),
+            7,
+            Suggester(tiny_icd, encoder),
+            None,
+            encoder_factory=lambda d: encoder,
+            base_model_dir=Path("unused"),
+            progress=False,
+            fine_tuner=fake_fine_tuner,
         )
     too_small = [m for m in mappings if not split_by_code([m]).heldout][:3]
     with pytest.raises(Invalid, match="has 3 approved mappings: .* and 0 held out"):

@@ -42,8 +42,15 @@ ALB,Albumin serum,350,g/L,chemistry
 # units, class, status), so pages show paths, matched synonyms, axes and unit checks.
 def _loinc(component, prop, system, units, status="ACTIVE", scale="Qn", method=None) -> dict:
     return {
-        "component": component, "property": prop, "time": "Pt", "system": system, "scale": scale, "method": method,
-        "class": "CHEM" if system != "Urine" else "UA", "units": units, "status": status,
+        "component": component,
+        "property": prop,
+        "time": "Pt",
+        "system": system,
+        "scale": scale,
+        "method": method,
+        "class": "CHEM" if system != "Urine" else "UA",
+        "units": units,
+        "status": status,
     }
 
 
@@ -54,31 +61,112 @@ def _lab(code, display, synonyms, parents, component, prop, system, units, **mor
 
 GROUPS = [Concept("LG-CHEM", "Chemistry"), Concept("LG-LYTES", "Electrolytes", parents=["LG-CHEM"])]
 CONCEPTS = [
-    _lab("2345-7", "Glucose [Mass/volume] in Serum or Plasma", ["Glucose SerPl"], ["LG-CHEM"],
-         "Glucose", "MCnc", "Ser/Plas", "mg/dL"),
-    _lab("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", ["HbA1c"], ["LG-CHEM"],
-         "Hemoglobin A1c/Hemoglobin.total", "MFr", "Bld", "%"),
-    _lab("2951-2", "Sodium [Moles/volume] in Serum or Plasma", ["Na SerPl"], ["LG-LYTES"],
-         "Sodium", "SCnc", "Ser/Plas", "mmol/L"),
-    _lab("2823-3", "Potassium [Moles/volume] in Serum or Plasma", ["K SerPl", "Potassium serum"], ["LG-LYTES"],
-         "Potassium", "SCnc", "Ser/Plas", "mmol/L"),
-    _lab("5767-9", "Appearance of Urine", ["Urine appearance"], [],
-         "Appearance", "Aper", "Urine", None, scale="Nom"),
-    _lab("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", ["Creat SerPl"], ["LG-CHEM"],
-         "Creatinine", "MCnc", "Ser/Plas", "mg/dL"),
-    _lab("2075-0", "Chloride [Moles/volume] in Serum or Plasma", ["Cl SerPl"], ["LG-LYTES"],
-         "Chloride", "SCnc", "Ser/Plas", "mmol/L"),
-    _lab("3094-0", "Urea nitrogen [Mass/volume] in Serum or Plasma", ["BUN SerPl"], ["LG-CHEM"],
-         "Urea nitrogen", "MCnc", "Ser/Plas", "mg/dL"),
-    _lab("1751-7", "Albumin [Mass/volume] in Serum or Plasma", ["Albumin SerPl"], ["LG-CHEM"],
-         "Albumin", "MCnc", "Ser/Plas", "g/dL"),
-    _lab("41653-7", "Glucose [Mass/volume] in Capillary blood by Glucometer", ["Glucose BldC Glucomtr-mCnc"],
-         ["LG-CHEM"],
-         "Glucose", "MCnc", "BldC", "mg/dL", method="Glucometer"),
+    _lab(
+        "2345-7",
+        "Glucose [Mass/volume] in Serum or Plasma",
+        ["Glucose SerPl"],
+        ["LG-CHEM"],
+        "Glucose",
+        "MCnc",
+        "Ser/Plas",
+        "mg/dL",
+    ),
+    _lab(
+        "4548-4",
+        "Hemoglobin A1c/Hemoglobin.total in Blood",
+        ["HbA1c"],
+        ["LG-CHEM"],
+        "Hemoglobin A1c/Hemoglobin.total",
+        "MFr",
+        "Bld",
+        "%",
+    ),
+    _lab(
+        "2951-2",
+        "Sodium [Moles/volume] in Serum or Plasma",
+        ["Na SerPl"],
+        ["LG-LYTES"],
+        "Sodium",
+        "SCnc",
+        "Ser/Plas",
+        "mmol/L",
+    ),
+    _lab(
+        "2823-3",
+        "Potassium [Moles/volume] in Serum or Plasma",
+        ["K SerPl", "Potassium serum"],
+        ["LG-LYTES"],
+        "Potassium",
+        "SCnc",
+        "Ser/Plas",
+        "mmol/L",
+    ),
+    _lab("5767-9", "Appearance of Urine", ["Urine appearance"], [], "Appearance", "Aper", "Urine", None, scale="Nom"),
+    _lab(
+        "2160-0",
+        "Creatinine [Mass/volume] in Serum or Plasma",
+        ["Creat SerPl"],
+        ["LG-CHEM"],
+        "Creatinine",
+        "MCnc",
+        "Ser/Plas",
+        "mg/dL",
+    ),
+    _lab(
+        "2075-0",
+        "Chloride [Moles/volume] in Serum or Plasma",
+        ["Cl SerPl"],
+        ["LG-LYTES"],
+        "Chloride",
+        "SCnc",
+        "Ser/Plas",
+        "mmol/L",
+    ),
+    _lab(
+        "3094-0",
+        "Urea nitrogen [Mass/volume] in Serum or Plasma",
+        ["BUN SerPl"],
+        ["LG-CHEM"],
+        "Urea nitrogen",
+        "MCnc",
+        "Ser/Plas",
+        "mg/dL",
+    ),
+    _lab(
+        "1751-7",
+        "Albumin [Mass/volume] in Serum or Plasma",
+        ["Albumin SerPl"],
+        ["LG-CHEM"],
+        "Albumin",
+        "MCnc",
+        "Ser/Plas",
+        "g/dL",
+    ),
+    _lab(
+        "41653-7",
+        "Glucose [Mass/volume] in Capillary blood by Glucometer",
+        ["Glucose BldC Glucomtr-mCnc"],
+        ["LG-CHEM"],
+        "Glucose",
+        "MCnc",
+        "BldC",
+        "mg/dL",
+        method="Glucometer",
+    ),
     # LOINC keeps deprecated terms for old data: the model never ranks them, a search shows them when asked.
-    _lab("2339-0", "Glucose [Mass/volume] in Blood", ["Glucose Bld"], ["LG-CHEM"],
-         "Glucose", "MCnc", "Bld", "mg/dL", status="DEPRECATED"),
+    _lab(
+        "2339-0",
+        "Glucose [Mass/volume] in Blood",
+        ["Glucose Bld"],
+        ["LG-CHEM"],
+        "Glucose",
+        "MCnc",
+        "Bld",
+        "mg/dL",
+        status="DEPRECATED",
+    ),
 ]
+
 
 def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", text.lower()))
@@ -96,7 +184,9 @@ class UiSuggester:
     def __init__(self) -> None:
         self.terminology = Terminology("loinc", "test", "2.77", CONCEPTS + GROUPS)
 
-    def suggest(self, items: Sequence[SourceItem], top_k: int = 10, where: dict | None = None) -> list[list[Suggestion]]:
+    def suggest(
+        self, items: Sequence[SourceItem], top_k: int = 10, where: dict | None = None
+    ) -> list[list[Suggestion]]:
         return [self.search(item.text, top_k, where) for item in items]
 
     def search(self, text: str, top_k: int = 10, where: dict | None = None) -> list[Suggestion]:
@@ -107,7 +197,12 @@ class UiSuggester:
 
     def _suggestion(self, words: set[str], concept: Concept, rank: int) -> Suggestion:
         score, lexical, semantic, matched = self._score(words, concept)
-        evidence = {"lexical": lexical, "semantic": semantic, "matched_text": matched, "matched_synonym": matched != concept.display}
+        evidence = {
+            "lexical": lexical,
+            "semantic": semantic,
+            "matched_text": matched,
+            "matched_synonym": matched != concept.display,
+        }
         return Suggestion(concept.code, concept.display, score, rank, evidence)
 
     @staticmethod
@@ -209,8 +304,14 @@ def seeded(seeded_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 # -- the browser for the end-to-end tests ----------------------------------------------------------------
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; `playwright install` is never run
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 

@@ -87,7 +87,12 @@ def test_a_later_decision_never_wipes_a_comment(ui_service, project):
     assert _post(client, project, "NA", page, "flag", comment="check the unit with the lab").status_code == 303
     page = _page(client, project, "code=NA&status=all")
     assert _post(client, project, "NA", page, "approve").status_code == 303  # no comment this time
-    assert _post(client, project, "NA", _page(client, project, "code=NA&status=all"), "comment", comment="lab said mmol/L").status_code == 303
+    assert (
+        _post(
+            client, project, "NA", _page(client, project, "code=NA&status=all"), "comment", comment="lab said mmol/L"
+        ).status_code
+        == 303
+    )
     item = ui_service.item(project, "NA")
     assert [(c["author"], c["text"]) for c in item["comments"]] == [
         ("mapper-1", "check the unit with the lab"),
@@ -145,6 +150,8 @@ def test_a_different_pick_by_the_confirmer_is_a_counter_proposal_for_a_third_rev
         assert refused.status_code == 403
     third = ui_service.make_token(Role.reviewer, "carla")
     version = ui_service.item(project, "GLU")["version"]
-    confirmed = ui_service.call("POST", f"/projects/{project}/items/GLU/confirmations", third, json={"version": version})
+    confirmed = ui_service.call(
+        "POST", f"/projects/{project}/items/GLU/confirmations", third, json={"version": version}
+    )
     assert confirmed.status_code == 200, confirmed.text
     assert (confirmed.json()["status"], confirmed.json()["confirmed_by"]) == ("approved", "carla")

@@ -66,8 +66,13 @@ def _seed_release_1(service, project: int) -> None:
     """Before the browser: release 1 with two approvals, then one of them remapped (a 'changed' row)."""
     for code in ("GLU", "NA"):
         assert service.decide(project, code, action="approve").status_code == 200
-    assert service.call("POST", f"/projects/{project}/releases", Role.reviewer, json={"note": "seed"}).status_code == 201
-    assert service.decide(project, "NA", action="remap", target_code="2823-3", relationship="related-to").status_code == 200
+    assert (
+        service.call("POST", f"/projects/{project}/releases", Role.reviewer, json={"note": "seed"}).status_code == 201
+    )
+    assert (
+        service.decide(project, "NA", action="remap", target_code="2823-3", relationship="related-to").status_code
+        == 200
+    )
 
 
 def _last_seq(service) -> int:
@@ -86,7 +91,9 @@ def _press(page, key: str) -> None:
 
 
 def _wait_for_focus(page, selector: str) -> None:
-    page.wait_for_function("selector => document.activeElement && document.activeElement.matches(selector)", arg=selector)
+    page.wait_for_function(
+        "selector => document.activeElement && document.activeElement.matches(selector)", arg=selector
+    )
 
 
 def _candidate(page, number: int) -> str:
@@ -116,7 +123,11 @@ def _review_ten(page) -> list[tuple[str, str, dict]]:
     page.keyboard.press("<")  # relationship: source narrower than target, no page load
     _press(page, "a")
     done.append(("approve", code, {"status": "approved", "relationship": "source-is-narrower-than-target"}))
-    for key, status, action in (("r", "rejected", "reject"), ("f", "flagged", "flag"), ("u", "unmappable", "unmappable")):
+    for key, status, action in (
+        ("r", "rejected", "reject"),
+        ("f", "flagged", "flag"),
+        ("u", "unmappable", "unmappable"),
+    ):
         code = _shown(page)
         _press(page, key)
         done.append((action, code, {"status": status}))
@@ -135,7 +146,15 @@ def _undo_search_comment(page) -> list[tuple[str, str, dict]]:
     page.keyboard.press("t")  # cycle: equivalent -> narrower
     third = _candidate(page, 3)
     _press(page, "3")
-    done += [("approve", code, {}), ("revert", code, {}), ("approve", code, {"status": "approved", "target_code": third, "relationship": "source-is-narrower-than-target"})]
+    done += [
+        ("approve", code, {}),
+        ("revert", code, {}),
+        (
+            "approve",
+            code,
+            {"status": "approved", "target_code": third, "relationship": "source-is-narrower-than-target"},
+        ),
+    ]
     code = _shown(page)
     page.keyboard.press("/")
     page.keyboard.type("creatinine")
@@ -216,7 +235,12 @@ def _assert_store(service, project: int, seed_seq: int, done, conceptmap: dict, 
         others = [(e.action, e.actor) for e in events if not e.action.startswith(routine)]
         assert others == [("release.create", "reviewer-1"), ("alert.acknowledge", "ops-1")]  # nothing else was written
         ack = session.get(FeedAlert, int(events[-1].entity.split(":")[1]))
-        assert (ack.uid, ack.status, ack.acknowledged_by, ack.severity) == (acknowledged, "acknowledged", "ops-1", "critical")
+        assert (ack.uid, ack.status, ack.acknowledged_by, ack.severity) == (
+            acknowledged,
+            "acknowledged",
+            "ops-1",
+            "critical",
+        )
         p = crud.get_project(session, project)
         for action, code, fields in done:
             item = crud.get_item(session, p, code)
@@ -224,7 +248,9 @@ def _assert_store(service, project: int, seed_seq: int, done, conceptmap: dict, 
         assert audit.verify(session).ok
         released = {e.source_code: e.target_code for e in crud_releases_entries(session, p, 2)}
     elements = [el for group in conceptmap["group"] for el in group["element"]]
-    mapped = {el["code"]: el["target"][0]["code"] for el in elements if el.get("target") and el["target"][0].get("code")}
+    mapped = {
+        el["code"]: el["target"][0]["code"] for el in elements if el.get("target") and el["target"][0].get("code")
+    }
     assert conceptmap["resourceType"] == "ConceptMap"
     assert {el["code"] for el in elements} == set(released)  # unmappable ones too, without a target code
     assert {c: t for c, t in released.items() if t} == mapped
@@ -248,7 +274,6 @@ def crud_releases_entries(session, project, number: int):
     return crud_releases.entries_of(session, crud_releases.get_release(session, project, number))
 
 
-
 LONG_TEXT = "Glucose serum " + "fasting sample drawn before breakfast and kept on ice; " * 24
 NARROW = {"width": 800, "height": 600}
 
@@ -264,7 +289,9 @@ def _on_screen(page, selector: str) -> bool:
 def _events_of(service, project: int, code: str) -> list[str]:
     with session_scope(service.engine) as session:
         item = crud.get_item(session, crud.get_project(session, project), code)
-        return [e.action for e in audit.history(session, entity=audit.entity_of(item)) if e.action.startswith("decision.")]
+        return [
+            e.action for e in audit.history(session, entity=audit.entity_of(item)) if e.action.startswith("decision.")
+        ]
 
 
 def test_keys_never_decide_while_typing_blind_or_when_switched_off(browser, live, seeded):

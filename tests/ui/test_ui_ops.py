@@ -59,7 +59,9 @@ def test_a_reviewer_cannot_acknowledge(ui_service):
     [alert] = _alerts(ui_service, status="open")[:1]
     client = login(ui_service, Role.reviewer)
     page = client.get("/ui/ops").text
-    response = client.post(f"/ui/ops/feeds/st-mary-labs/alerts/{alert['uid']}/acknowledge", data={"csrf": csrf_of(page)})
+    response = client.post(
+        f"/ui/ops/feeds/st-mary-labs/alerts/{alert['uid']}/acknowledge", data={"csrf": csrf_of(page)}
+    )
     assert response.status_code == 403 and "may not monitor" in html.unescape(response.text)
     assert [a for a in _alerts(ui_service) if a["uid"] == alert["uid"]][0]["status"] == "open"
 

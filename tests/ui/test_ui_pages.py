@@ -19,7 +19,7 @@ def _codes_in_queue(html: str) -> list[str]:
 
 
 def _decide(client, project, code, choice, page_html, **extra):
-    form = page_html[page_html.index('<form id="decide"'):]  # the item's form, not the undo one above it
+    form = page_html[page_html.index('<form id="decide"') :]  # the item's form, not the undo one above it
     version = re.search(r'name="version" value="(\d+)"', form).group(1)
     data = {"csrf": csrf_of(page_html), "version": version, "choice": choice, "pos": "0", **extra}
     return client.post(f"/ui/projects/{project}/items/{code}/decide", data=data, follow_redirects=False)
@@ -28,7 +28,9 @@ def _decide(client, project, code, choice, page_html, **extra):
 def test_pages_need_a_login_and_come_back_after_it(ui_service, project):
     client = ui_service.client
     response = client.get(f"/ui/projects/{project}", follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == f"/ui/login?next=%2Fui%2Fprojects%2F{project}"
+    assert (
+        response.status_code == 303 and response.headers["location"] == f"/ui/login?next=%2Fui%2Fprojects%2F{project}"
+    )
     assert client.get("/", follow_redirects=False).headers["location"] == "/ui/"
     page = client.get("/ui/login")
     bad = client.post("/ui/login", data={"token": "cw_wrong", "csrf": csrf_of(page.text), "next": "/ui/"})
@@ -75,7 +77,10 @@ def test_a_decision_goes_through_the_audited_path_and_moves_on(ui_service, proje
     assert response.status_code == 303
     item = ui_service.item(project, code)
     assert (item["status"], item["target_code"], item["relationship"], item["decided_by"]) == (
-        "approved", "2951-2", "source-is-narrower-than-target", "mapper-1",
+        "approved",
+        "2951-2",
+        "source-is-narrower-than-target",
+        "mapper-1",
     )
     assert item["terminology_version"] == "2.77"  # the release decided against, as the API records it
     after = client.get(response.headers["location"]).text
@@ -100,7 +105,9 @@ def test_undo_restores_and_a_stale_page_is_refused_with_the_reason(ui_service, p
     stale = _decide(client, project, "GLU", "approve", page)  # the page still shows the old version
     assert stale.status_code == 409 and "changed since version" in stale.text and 'role="alert"' in stale.text
     after = client.get(f"/ui/projects/{project}/review?status=all&last=GLU").text
-    undo = re.search(r'<form method="post" action="[^"]+/items/GLU/decide" class="inline">.*?</form>', after, re.S).group(0)
+    undo = re.search(
+        r'<form method="post" action="[^"]+/items/GLU/decide" class="inline">.*?</form>', after, re.S
+    ).group(0)
     version = re.search(r'name="version" value="(\d+)"', undo).group(1)
     data = {"csrf": csrf_of(after), "version": version, "choice": "revert", "pos": "0", "status": "all"}
     response = client.post(f"/ui/projects/{project}/items/GLU/decide", data=data, follow_redirects=False)
@@ -128,7 +135,11 @@ def test_forms_need_the_csrf_value_and_this_origin(ui_service, project):
     version = re.search(r'name="version" value="(\d+)"', page).group(1)
     url = f"/ui/projects/{project}/items/GLU/decide"
     assert client.post(url, data={"csrf": "forged", "version": version, "choice": "approve"}).status_code == 403
-    other_site = client.post(url, data={"csrf": csrf_of(page), "version": version, "choice": "approve"}, headers={"Origin": "https://evil.example"})
+    other_site = client.post(
+        url,
+        data={"csrf": csrf_of(page), "version": version, "choice": "approve"},
+        headers={"Origin": "https://evil.example"},
+    )
     assert other_site.status_code == 403
     assert ui_service.item(project, "GLU")["status"] == "suggested"
 
@@ -155,7 +166,9 @@ def test_releases_diff_and_downloads(ui_service, project):
     ui_service.decide(project, "GLU", action="approve")
     client = login(ui_service, Role.reviewer)
     page = client.get(f"/ui/projects/{project}/releases").text
-    created = client.post(f"/ui/projects/{project}/releases", data={"csrf": csrf_of(page), "note": "first"}, follow_redirects=False)
+    created = client.post(
+        f"/ui/projects/{project}/releases", data={"csrf": csrf_of(page), "note": "first"}, follow_redirects=False
+    )
     assert created.status_code == 303 and created.headers["location"] == f"/ui/projects/{project}/releases/1"
     ui_service.decide(project, "NA", action="approve")
     ui_service.decide(project, "GLU", action="remap", target_code="2160-0")
@@ -172,8 +185,13 @@ def test_omop_downloads_say_why_they_are_unavailable(ui_service, project):
     """A LOINC project without a loaded OMOP vocabulary: no OMOP/Usagi link, a visible reason, a refused download."""
     ui_service.decide(project, "GLU", action="approve")
     client = login(ui_service, Role.reviewer)
-    client.post(f"/ui/projects/{project}/releases", data={"csrf": csrf_of(client.get(f"/ui/projects/{project}/releases").text)})
-    for page in (client.get(f"/ui/projects/{project}/releases").text, client.get(f"/ui/projects/{project}/releases/1").text):
+    client.post(
+        f"/ui/projects/{project}/releases", data={"csrf": csrf_of(client.get(f"/ui/projects/{project}/releases").text)}
+    )
+    for page in (
+        client.get(f"/ui/projects/{project}/releases").text,
+        client.get(f"/ui/projects/{project}/releases/1").text,
+    ):
         assert "/export/fhir-r4" in page and "/export/omop" not in page and "/export/usagi" not in page
         assert "Not available: OMOP source_to_concept_map" in page and "no OMOP vocabulary is loaded" in page
     refused = client.get(f"/ui/projects/{project}/releases/1/export/omop")
@@ -209,10 +227,13 @@ def test_the_item_view_shows_context_candidates_and_their_evidence(ui_service, p
     client = login(ui_service, Role.viewer)
     page = html.unescape(client.get(f"/ui/projects/{project}/review?code=K&status=all").text)
     assert "<dt>unit</dt><dd>mmol/L</dd>" in page and "<dt>Frequency</dt><dd>780</dd>" in page
-    first = page[page.index('<li class="candidate">'):page.index("</li>", page.index('<li class="candidate">'))]
+    first = page[page.index('<li class="candidate">') : page.index("</li>", page.index('<li class="candidate">'))]
     assert "2823-3" in first and "Potassium [Moles/volume] in Serum or Plasma" in first
     assert "matched synonym “Potassium serum”" in first
-    assert '<span title="LG-CHEM">Chemistry</span> › <span title="LG-LYTES">Electrolytes</span> › <span>2823-3</span>' in first
+    assert (
+        '<span title="LG-CHEM">Chemistry</span> › <span title="LG-LYTES">Electrolytes</span> › <span>2823-3</span>'
+        in first
+    )
     assert "lexical" in first and "semantic" in first
 
 
@@ -242,8 +263,13 @@ def test_every_form_control_has_a_label(ui_service, project):
     ui_service.decide(project, "GLU", action="approve")
     ui_service.call("POST", f"/projects/{project}/releases", Role.reviewer, json={})
     pages = [
-        "/ui/", f"/ui/projects/{project}", f"/ui/projects/{project}/review", f"/ui/projects/{project}/review?code=XYZ&q=urea",
-        f"/ui/projects/{project}/releases", f"/ui/projects/{project}/releases/1", f"/ui/projects/{project}/items/GLU/history",
+        "/ui/",
+        f"/ui/projects/{project}",
+        f"/ui/projects/{project}/review",
+        f"/ui/projects/{project}/review?code=XYZ&q=urea",
+        f"/ui/projects/{project}/releases",
+        f"/ui/projects/{project}/releases/1",
+        f"/ui/projects/{project}/items/GLU/history",
     ]
     for path in pages:
         page = client.get(path).text
@@ -279,9 +305,14 @@ def test_without_the_target_terminology_items_still_render_and_reject_works(ui_s
     page = client.get(f"/ui/projects/{project}/review?code=UA&status=all")
     assert page.status_code == 200 and "Chemistry ›" not in page.text  # no hierarchy without the terminology
     assert _decide(client, project, "UA", "reject", page.text, status="all").status_code == 303
-    refused = _decide(client, project, "GLU", "approve", client.get(f"/ui/projects/{project}/review?code=GLU&status=all").text)
+    refused = _decide(
+        client, project, "GLU", "approve", client.get(f"/ui/projects/{project}/review?code=GLU&status=all").text
+    )
     assert refused.status_code == 422 and "crosswalk terminology load" in refused.text
-    assert ui_service.item(project, "UA")["status"] == "rejected" and ui_service.item(project, "GLU")["status"] == "suggested"
+    assert (
+        ui_service.item(project, "UA")["status"] == "rejected"
+        and ui_service.item(project, "GLU")["status"] == "suggested"
+    )
 
 
 def test_undo_is_a_stack_of_my_own_decisions_read_from_the_audit_log(ui_service, project):
@@ -298,11 +329,19 @@ def test_undo_is_a_stack_of_my_own_decisions_read_from_the_audit_log(ui_service,
             break
         version = re.search(r'name="version" value="(\d+)"', form.group(0)).group(1)
         data = {"csrf": csrf_of(page), "version": version, "choice": "revert", "pos": "0", "status": "all"}
-        assert client.post(f"/ui/projects/{project}/items/{form.group(1)}/decide", data=data, follow_redirects=False).status_code == 303
+        assert (
+            client.post(
+                f"/ui/projects/{project}/items/{form.group(1)}/decide", data=data, follow_redirects=False
+            ).status_code
+            == 303
+        )
         undone.append(form.group(1))
     assert undone == ["HGB", "K", "GLU"]  # newest first, then nothing of mine is left to undo
     assert {c: ui_service.item(project, c)["status"] for c in ("GLU", "K", "HGB", "NA")} == {
-        "GLU": "suggested", "K": "suggested", "HGB": "suggested", "NA": "rejected",
+        "GLU": "suggested",
+        "K": "suggested",
+        "HGB": "suggested",
+        "NA": "rejected",
     }
 
 
@@ -318,10 +357,22 @@ def test_text_colours_meet_wcag_aa_contrast_on_their_backgrounds():
     from service.ui.render import HERE
 
     css = (HERE / "static" / "ui.css").read_text()
-    colours = dict(re.findall(r"--([\w-]+):\s*(#[0-9a-fA-F]{6}|#[0-9a-fA-F]{3})\b", css)) | {"white": "#ffffff", "header": "#14283d"}
+    colours = dict(re.findall(r"--([\w-]+):\s*(#[0-9a-fA-F]{6}|#[0-9a-fA-F]{3})\b", css)) | {
+        "white": "#ffffff",
+        "header": "#14283d",
+    }
     pairs = [
-        ("ink", "bg"), ("ink", "card"), ("muted", "bg"), ("muted", "card"), ("accent", "card"), ("accent-ink", "accent"),
-        ("ok", "ok-bg"), ("bad", "bad-bg"), ("warn", "warn-bg"), ("info", "info-bg"), ("white", "header"),
+        ("ink", "bg"),
+        ("ink", "card"),
+        ("muted", "bg"),
+        ("muted", "card"),
+        ("accent", "card"),
+        ("accent-ink", "accent"),
+        ("ok", "ok-bg"),
+        ("bad", "bad-bg"),
+        ("warn", "warn-bg"),
+        ("info", "info-bg"),
+        ("white", "header"),
     ]
     for text, background in pairs:
         light, dark = sorted((_luminance(colours[text]), _luminance(colours[background])), reverse=True)

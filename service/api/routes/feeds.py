@@ -52,6 +52,8 @@ async def _delivery_worker(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(prefix="/feeds", tags=["feeds"], lifespan=_delivery_worker)
+
+
 def get_feed(session: SessionDep, feed: str) -> Feed:
     return crud_feeds.get_feed(session, feed)
 
@@ -93,7 +95,9 @@ def create_feed(
     file: Annotated[UploadFile, File(description="Reference batch: trusted data (CSV, Parquet or FHIR NDJSON).")],
     description: Annotated[str | None, Form()] = None,
     segment_columns: Annotated[list[str] | None, Form(description="Columns to split by; repeat the field.")] = None,
-    mapping_project_id: Annotated[int | None, Form(description="Review project deciding which codes are mapped.")] = None,
+    mapping_project_id: Annotated[
+        int | None, Form(description="Review project deciding which codes are mapped.")
+    ] = None,
     mapped_columns: Annotated[list[str] | None, Form(description="Code columns that project maps.")] = None,
 ) -> FeedPublic:
     """Register a feed from its reference batch; the data contract is inferred and can be edited."""
@@ -145,8 +149,12 @@ def put_contract(
 
 
 # -- webhooks ---------------------------------------------------------------------------------------
-@router.post("/{feed}/webhooks", status_code=201, response_model=WebhookPublic, **allow(Permission.monitor, 404, 409, 422))
-def add_webhook(feed: FeedDep, session: SessionDep, principal: CurrentPrincipal, home: HomeDep, data: WebhookCreate) -> WebhookPublic:
+@router.post(
+    "/{feed}/webhooks", status_code=201, response_model=WebhookPublic, **allow(Permission.monitor, 404, 409, 422)
+)
+def add_webhook(
+    feed: FeedDep, session: SessionDep, principal: CurrentPrincipal, home: HomeDep, data: WebhookCreate
+) -> WebhookPublic:
     """Send the feed's alert events (opened, escalated, resolved) to a URL, signed with HMAC-SHA256."""
     return WebhookPublic.model_validate(crud_feeds.add_webhook(session, home, feed, data, principal.name))
 
@@ -178,7 +186,9 @@ def deliver_now(feed: FeedDep, session: SessionDep, request: Request) -> Deliver
 
 
 # -- batches ----------------------------------------------------------------------------------------
-@router.post("/{feed}/batches", status_code=201, response_model=BatchPublic, **allow(Permission.monitor, 404, 409, 413, 422))
+@router.post(
+    "/{feed}/batches", status_code=201, response_model=BatchPublic, **allow(Permission.monitor, 404, 409, 413, 422)
+)
 def post_batch(
     feed: FeedDep,
     session: SessionDep,
@@ -186,7 +196,10 @@ def post_batch(
     home: HomeDep,
     request: Request,
     background: BackgroundTasks,
-    file: Annotated[UploadFile, File(description="A batch: CSV, Parquet or FHIR NDJSON (Observation, Condition, MedicationRequest).")],
+    file: Annotated[
+        UploadFile,
+        File(description="A batch: CSV, Parquet or FHIR NDJSON (Observation, Condition, MedicationRequest)."),
+    ],
 ) -> BatchPublic:
     """Score a batch against the reference; alerts are deduplicated, webhooks notified after the response."""
     batch, events = crud_feeds.post_batch(session, home, feed, _upload(file), principal.name)
@@ -240,7 +253,9 @@ def window(
 def list_alerts(
     feed: FeedDep,
     session: SessionDep,
-    status: Annotated[str | None, Query(description="open, acknowledged, resolved, or active (open + acknowledged).")] = None,
+    status: Annotated[
+        str | None, Query(description="open, acknowledged, resolved, or active (open + acknowledged).")
+    ] = None,
     severity: Annotated[str | None, Query(description="info, warning or critical.")] = None,
     segment: Annotated[str | None, Query(description="A segment value (site), or * for the whole feed.")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -259,7 +274,12 @@ def acknowledge_alert(feed: FeedDep, session: SessionDep, principal: CurrentPrin
 
 @router.post("/{feed}/alerts/{uid}/resolve", response_model=AlertPublic, **allow(Permission.monitor, 404, 409))
 def resolve_alert(
-    feed: FeedDep, session: SessionDep, principal: CurrentPrincipal, uid: str, request: Request, background: BackgroundTasks
+    feed: FeedDep,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    uid: str,
+    request: Request,
+    background: BackgroundTasks,
 ) -> AlertPublic:
     """Resolve an alert by hand; webhooks hear of it. A batch still showing the problem opens a new one."""
     row, event = feed_alerts.resolve(session, feed, uid, principal.name)

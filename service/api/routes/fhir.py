@@ -21,7 +21,10 @@ from service.web.roles import Permission
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 URL_PREFIX = "urn:crosswalk:conceptmap:"
 FHIR_JSON = "application/fhir+json"
-OK = {"description": "A FHIR Parameters resource: result, message and match (relationship, concept, originMap).", "content": {FHIR_JSON: {}}}
+OK = {
+    "description": "A FHIR Parameters resource: result, message and match (relationship, concept, originMap).",
+    "content": {FHIR_JSON: {}},
+}
 
 
 @router.get("/ConceptMap/$translate", response_class=JSONResponse, **allow(Permission.read, 404, 422, ok=OK))
@@ -32,7 +35,9 @@ def translate(
     sourceCode: Annotated[str | None, Query(description="The source code (R5 name).")] = None,  # noqa: N803
     system: Annotated[str | None, Query(description="The source code system (R4 name).")] = None,
     sourceSystem: Annotated[str | None, Query(description="The source code system (R5 name).")] = None,  # noqa: N803
-    url: Annotated[str | None, Query(description="ConceptMap canonical, urn:crosswalk:conceptmap:<project id>.")] = None,
+    url: Annotated[
+        str | None, Query(description="ConceptMap canonical, urn:crosswalk:conceptmap:<project id>.")
+    ] = None,
     project: Annotated[str | None, Query(description="Project id or name, instead of url.")] = None,
 ) -> JSONResponse:
     """Translate a source code with a project's latest release (FHIR $translate, GET)."""

@@ -178,7 +178,9 @@ def choose(
     return dual.dual_public(session, assignment, crud.get_item(session, project, code), principal.name)
 
 
-@router.post(P + "/dual/{code:path}/reconciliation", response_model=DualPublic, **allow(Permission.confirm, 404, 409, 422))
+@router.post(
+    P + "/dual/{code:path}/reconciliation", response_model=DualPublic, **allow(Permission.confirm, 404, 409, 422)
+)
 def reconcile(
     project: ProjectDep,
     session: SessionDep,

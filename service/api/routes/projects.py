@@ -103,7 +103,11 @@ def import_source_codes(
 
 @router.post("/{project_id}/suggestions", response_model=SuggestResult, **allow(Permission.edit, 404, 422))
 def suggest(
-    project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, suggester: SuggesterDep, request: SuggestRequest
+    project: ProjectDep,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    suggester: SuggesterDep,
+    request: SuggestRequest,
 ) -> SuggestResult:
     """Rank target concepts for the project's source codes and store them with the model version."""
     return generate_suggestions(session, project, suggester, request, principal.name)

@@ -20,7 +20,9 @@ FORMAT_HELP = "; ".join(f"{f.name}: {f.label}" for f in FORMATS.values())
 
 
 @router.post("", status_code=201, response_model=ReleasePublic, **allow(Permission.release, 404, 422))
-def create_release(project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, data: ReleaseCreate) -> ReleasePublic:
+def create_release(
+    project: ProjectDep, session: SessionDep, principal: CurrentPrincipal, data: ReleaseCreate
+) -> ReleasePublic:
     """Snapshot the approved (and unmappable) decisions as the next numbered release."""
     return ReleasePublic.model_validate(crud_releases.create_release(session, project, principal.name, data.note))
 
