@@ -71,3 +71,15 @@ def tiny_icd() -> Terminology:
         Concept("Z99.9", "Retired test code", [], [], {"billable": True}, active=False),
     ]
     return Terminology("tiny-icd", "test", "1", concepts)
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """The CLI's environment: data directory, embedded store and audit actor in a fresh folder."""
+    from service.settings import get_settings
+
+    monkeypatch.setenv("CROSSWALK_HOME", str(tmp_path))
+    monkeypatch.setenv("CROSSWALK_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("CROSSWALK_ACTOR", "cli-tester")
+    get_settings.cache_clear()
+    return tmp_path

@@ -24,7 +24,11 @@ from service.settings import get_settings
 from service.store.db import engine_for, session_scope
 from service.store.tables import DecisionCreate, Role
 from service.web.app import create_app
-from tests.service.conftest import BACKENDS, Service, postgres_url
+from tests.service.conftest import (
+    BACKENDS,
+    Service,
+    postgres_url,
+)
 from tests.ui.conftest import login
 
 SCHEMA_CSV = """table,column,description,type
@@ -33,16 +37,6 @@ patients,sex_cd,Administrative sex,varchar(1)
 labevents,valueuom,Unit of measure of the result,varchar(20)
 labevents,valuenum,Numeric result value,float
 """
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    """The CLI's environment: data directory, embedded store and audit actor in a fresh folder."""
-    monkeypatch.setenv("CROSSWALK_HOME", str(tmp_path))
-    monkeypatch.setenv("CROSSWALK_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    monkeypatch.setenv("CROSSWALK_ACTOR", "cli-tester")
-    get_settings.cache_clear()
-    return tmp_path
 
 
 @pytest.fixture(params=BACKENDS)

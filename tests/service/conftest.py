@@ -78,16 +78,6 @@ class FakeSuggester:
         ]
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    """The CLI's environment: data directory, embedded store and audit actor in a fresh folder."""
-    monkeypatch.setenv("CROSSWALK_HOME", str(tmp_path))
-    monkeypatch.setenv("CROSSWALK_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    monkeypatch.setenv("CROSSWALK_ACTOR", "cli-tester")
-    get_settings.cache_clear()
-    return tmp_path
-
-
 def crosswalk(monkeypatch: pytest.MonkeyPatch, capsys, *args: str) -> tuple[int, str, str]:
     """The real entry point as a user's shell runs it: exit status, stdout, stderr."""
     from service.cli.app import main
