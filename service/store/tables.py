@@ -82,7 +82,10 @@ class ProjectCreate(ProjectBase):
 class ProjectUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=200, description="A new unique name.")
     target_terminology: str | None = Field(
-        default=None, max_length=100, description="Another loaded terminology; only before the first decision."
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Another loaded terminology; only before the first decision.",
     )
 
 
