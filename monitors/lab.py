@@ -54,7 +54,8 @@ def parse_results(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.to_numpy(dtype=np.float64, na_value=np.nan), np.zeros(len(values), dtype=bool)
     present = values.notna().to_numpy()
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    # A copy: to_numpy may hand back pandas' own (read-only, under copy-on-write) buffer, filled in below.
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
     failed = present & np.isnan(numbers)
     if failed.any():
         text = values[failed].astype(str)

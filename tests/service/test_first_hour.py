@@ -150,6 +150,7 @@ def test_a_runaway_quote_names_the_line_it_starts_on(loaded, sqlite_service, mon
 
 def test_serve_says_where_it_listens_logs_each_request_and_says_when_it_stops(env, monkeypatch, capsys):
     import json
+    import logging
 
     from fastapi.testclient import TestClient
 
@@ -161,6 +162,10 @@ def test_serve_says_where_it_listens_logs_each_request_and_says_when_it_stops(en
         TestClient(app).get("/health")
 
     monkeypatch.setattr("uvicorn.run", fake_run)
+    logger = logging.getLogger("crosswalk")  # serve configures it: put it back for the tests after this one
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "propagate", logger.propagate)
+    monkeypatch.setattr(logger, "level", logger.level)
     code, _, err = crosswalk(monkeypatch, capsys, "serve", "--port", "8123")
     assert code == 0
     assert (
