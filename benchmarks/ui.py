@@ -8,7 +8,7 @@ monitored feed with alerts; logs in through the login form like a browser; then 
 - a keyboard decision: the POST (audited write, 303) and the next item's page, and the two together,
 - a release diff page, the ops page and an alert drill-down (SVG plots from kept profiles).
 
-The goal (issue 6): every page or fragment p95 <= 150 ms on this machine.
+The goal: every page or fragment p95 <= 150 ms on this machine.
 
     python benchmarks/ui.py [--items 2000] [--decisions 200] [--views 100] [--backend sqlite|postgres]
 """

@@ -1,4 +1,4 @@
-"""Living mappings (issue 7): mappings that survive terminology releases and source-list updates,
+"""Living mappings: mappings that survive terminology releases and source-list updates,
 reuse of approvals across projects, dual independent mapping, and bulk actions.
 
 Functions of a session and plain arguments, like `service/crud*.py`; every write goes through

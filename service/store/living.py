@@ -1,4 +1,4 @@
-"""Tables of living mappings (issue 7): terminology releases and what they changed, re-opened
+"""Tables of living mappings: terminology releases and what they changed, re-opened
 mappings, source-list updates, work assignments, and dual independent mapping.
 
 All are audited (`service.audit.record` writes them). JSON columns hold plain data; times are ISO strings.

@@ -30,7 +30,7 @@ class Permission(StrEnum):
     audit = "audit"
     admin = "admin"
     monitor = "monitor"
-    models = "models"  # issue 5: retraining, promotion, reload
+    models = "models"  # retraining, promotion, reload
 
 
 _EVERYONE = {Permission.read}
