@@ -99,6 +99,7 @@ def server(url: str, home: Path, real: bool) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "CROSSWALK_HOME": str(home), "CROSSWALK_DATABASE_URL": url, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--port", str(port)]
+    command += ["--log-level", "warning"]  # a log line per request would cost the server time the figures measure
     if not real:
         command += ["--suggester-factory", "benchmarks.api:bench_suggester_factory"]
     process = subprocess.Popen(command, env=env, cwd=REPO)
