@@ -50,9 +50,13 @@ def serve(
     base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     log.info("listening on %s (review UI %s/ui/, API docs %s/docs), store %s", base, base, base, _shown(settings))
     # No access log: its query strings could carry search texts; the app logs route templates only.
-    uvicorn.run(api, host=host, port=port, access_log=False, log_level="warning")
+    # Keep-alive longer than the slowest answer under load: with uvicorn's 5 s, a client reusing a connection
+    # the server is just closing gets a dropped request (seen at 256 clients).
+    uvicorn.run(api, host=host, port=port, access_log=False, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
     log.info("stopped")
 
+
+KEEP_ALIVE_S = 75  # as common load balancers' idle timeout
 
 LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
