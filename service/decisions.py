@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from models.terminology import Concept
 from service import audit, crud
 from service.store.errors import Conflict, Forbidden, Invalid, PreconditionRequired, StaleVersion
+from service.store.living import ReopenCause, Reopening
 from service.store.review import ItemComment
 from service.store.tables import AuditEvent, DecisionCreate, Project, SourceItem, Status, utcnow
 
@@ -275,13 +276,31 @@ def reopen(
     reason: str,
     actor: str,
     *,
+    cause: ReopenCause,
+    change_kind: str,
     model_version: str | None = None,
     also: dict[str, Any] | None = None,
+    **why: Any,
 ) -> SourceItem:
-    """Flag a decided item for another look (a terminology or source update changed what it was based on).
+    """Flag a decided item for another look (a terminology release, a source update or the feed's own data
+    changed what it was based on), recording why as a `Reopening` (`why`: its cause-specific columns,
+    e.g. `terminology_release_id`, `replacements`).
 
     The target stays visible beside the reason, so a reviewer sees what was approved and why it is back.
     """
+    reopening = Reopening(
+        project_id=item.project_id,
+        item_id=item.id,
+        cause=cause,
+        change_kind=change_kind,
+        old_status=item.status,
+        old_target_code=item.target_code,
+        approved_version=item.terminology_version,
+        reason=reason,
+        created_by=actor,
+        **why,
+    )
+    audit.record(session, actor, "reopening.create", reopening)
     state = Decided(**(asdict(current(item)) | {"status": Status.flagged, "proposed_status": None, "comment": reason}))
     return apply(session, item, state, actor, "item.reopen", model_version=model_version, also=also)
 

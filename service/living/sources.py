@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from service import audit, decisions
 from service.crud_imports import ImportRow, SuggesterLike, generate_suggestions
-from service.store.living import ReopenCause, Reopening, SourceUpdate, SourceUpdatePublic
+from service.store.living import ReopenCause, SourceUpdate, SourceUpdatePublic
 from service.store.tables import Project, SourceItem, Status, SuggestRequest
 
 DECIDED = (Status.approved, Status.pending, Status.unmappable, Status.rejected, Status.flagged)
@@ -96,20 +96,16 @@ def _apply(
         return
     if row.code in update.codes["text_changed"] and item.status in DECIDED:
         reason = f"source text changed from {item.text!r} to {row.text!r}; re-check the mapping"
-        reopening = Reopening(
-            project_id=project.id,
-            item_id=item.id,
+        decisions.reopen(
+            session,
+            item,
+            reason,
+            actor,
             cause=ReopenCause.source,
-            source_update_id=update.id,
             change_kind="text",
-            old_status=item.status,
-            old_target_code=item.target_code,
-            approved_version=item.terminology_version,
-            reason=reason,
-            created_by=actor,
+            also=fields,
+            source_update_id=update.id,
         )
-        audit.record(session, actor, "reopening.create", reopening)
-        decisions.reopen(session, item, reason, actor, also=fields)
         return
     audit.record(session, actor, "item.reimport", item, fields)  # writes nothing when nothing changed
 

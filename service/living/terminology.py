@@ -100,22 +100,19 @@ def _reopen_project(
     for item, change in pairs:
         successors = _successors(change)
         reason = _reason(release, item, change, successors)
-        reopening = Reopening(
-            project_id=project.id,
-            item_id=item.id,
-            cause=ReopenCause.terminology,
-            terminology_release_id=release.id,
-            change_kind=change.kind.value,
-            old_status=item.status,
-            old_target_code=item.target_code,
-            approved_version=item.terminology_version,
-            reason=reason,
-            replacements=successors,
-            created_by=actor,
-        )
-        audit.record(session, actor, "reopening.create", reopening)
         also = {"suggestion_batch_id": batch_id} if successors and batch_id is not None else None
-        decisions.reopen(session, item, reason, actor, model_version=model_version, also=also)
+        decisions.reopen(
+            session,
+            item,
+            reason,
+            actor,
+            cause=ReopenCause.terminology,
+            change_kind=change.kind.value,
+            model_version=model_version,
+            also=also,
+            terminology_release_id=release.id,
+            replacements=successors,
+        )
 
 
 def _successors(change: ConceptChange) -> list[str]:

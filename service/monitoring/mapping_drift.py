@@ -17,9 +17,9 @@ from monitors.alerts import Alert
 from monitors.contract import Contract
 from monitors.mapping_drift import ApprovedMapping, MappingDriftEvidence, detect_mapping_drift
 from monitors.profile import Profile
-from service import audit, decisions
+from service import decisions
 from service.store.feeds import Feed
-from service.store.living import ReopenCause, Reopening
+from service.store.living import ReopenCause
 from service.store.tables import Project, SourceItem, Status
 
 CHECK = "mapping_drift"
@@ -68,22 +68,19 @@ def _reopen(
         select(SourceItem).where(SourceItem.project_id == project.id, SourceItem.code == found.code)
     ).one()
     reason = f"mapping drift in feed {feed.name!r} batch {batch}: " + "; ".join(found.reasons)
-    reopening = Reopening(
-        project_id=project.id,
-        item_id=item.id,
+    kind = "unit" if found.severity == "critical" else "values"
+    decisions.reopen(
+        session,
+        item,
+        reason,
+        actor,
         cause=ReopenCause.data,
-        change_kind="unit" if found.severity == "critical" else "values",
-        old_status=item.status,
-        old_target_code=item.target_code,
-        approved_version=item.terminology_version,
-        reason=reason,
-        created_by=actor,
+        change_kind=kind,
+        model_version=f"feed:{feed.name}#{batch}",
     )
-    audit.record(session, actor, "reopening.create", reopening)
-    decisions.reopen(session, item, reason, actor, model_version=f"feed:{feed.name}#{batch}")
     return Alert(
         feed=feed.name,
-        segment="*" if found.segment == "*" else found.segment,
+        segment=found.segment,
         check=CHECK,
         column=found.code,
         severity=found.severity,
