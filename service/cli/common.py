@@ -59,6 +59,13 @@ def store_call(function: Callable[..., T], *args: Any) -> T:
         raise UserError(error.detail) from None
 
 
+def served_terminologies():
+    """The terminologies the service reads targets from (catalog and data models), for these settings."""
+    from service.engine import terminologies
+
+    return terminologies(get_settings())
+
+
 def serving_suggester(terminology: str, progress: bool | None = None):
     """The suggester the service would serve for a catalog terminology (champion, else bundled).
 

@@ -13,7 +13,7 @@ from models.catalog import UnknownTerminology
 from models.items import CONFIDENT, NO_CONFIDENT_MATCH, no_confident_match
 from models.loaders import FORMATS
 from service.cli.app import UserError, app
-from service.cli.common import EncodingOption, actor, parse_where, serving_suggester, transaction
+from service.cli.common import EncodingOption, actor, parse_where, served_terminologies, serving_suggester, transaction
 from service.settings import get_settings
 from service.sources import read_source_items, write_suggestions
 
@@ -23,13 +23,11 @@ app.add_typer(terminology_app, name="terminology")
 
 def _check_filter(terminology: str, filters: dict) -> None:
     from models.terminology import filter_problem
-    from service.engine import terminologies
-    from service.settings import get_settings
 
     if not filters:
         return
     try:
-        problem = filter_problem(terminologies(get_settings()).get(terminology), filters)
+        problem = filter_problem(served_terminologies().get(terminology), filters)
     except UnknownTerminology as error:
         raise UserError(f"{error}; load it with `crosswalk terminology load`") from None
     if problem:

@@ -13,6 +13,7 @@ from service.cli.common import (
     ProjectOption,
     actor,
     parse_where,
+    served_terminologies,
     serving_suggester,
     source_rows,
     transaction,
@@ -60,7 +61,7 @@ def project_create(
         target_filter=parse_where(where or []),
     )
     with transaction() as session:
-        project = crud.create_project(session, data, actor(), _terminologies().require)
+        project = crud.create_project(session, data, actor(), served_terminologies().require)
     typer.echo(f"project {project.id}: {project.name} ({project.source_system} -> {project.target_terminology})")
 
 
@@ -89,7 +90,7 @@ def project_set_target(
 
     with transaction() as session:
         found = crud.get_project(session, project)
-        crud.set_target(session, found, target, actor(), _terminologies().require)
+        crud.set_target(session, found, target, actor(), served_terminologies().require)
     typer.echo(f"project {found.name}: target {target}; run `crosswalk project suggest -p {found.name}` again")
 
 
@@ -108,13 +109,6 @@ def _check_kind(kind: str | None, target: str) -> None:
         raise UserError(f"--target {target!r} is not a target data model; one of {', '.join(models)}")
     if kind == "codes" and target in models:
         raise UserError(f"--target {target!r} is a data model: use --kind fields, or a terminology")
-
-
-def _terminologies():
-    from service.engine import terminologies
-    from service.settings import get_settings
-
-    return terminologies(get_settings())
 
 
 @project_app.command("import")
