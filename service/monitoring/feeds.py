@@ -263,7 +263,14 @@ def list_webhooks(session: Session, feed: Feed) -> list[FeedWebhook]:
 
 # -- batches ----------------------------------------------------------------------------------------
 def _mapping_drift(
-    session: Session, home: Path, feed: Feed, batch: str, profile, contract: Contract, actor: str
+    session: Session,
+    home: Path,
+    feed: Feed,
+    batch: str,
+    reference: Profile,
+    profile: Profile,
+    contract: Contract,
+    actor: str,
 ) -> list[Alert]:
     """Approved mappings of the feed's project whose data drifted in this batch, re-opened (one alert each)."""
     if feed.mapping_project_id is None:
@@ -274,7 +281,6 @@ def _mapping_drift(
 
     project = session.get(Project, feed.mapping_project_id)
     concepts = target_concepts(project.target_terminology, terminologies(Settings(home=home)).get)
-    reference = files.read_profile(home, feed.reference_profile, feed.reference_profile_sha256)
     return reopen_drifting(session, feed, batch, reference, profile, contract, concepts, actor)
 
 
@@ -301,8 +307,9 @@ def post_batch(
     number = (session.exec(select(func.max(FeedBatch.number)).where(FeedBatch.feed_id == feed.id)).one() or 0) + 1
     segment = contract.segment_columns[0] if contract.segment_columns else None
     profile = profile_frame(frame, contract, segment, PlausibilityRules())
+    reference = files.read_profile(home, feed.reference_profile, feed.reference_profile_sha256)  # read once
     report = score_profiles(
-        files.read_profile(home, feed.reference_profile, feed.reference_profile_sha256),
+        reference,
         profile,
         contract,
         feed=feed.name,
@@ -310,7 +317,7 @@ def post_batch(
         approved=approved_codes(session, feed, contract),
         history=_history(session, home, feed),
     )
-    drifted = _mapping_drift(session, home, feed, str(number), profile, contract, actor)
+    drifted = _mapping_drift(session, home, feed, str(number), reference, profile, contract, actor)
     events = process_batch(
         StoreAlerts(session, feed, actor),
         feed.name,
