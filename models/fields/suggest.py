@@ -15,6 +15,8 @@ Each (source column, target field) pair gets evidence in [0, 1]:
 
 The weighted sum ranks; a logistic calibration of (sum, gap to the column's best) gives the score,
 so a column whose best candidate is weak gets a low score rather than a confident wrong answer.
+A team's retrained field model (`FieldRanker`, models/fields/learned.py) adds evidence from its
+approved columns and replaces the weights and the calibration with ones fitted on its approvals.
 """
 
 from __future__ import annotations
@@ -219,53 +221,51 @@ class FieldSuggester:
 
     def evidence(self, columns: list[SourceColumn]) -> dict[str, np.ndarray]:
         """(columns x fields) evidence matrices, each in [0, 1]."""
-        read = self.reader_.words
         column_words = [self._name_words(c) for c in columns]
         table_names = [c.table for c in columns]
-        name_texts = [f"{' '.join(read(c.table))} {' '.join(w)}" for c, w in zip(columns, column_words)]
-        full_texts = [self._source_text(c, name) for c, name in zip(columns, name_texts)]
+        full_texts = self._source_texts(columns, column_words)
         out = {"name": self._word_overlap(column_words)}
         out["lexical"] = np.clip(self.lexical_.row_scores(full_texts), 0, 1)
+        vectors = None
         if self.encoder is not None:
             # Names alone as a second embedding measured no better on the development sets and
             # doubled the encoding time (the bulk of a warm run).
-            out["semantic"] = np.clip(self._encode(full_texts) @ self.full_vectors_.T, 0, 1)
+            vectors = self._encode(full_texts)
+            out["semantic"] = np.clip(vectors @ self.full_vectors_.T, 0, 1)
         else:
             out["semantic"] = np.zeros_like(out["name"])
         out["type"] = self._types(columns)
         out["values"] = self._word_overlap([tuple(_profile_words(c).split()) for c in columns], coverage_of="source")
         out["table"] = self._table_context(columns, table_names, out, column_words)
         if self.ranker is not None and len(self.ranker.history):
-            out.update(self.history_evidence(columns, self.ranker.history, full_texts, column_words))
+            out.update(self.history_evidence(columns, self.ranker.history, column_words=column_words, vectors=vectors))
         return out
+
+    def _source_texts(self, columns: list[SourceColumn], column_words: list[tuple[str, ...]]) -> list[str]:
+        read = self.reader_.words
+        return [self._source_text(c, f"{' '.join(read(c.table))} {' '.join(w)}") for c, w in zip(columns, column_words)]
 
     def history_evidence(
         self,
         columns: list[SourceColumn],
         history: FieldHistory,
-        full_texts: list[str] | None = None,
-        column_words: list[tuple[str, ...]] | None = None,
         leave_out: Sequence[int | None] | None = None,
+        column_words: list[tuple[str, ...]] | None = None,
+        vectors: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """(columns x fields) evidence from a team's approved columns (see models/fields/learned.py)."""
-        read = self.reader_.words
+        """(columns x fields) evidence from a team's approved columns (see models/fields/learned.py).
+
+        A column's similarity to an approved one: the overlap of their name words, averaged with the
+        cosine of their texts when there is an encoder (`vectors`: the columns' own, if encoded already).
+        """
         if column_words is None:
             column_words = [self._name_words(c) for c in columns]
-        approved = [a.source for a in history.approved]
-        approved_words = [self._name_words(c) for c in approved]
-        similarity = _jaccard([_stems(w) for w in column_words], [_stems(w) for w in approved_words])
-        if self.encoder is not None:
-            if full_texts is None:
-                full_texts = [
-                    self._source_text(c, f"{' '.join(read(c.table))} {' '.join(w)}")
-                    for c, w in zip(columns, column_words)
-                ]
-            approved_texts = [
-                self._source_text(c, f"{' '.join(read(c.table))} {' '.join(w)}")
-                for c, w in zip(approved, approved_words)
-            ]
-            cosine = np.clip(self._encode(full_texts) @ self._encode(approved_texts).T, 0, 1)
-            similarity = 0.5 * similarity + 0.5 * cosine
+        approved_stems, approved_vectors = self._history_index(history)
+        similarity = _jaccard([_stems(w) for w in column_words], approved_stems)
+        if approved_vectors is not None:
+            if vectors is None:
+                vectors = self._encode(self._source_texts(columns, column_words))
+            similarity = 0.5 * similarity + 0.5 * np.clip(vectors @ approved_vectors.T, 0, 1)
         fields = self.target_.fields
         return history.evidence(
             similarity,
@@ -275,6 +275,16 @@ class FieldSuggester:
             self.tables_,
             leave_out,
         )
+
+    def _history_index(self, history: FieldHistory) -> tuple[list[set[str]], np.ndarray | None]:
+        """The approved columns' name stems and vectors, computed once per history (not per request)."""
+        cached = getattr(self, "_history_cache", None)
+        if cached is None or cached[0] is not history:
+            sources = [a.source for a in history.approved]
+            words = [self._name_words(c) for c in sources]
+            vectors = self._encode(self._source_texts(sources, words)) if self.encoder is not None else None
+            cached = self._history_cache = (history, [_stems(w) for w in words], vectors)
+        return cached[1], cached[2]
 
     def _name_words(self, column: SourceColumn) -> tuple[str, ...]:
         """The column name's words; the description's when the name is an opaque code (`PID-7`, `F23`, `col7`)."""
