@@ -105,9 +105,7 @@ class FieldTerminologySuggester:
 
     def with_ranker(self, ranker: FieldRanker | None, model_version: str) -> FieldTerminologySuggester:
         """The same fitted target model ranked by a team's field model (a registered version)."""
-        out = FieldTerminologySuggester(self.suggester.with_ranker(ranker), self.model, model_version)
-        out.terminology = self.terminology
-        return out
+        return FieldTerminologySuggester(self.suggester.with_ranker(ranker), self.model, model_version)
 
     def suggest(
         self, items: Sequence[SourceItem], top_k: int = 10, where: dict[str, Any] | None = None

@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import select
 
 import service.engine
-from ingest.schema import SourceColumn
+from ingest.schema import SourceColumn, SourceSchema
 from models.fields.serving import FieldTerminologySuggester, as_terminology, source_items
 from models.fields.suggest import FieldSuggester
 from models.fields.targets import load_omop
@@ -56,7 +56,7 @@ def make_store(tmp_path, encoder, approvals: int | None = None):
         project = crud.create_project(
             session, ProjectCreate(name="clinic etl", source_system="clinic", target_terminology=TARGET), "setup"
         )
-        rows = source_items(type("Schema", (), {"columns": [c for c, _ in extract]})())
+        rows = source_items(SourceSchema("clinic", [c for c, _ in extract]))
         crud_imports.import_items(session, project, [crud_imports.ImportRow(*r[:2], None, r[2]) for r in rows], "setup")
         crud_imports.generate_suggestions(session, project, bundled(encoder), SuggestRequest(top_k=5), "setup")
         for column, target in extract:
