@@ -78,6 +78,21 @@ def train_field_challenger(
     known = list({m.source_code: m for m in [*split.train, *split.fit]}.values())
     history = FieldHistory(tuple(approved_fields(known)))
     _say(progress, f"field model: evidence for {len(known)} approved columns (each without itself in the history)")
+    pools = labelled_pools(base, known, history, where)
+    _say(progress, f"field model: weights over {len(FEATURES)} kinds of evidence, {FOLDS} folds by source column")
+    folds = np.array([_code_hash(m.source_code) // 20 % FOLDS for m in known])  # independent of the held-out fifth
+    weights, calibration, report = fit_ranker(pools, folds)
+    ranker = FieldRanker(dict(zip(FEATURES, map(float, weights))), calibration, history, version)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ranker.save(out_dir)
+    model_version = f"{base.model_version}+{version}"
+    return FieldChallenger(base.with_ranker(ranker, model_version), ranker, report, len(known))
+
+
+def labelled_pools(
+    base: FieldTerminologySuggester, known: Sequence[ApprovedMapping], history: FieldHistory, where: dict | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each approved column's candidate pool: FEATURES per candidate, and which are its approved fields."""
     fitted = base.suggester.with_ranker(None)
     columns = [a.source for a in history.approved]
     evidence = fitted.evidence(columns)
@@ -88,21 +103,19 @@ def train_field_challenger(
     pools = candidate_pools(evidence["bundled"], evidence, keys, known, allowed)
     if not any(y.any() for _, y in pools):
         raise ValueError("no approved field is among its column's candidates: nothing to learn from")
-    folds = np.array([_code_hash(m.source_code) // 20 % FOLDS for m in known])
-    _say(progress, f"field model: weights over {len(FEATURES)} kinds of evidence, {FOLDS} folds by source column")
-    # The regularisation is chosen on out-of-fold acc@1: a few hundred approvals bear fewer free weights.
+    return pools
+
+
+def fit_ranker(pools: Sequence[tuple[np.ndarray, np.ndarray]], folds: np.ndarray):
+    """(weights, calibration, report): the L2 strength with the best out-of-fold acc@1 (a few hundred
+    approvals bear fewer free weights), the calibration on its out-of-fold sums, weights refitted on all."""
     trials = {c: out_of_fold(pools, folds, c) for c in REGULARISATION}
     choice = max(REGULARISATION, key=lambda c: (pool_accuracy(trials[c], pools), -c))
     scored = [(s, y) for s, (_, y) in zip(trials[choice], pools) if len(s)]
     calibration, report = fit_calibration(scored)
-    report.update(fit_oof_acc_at_1=pool_accuracy(trials[choice], pools), regularisation_c=choice)
-    report["fit_oof_acc_at_1_bundled"] = pool_accuracy([f[:, 0] for f, _ in pools], pools)
-    weights = fit_weights(pools, choice)
-    ranker = FieldRanker(dict(zip(FEATURES, map(float, weights))), calibration, history, version)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ranker.save(out_dir)
-    model_version = f"{base.model_version}+{version}"
-    return FieldChallenger(base.with_ranker(ranker, model_version), ranker, report, len(known))
+    report.update(regularisation_c=choice, fit_oof_acc_at_1=pool_accuracy(trials[choice], pools))
+    report["fit_acc_at_1_bundled"] = pool_accuracy([f[:, FEATURES.index("bundled")] for f, _ in pools], pools)
+    return fit_weights(pools, choice), calibration, report
 
 
 def candidate_pools(
@@ -186,7 +199,7 @@ def fit_calibration(scored: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[tu
     x, y = np.asarray(rows), np.asarray(labels)
     top, hit = np.array([t for t, _ in tops]), np.array([h for _, h in tops])
     if len(y) == 0 or y.all() or not y.any() or hit.all() or not hit.any():
-        return CALIBRATION, {"fit_ece_calibrated": float("nan")}
+        return CALIBRATION, {}
     b = float(LogisticRegression(C=1e4, max_iter=2000).fit(x, y).coef_[0][1])
     platt = LogisticRegression(C=1e4, max_iter=2000).fit(top[:, None], hit)
     a, c = float(platt.coef_[0][0]), float(platt.intercept_[0])
