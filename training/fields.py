@@ -25,7 +25,7 @@ from models.fields.learned import HISTORY_EVIDENCE, ApprovedField, FieldHistory,
 from models.fields.serving import FieldTerminologySuggester, source_column
 from models.fields.suggest import CALIBRATION, EVIDENCE, calibrated
 from models.terminology import attributes_match
-from training.evaluate import expected_calibration_error
+from training.evaluate import Labelled, expected_calibration_error, fit_platt
 from training.sets import ApprovedMapping, Split, _code_hash
 
 FEATURES = ("bundled", *EVIDENCE, *HISTORY_EVIDENCE)  # "bundled": the bundled weighted sum
@@ -91,7 +91,7 @@ def train_field_challenger(
 
 def labelled_pools(
     base: FieldTerminologySuggester, known: Sequence[ApprovedMapping], history: FieldHistory, where: dict | None
-) -> list[tuple[np.ndarray, np.ndarray]]:
+) -> list[Labelled]:
     """Each approved column's candidate pool: FEATURES per candidate, and which are its approved fields."""
     fitted = base.suggester.with_ranker(None)
     columns = [a.source for a in history.approved]
@@ -106,7 +106,7 @@ def labelled_pools(
     return pools
 
 
-def fit_ranker(pools: Sequence[tuple[np.ndarray, np.ndarray]], folds: np.ndarray):
+def fit_ranker(pools: Sequence[Labelled], folds: np.ndarray):
     """(weights, calibration, report): the L2 strength with the best out-of-fold acc@1 (a few hundred
     approvals bear fewer free weights), the calibration on its out-of-fold sums, weights refitted on all."""
     trials = {c: out_of_fold(pools, folds, c) for c in REGULARISATION}
@@ -124,7 +124,7 @@ def candidate_pools(
     keys: Sequence[str],
     mappings: Sequence[ApprovedMapping],
     allowed: np.ndarray | None = None,
-) -> list[tuple[np.ndarray, np.ndarray]]:
+) -> list[Labelled]:
     """Per column: (pool x FEATURES) evidence and whether each candidate is an approved target."""
     history = sum(evidence[k] for k in HISTORY_EVIDENCE)
     position = {key: j for j, key in enumerate(keys)}
@@ -141,7 +141,7 @@ def candidate_pools(
     return out
 
 
-def out_of_fold(pools: Sequence[tuple[np.ndarray, np.ndarray]], folds: np.ndarray, c: float) -> list[np.ndarray]:
+def out_of_fold(pools: Sequence[Labelled], folds: np.ndarray, c: float) -> list[np.ndarray]:
     """Each pool scored by weights fitted on the other folds (empty where no fold could be fitted)."""
     scores = [np.zeros(0)] * len(pools)
     for fold in range(FOLDS):
@@ -154,13 +154,13 @@ def out_of_fold(pools: Sequence[tuple[np.ndarray, np.ndarray]], folds: np.ndarra
     return scores
 
 
-def pool_accuracy(scores: Sequence[np.ndarray], pools: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+def pool_accuracy(scores: Sequence[np.ndarray], pools: Sequence[Labelled]) -> float:
     """acc@1 within the pools: the top-scored candidate is an approved field."""
     hits = [bool(y[int(np.argmax(s))]) for s, (_, y) in zip(scores, pools) if len(s)]
     return sum(hits) / max(len(hits), 1)
 
 
-def fit_weights(pools: Sequence[tuple[np.ndarray, np.ndarray]], c: float = 1.0) -> np.ndarray:
+def fit_weights(pools: Sequence[Labelled], c: float = 1.0) -> np.ndarray:
     """Pairwise logistic weights: each approved field against each other candidate of its column.
 
     A ranking objective, not a pointwise one: evidence that is high for a whole pool (every
@@ -201,10 +201,7 @@ def fit_calibration(scored: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[tu
     if len(y) == 0 or y.all() or not y.any() or hit.all() or not hit.any():
         return CALIBRATION, {}
     b = float(LogisticRegression(C=1e4, max_iter=2000).fit(x, y).coef_[0][1])
-    platt = LogisticRegression(C=1e4, max_iter=2000).fit(top[:, None], hit)
-    a, c = float(platt.coef_[0][0]), float(platt.intercept_[0])
-    if a <= 1e-3:  # the sum says nothing about the top candidate here: barely increasing, never reversing
-        a, c = 1e-3, float(np.log(hit.mean() / (1 - hit.mean())) - 1e-3 * top.mean())
+    a, c = fit_platt(top, hit)
     b = max(b, -a + 1e-3)  # a + b > 0: the score keeps increasing with the sum, so it keeps the ranking
     after = expected_calibration_error(calibrated(top[:, None], (a, b, c))[:, 0], hit)
     return (a, b, c), {
