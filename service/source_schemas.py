@@ -56,8 +56,6 @@ def import_schema(
 ) -> SchemaImportResult:
     """One item per source column (code `table.column`), audited, in the caller's transaction."""
     require_field_project(project, target_models)
-    if schema.notes:  # a cut source would be reviewed as if it were whole
-        raise Invalid(f"{schema.notes[0]}; nothing was imported: import the source in parts, or the columns to map")
     result = import_items(session, project, schema_rows(schema), actor)
     return SchemaImportResult(**result.model_dump(), source=schema.name, tables=len(schema.tables))
 
