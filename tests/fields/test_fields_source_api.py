@@ -9,7 +9,6 @@ import uuid
 
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, text
 from sqlmodel import select
 
 from models.terminology import Concept, Terminology
@@ -17,7 +16,7 @@ from service import audit
 from service.store.db import session_scope
 from service.store.tables import AuditEvent, Role
 from tests.conftest import SAMPLES
-from tests.service.conftest import PG_URL, postgres_url
+from tests.service.conftest import PG_URL
 
 LABEVENTS = b"itemid,valuenum,valueuom,charttime\n50912,1.1,mg/dL,2101-10-20 08:00\n50971,4.2,mEq/L,2101-10-20 09:00\n"
 PATIENTS = b"subject_id,gender,dob\n1,F,2050-01-01\n2,M,2061-03-04\n"
@@ -95,6 +94,12 @@ def test_a_schema_csv_upload_reads_as_a_schema(fields_service):
     schema = b"table,column,description\npatients,pat_dob,Date of birth\n"
     response = upload(svc, project, ("clinic.csv", schema, "text/csv"))
     assert response.status_code == 200 and list(items_of(svc, project)) == ["patients.pat_dob"], response.text
+    too_many = b"table,column\n" + b"".join(b"wide,c%d\n" % i for i in range(2001))
+    cut = svc.call(
+        "POST", f"/projects/{project}/imports?format=schema", Role.mapper, files={"file": ("s.csv", too_many)}
+    )
+    assert cut.status_code == 422 and "s.csv: only the first 2000 columns" in cut.json()["detail"], cut.text
+    assert list(items_of(svc, project)) == ["patients.pat_dob"]  # refused whole, on the older route too
 
 
 WIDE = (",".join(f"c{i}" for i in range(5000)) + "\n" + ",".join("1" for _ in range(5000)) + "\n").encode()
@@ -185,24 +190,11 @@ def test_an_unusable_database_url_is_a_422_that_never_shows_the_password(fields_
     assert items_of(svc, project) == {} and _audit_seq(svc) == before
 
 
-@pytest.fixture
-def source_database() -> str:
-    """A PostgreSQL schema holding a small EHR table (with a column comment), as a source to read."""
-    for url in postgres_url():
-        engine = create_engine(url)
-        with engine.begin() as connection:
-            connection.execute(text("CREATE TABLE lab_result (result_id integer PRIMARY KEY, uom varchar(20))"))
-            connection.execute(text("COMMENT ON COLUMN lab_result.uom IS 'Unit of the result'"))
-            connection.execute(text("INSERT INTO lab_result VALUES (1, 'mg/dL'), (2, 'mmol/L')"))
-        engine.dispose()
-        yield url
-
-
 @pytest.mark.postgres
-def test_a_database_imports_its_columns_and_the_password_is_kept_nowhere(fields_service, source_database, caplog):
+def test_a_database_imports_its_columns_and_the_password_is_kept_nowhere(fields_service, lab_database, caplog):
     svc = fields_service
     project = field_project(svc)
-    schema = source_database.split("search_path%3D")[1]
+    schema = lab_database.split("search_path%3D")[1]
     with_password = PG_URL.replace("postgres@", f"postgres:{PASSWORD}@")  # the test server trusts: any password
     assert PASSWORD in with_password
     with caplog.at_level(logging.DEBUG):

@@ -13,11 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-import service.engine
 from service.store.tables import Role
-from service.web.app import create_app
+from tests.fields.conftest import serving_fields
 from tests.service.conftest import Service
 from tests.ui.conftest import live_server
 
@@ -30,21 +28,14 @@ COLUMN = "labevents.valueuom"
 @pytest.fixture
 def field_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoder) -> Iterator[tuple[Service, int]]:
     """A field project on OMOP CDM 5.4 whose two tables came in over the API, with suggestions."""
-    monkeypatch.setattr(service.engine, "bundled_encoder", lambda settings: encoder)
-    service.engine.served_suggesters.cache_clear()
-    service.engine.terminologies.cache_clear()
-    running = Service(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, None, monkeypatch)
-    running.app = create_app(running.settings)
-    running.client = TestClient(running.app)
-    body = {"name": "Clinic ETL", "source_system": "Clinic EHR extract", "target_terminology": "omop-cdm-5.4"}
-    project = running.call("POST", "/projects", Role.mapper, json=body).json()["id"]
-    files = [("files", ("labevents.csv", LABEVENTS, "text/csv")), ("files", ("patients.csv", PATIENTS, "text/csv"))]
-    imported = running.call("POST", f"/projects/{project}/source-schema", Role.mapper, files=files)
-    assert imported.status_code == 200, imported.text
-    running.suggest(project)
-    yield running, project
-    service.engine.served_suggesters.cache_clear()
-    service.engine.terminologies.cache_clear()
+    with serving_fields(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, monkeypatch, encoder) as running:
+        body = {"name": "Clinic ETL", "source_system": "Clinic EHR extract", "target_terminology": "omop-cdm-5.4"}
+        project = running.call("POST", "/projects", Role.mapper, json=body).json()["id"]
+        files = [("files", ("labevents.csv", LABEVENTS, "text/csv")), ("files", ("patients.csv", PATIENTS, "text/csv"))]
+        imported = running.call("POST", f"/projects/{project}/source-schema", Role.mapper, files=files)
+        assert imported.status_code == 200, imported.text
+        running.suggest(project)
+        yield running, project
 
 
 def test_review_a_field_and_release_its_mapping_spec_in_a_browser(browser, field_service):
