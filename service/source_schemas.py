@@ -84,6 +84,7 @@ def read_uploads(uploads: Sequence[Upload]) -> SourceSchema:
         except SchemaError as error:  # name the upload, never the server's temporary folder
             raise Invalid(str(error).replace(f"{folder}/", "").replace(folder, "upload")) from None
     schema.notes = [note.replace(f"{folder}/", "") for note in schema.notes]
+    schema.name = ", ".join(p.name for p in paths)[:200]  # not the temporary folder's
     return schema
 
 
