@@ -158,28 +158,17 @@ def project_import_schema(
     ],
 ) -> None:
     """Import a source's columns as the items of a field-mapping project (code `table.column`)."""
-    from ingest.schema import SchemaError, read_source, redact_url
+    from ingest.schema import redact_url
     from service import crud
-    from service.cli.app import UserError
-    from service.crud_imports import import_items, schema_rows
     from service.engine import target_catalog
     from service.settings import get_settings
+    from service.source_schemas import import_schema, read_local_source, require_field_project
 
-    try:
-        schema = read_source(source)
-    except SchemaError as error:
-        raise UserError(str(error)) from None
-    for note in schema.notes:
-        typer.echo(f"note: {note}", err=True)
-    rows = schema_rows(schema)
+    targets = target_catalog(get_settings()).names()
     with transaction() as session:
         found = crud.get_project(session, project)
-        if found.target_terminology not in target_catalog(get_settings()).names():
-            raise UserError(
-                f"project {found.name!r} maps codes to {found.target_terminology}; source columns go to a project "
-                "on a data model (`crosswalk project create --kind fields --target omop-cdm-5.4 ...`)"
-            )
-        result = import_items(session, found, rows, actor())
+        require_field_project(found, targets)  # before reading: a database can take seconds
+        result = import_schema(session, found, read_local_source(source), actor(), targets)
     typer.echo(
         f"imported {result.total} columns of {redact_url(source)}: {result.created} new, "
         f"{result.updated} updated, {result.unchanged} unchanged"

@@ -64,6 +64,7 @@ class FeedCreate(SQLModel):
 class Upload:
     filename: str
     data: bytes
+    content_type: str = ""  # as the client declared it; "" when it did not
 
 
 # -- reading uploads --------------------------------------------------------------------------------

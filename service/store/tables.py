@@ -231,6 +231,27 @@ class ImportResult(SQLModel):
     total: int
 
 
+class SchemaImportResult(ImportResult):
+    """A field project's import: one item per source column (`total`), from `tables` tables of `source`."""
+
+    source: str  # the file, folder or database it came from (a URL's password masked)
+    tables: int
+
+
+class DatabaseSource(SQLModel):
+    """A database to read a field project's source columns from."""
+
+    url: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user:password@host:5432/ehr (the password is "
+        "used to connect, never stored, logged or echoed).",
+    )
+    db_schema: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Database schema to read (default: the URL's)."
+    )
+
+
 class ConceptPublic(SQLModel):
     code: str
     display: str

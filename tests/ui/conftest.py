@@ -6,7 +6,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Sequence
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -329,3 +333,38 @@ def browser_or_skip(chromium: Path = CHROMIUM):
     if os.environ.get("CROSSWALK_REQUIRE_E2E") == "1":
         pytest.fail(f"CROSSWALK_REQUIRE_E2E=1 but {reason}")
     pytest.skip(f"end-to-end UI tests need a browser: {reason}")
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    """Headless Chromium through playwright (or a skip, see `browser_or_skip`)."""
+    sync_api = browser_or_skip()
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@contextmanager
+def live_server(app) -> Iterator[str]:
+    """`app` under uvicorn on 127.0.0.1 (as `crosswalk serve`), on a free port; yields its base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()

@@ -10,20 +10,16 @@ Screenshots at 1280x800 go to docs/screenshots/ (linked from the README).
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from service import audit, crud
 from service.store.db import session_scope
 from service.store.feeds import FeedAlert
 from service.store.tables import AuditEvent, Role
-from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
+from tests.ui.conftest import live_server
 
 pytestmark = pytest.mark.e2e
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -31,35 +27,10 @@ VIEWPORT = {"width": 1280, "height": 800}
 
 
 @pytest.fixture
-def browser() -> Iterator:
-    sync_api = browser_or_skip()
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
 def live(seeded) -> Iterator[str]:
-    """The service's app under uvicorn on 127.0.0.1 (as `crosswalk serve`), on a free port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(seeded[0].app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    """The seeded service's app under uvicorn on 127.0.0.1 (as `crosswalk serve`), on a free port."""
+    with live_server(seeded[0].app) as base:
+        yield base
 
 
 def _seed_release_1(service, project: int) -> None:
