@@ -3,7 +3,8 @@
 `record` changes a row and appends its `audit_event` in the caller's transaction, so state and
 history commit (or roll back) together. Each event's `after` is the row's snapshot (child rows as a
 digest; secret-derived columns such as a token's hash left out, since every auditor reads events), and
-events form a sha256 hash chain. `verify` recomputes the chain and compares every
+events form a sha256 hash chain. `remove` deletes a row the same way, its event's `after` null. A row of an
+archived project is read-only: `record` refuses it. `verify` recomputes the chain and compares every
 row with the `after` of its latest event: a row edited, inserted or deleted behind the service's
 back, or an event altered or removed, is reported with the first event that no longer holds.
 """
