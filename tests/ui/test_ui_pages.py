@@ -409,3 +409,9 @@ def test_an_archived_project_is_hidden_read_only_and_still_readable(ui_service, 
     assert len(ui_service.call("GET", "/audit/events", Role.admin).json()) == before
     refused = _decide(client, project, _codes_in_queue(queue.text)[0], "approve", page.text)
     assert refused.status_code == 409 and "is archived and read-only" in html.unescape(refused.text)
+
+
+def test_the_counts_line_separates_only_the_statuses_it_shows(ui_service, project):
+    page = login(ui_service, Role.reviewer).get(f"/ui/projects/{project}").text
+    counts = re.sub(r"<[^>]+>", "", re.search(r'<p class="counts"[^>]*>(.*?)</p>', page, re.S).group(1)).strip()
+    assert counts == "15 suggested"
