@@ -151,3 +151,31 @@ def test_cli_delete_needs_yes_or_the_typed_name_and_archive_hides(env, suggester
     assert crosswalk(monkeypatch, capsys, "project", "unarchive", "-p", "Lab")[0] == 0
     assert crosswalk(monkeypatch, capsys, "project", "import", "-p", "Lab", str(data))[0] == 0
     assert crosswalk(monkeypatch, capsys, "audit", "verify")[0] == 0
+
+
+def test_deleting_a_project_unlinks_its_feeds_and_keeps_the_messages_its_items_came_from(service):
+    from service.store.feeds import Feed
+    from service.store.messages import ItemMessage, StoredMessage
+    from tests.conftest import SAMPLES
+
+    project = service.project()
+    for path in sorted((SAMPLES / "hl7v2").glob("*.hl7")):  # as the README imports them: 8 local codes
+        files = {"file": (path.name, path.read_bytes(), "x-application/hl7-v2+er7")}
+        assert (
+            service.call("POST", f"/projects/{project}/imports?format=hl7v2", Role.mapper, files=files).status_code
+            == 200
+        )
+    reference = b"lab_code,result\nGLU,5.1\nNA,140\n"
+    form = {"name": "labs", "mapping_project_id": str(project)}
+    feed = service.call("POST", "/feeds", Role.ops, data=form, files={"file": ("r.csv", reference, "text/csv")})
+    assert feed.status_code == 201, feed.text
+    links, messages = counts(service, ItemMessage, StoredMessage)
+    assert links > 0 and messages == 11
+
+    removed = service.call("DELETE", f"/projects/{project}", Role.admin).json()["removed"]
+    assert removed["message_links"] == links and removed["feeds_unlinked"] == 1
+    assert counts(service, ItemMessage, StoredMessage) == [0, 11]
+    with session_scope(service.engine) as session:
+        assert session.exec(select(Feed)).one().mapping_project_id is None
+    verified = service.call("GET", "/audit/verify", Role.admin).json()
+    assert verified["ok"] is True, verified["problems"]
