@@ -180,8 +180,8 @@ def rebaseline(connection: Connection, table: str, kind: str, added: dict[str, A
     ids = [row[0] for row in connection.execute(text(f"SELECT id FROM {table} ORDER BY id"))]
     tail = connection.execute(text("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1")).first()
     seq, prev_hash = (tail[0], tail[1]) if tail else (0, GENESIS)
-    for row_id_ in ids:
-        entity = f"{kind}:{row_id_}"
+    for found in ids:
+        entity = f"{kind}:{found}"
         last = connection.execute(
             text("SELECT after, project_id FROM audit_event WHERE entity = :e ORDER BY seq DESC LIMIT 1"),
             {"e": entity},
