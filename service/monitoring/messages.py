@@ -498,7 +498,7 @@ def score_pending(
         session.add(row)
     project = project or (session.get(Project, feed.mapping_project_id) if feed.mapping_project_id else None)
     codes = None
-    if project is not None:
+    if project is not None and not project.archived:  # an archived project takes no new codes
         codes = add_local_codes(session, project, prepared.rows, prepared.digests, None, actor)
     session.flush()
     return batch, events, codes

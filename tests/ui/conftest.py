@@ -253,9 +253,10 @@ MEASUREMENTS = Path(__file__).resolve().parents[1].parent / "data" / "samples" /
 WEIGHT = "29463-7"
 
 
-def seed_feed(service: Service) -> dict:
-    """A feed of the Synthea lab sample (segmented by site): a clean batch, then site south sends body
-    weight in pounds (a critical unit alert), then site north stops sending half its values."""
+def feed_batches():
+    """The Synthea lab sample split into a reference and three batches (segmented by site): a clean one,
+    then site south sends body weight in pounds (a critical unit alert), then site north stops sending
+    half its values. Returns (reference, [(file name, batch), ...]) as DataFrames."""
     import numpy as np
     import pandas as pd
 
@@ -269,10 +270,16 @@ def seed_feed(service: Service) -> dict:
     gaps = pounds.copy()
     north = gaps.index[gaps.site == "north"]
     gaps.loc[north[: len(north) // 2], "value_as_number"] = np.nan
+    return reference, [("monday.csv", current), ("tuesday.csv", pounds), ("wednesday.csv", gaps)]
+
+
+def seed_feed(service: Service) -> dict:
+    """A feed of `feed_batches()`: the reference, then its three batches."""
+    reference, batches = feed_batches()
     form = {"name": "st-mary-labs", "description": "St Mary LIS results", "segment_columns": ["site"]}
     created = service.call("POST", "/feeds", Role.ops, data=form, files={"file": ("reference.csv", _csv(reference))})
     assert created.status_code == 201, created.text
-    for name, batch in (("monday.csv", current), ("tuesday.csv", pounds), ("wednesday.csv", gaps)):
+    for name, batch in batches:
         posted = service.call("POST", "/feeds/st-mary-labs/batches", Role.ops, files={"file": (name, _csv(batch))})
         assert posted.status_code == 201, posted.text
     return created.json()

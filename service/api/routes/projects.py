@@ -20,6 +20,7 @@ from service.store.tables import (
     DatabaseSource,
     ImportResult,
     ProjectCreate,
+    ProjectDeleted,
     ProjectPublic,
     ProjectUpdate,
     SchemaImportResult,
@@ -64,16 +65,39 @@ def update_project(
     return crud.project_public(session, project)
 
 
-@router.get("", response_model=list[ProjectPublic], **allow(Permission.read))
-def list_projects(session: SessionDep) -> list[ProjectPublic]:
-    """List projects with their items per status."""
-    return [crud.project_public(session, p) for p in crud.list_projects(session)]
+@router.get("", response_model=list[ProjectPublic], **allow(Permission.read, 422))
+def list_projects(
+    session: SessionDep,
+    archived: Annotated[bool, Query(description="Also list archived projects.")] = False,
+) -> list[ProjectPublic]:
+    """List projects with their items per status (archived ones only when asked for)."""
+    return [crud.project_public(session, p) for p in crud.list_projects(session, archived)]
 
 
 @router.get("/{project_id}", response_model=ProjectPublic, **allow(Permission.read, 404, 422))
 def get_project(project: ProjectDep, session: SessionDep) -> ProjectPublic:
     """One project with its items per status."""
     return crud.project_public(session, project)
+
+
+@router.delete("/{project_id}", response_model=ProjectDeleted, **allow(Permission.admin, 404, 409, 422))
+def delete_project(project: ProjectDep, session: SessionDep, principal: CurrentPrincipal) -> ProjectDeleted:
+    """Delete a project that has no release, with its items, decisions, suggestions and comments, in one
+    audited transaction; a released project is refused (409): archive it instead."""
+    return crud.delete_project(session, project, principal.name)
+
+
+@router.post("/{project_id}/archive", response_model=ProjectPublic, **allow(Permission.admin, 404, 409, 422))
+def archive_project(project: ProjectDep, session: SessionDep, principal: CurrentPrincipal) -> ProjectPublic:
+    """Archive a project: read-only (decisions and imports are refused), hidden from lists; its releases
+    and exports stay readable."""
+    return crud.project_public(session, crud.archive_project(session, project, principal.name))
+
+
+@router.post("/{project_id}/unarchive", response_model=ProjectPublic, **allow(Permission.admin, 404, 409, 422))
+def unarchive_project(project: ProjectDep, session: SessionDep, principal: CurrentPrincipal) -> ProjectPublic:
+    """Make an archived project writable and listed again."""
+    return crud.project_public(session, crud.unarchive_project(session, project, principal.name))
 
 
 @router.post(
