@@ -1,7 +1,7 @@
 """The service on several workers (`crosswalk serve --workers N`): work that must happen once is claimed
 through the store, not assumed to run in one process. Two delivery processes post each webhook message
 once; a promotion reaches a worker that did not make it; two workers cutting one feed's waiting messages
-make one batch."""
+make one batch; and `serve` refuses several workers on SQLite."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, text
 from sqlmodel import Session, select
 
@@ -31,7 +32,7 @@ from service.store.feeds import Feed, FeedBatch, WebhookCreate, WebhookDelivery
 from service.store.jobs import WEBHOOK_DELIVERY, JobClaims
 from service.store.messages import StoredMessage
 from service.web.app import create_app
-from tests.service.conftest import WEBHOOK_SECRET, postgres_url
+from tests.service.conftest import WEBHOOK_SECRET, crosswalk, postgres_url
 from tests.service.hl7_feed import lab_messages, make_feed
 from training import tracking
 
@@ -39,6 +40,34 @@ from training import tracking
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     yield from postgres_url()
+
+
+# -- serve --workers --------------------------------------------------------------------------------
+def test_serve_refuses_several_workers_on_sqlite_in_one_line(env, monkeypatch, capsys):
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("started on SQLite"))
+    code, _, err = crosswalk(monkeypatch, capsys, "serve", "--workers", "2")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--workers 2" in err and "SQLite" in err and "PostgreSQL" in err and "Traceback" not in err
+
+
+def test_serve_starts_each_worker_from_the_same_options(env, monkeypatch, capsys):
+    """uvicorn starts the worker processes; each builds the app from the options serve handed down."""
+    from service.cli import serve as serve_module
+
+    monkeypatch.setenv("CROSSWALK_DATABASE_URL", "postgresql+psycopg://etl@db.example/crosswalk")
+    monkeypatch.setattr("service.store.db.upgrade", lambda engine: None)
+    monkeypatch.setattr("service.web.app.load_serving_models", lambda app: {"bench": "bench-words@1"})
+    started = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: started.update(app=app, **kwargs))
+    code, _, err = crosswalk(
+        monkeypatch, capsys, "serve", "--workers", "3", "--suggester-factory", "benchmarks.api:bench_suggester_factory"
+    )
+    assert code == 0 and "3 workers" in err
+    assert started["app"] == "service.cli.serve:worker_app" and started["factory"] and started["workers"] == 3
+    worker = serve_module.worker_app()  # as uvicorn calls it in a worker process
+    assert worker.state.suggester_factory("bench").model_version == "bench-words@1"
+    with TestClient(worker) as client:
+        assert client.get("/health").status_code == 200
 
 
 # -- webhooks: each message posted once, whoever delivers ------------------------------------------
