@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 WEBHOOK_DELIVERY = 0x63776864  # "cwhd": the kind of one webhook_delivery row's next attempt
 
-_claimed_here: set[tuple[int, int]] = set()  # (kind, job id) claimed in this process (SQLite)
+_claimed_here: set[tuple[str, int, int]] = set()  # (store, kind, job id) claimed in this process (SQLite)
 _claimed_here_lock = threading.Lock()
 
 
@@ -27,19 +27,20 @@ class JobClaims:
     def __init__(self, engine: Engine, kind: int) -> None:
         assert 0 < kind < 2**31, "a kind fills the high half of a 64-bit advisory lock key"
         self.engine, self.kind = engine, kind
-        self._connection: Connection | None = None
+        self._in_process = engine.dialect.name != "postgresql"
+        self._store = engine.url.render_as_string(hide_password=True)
+        self._connection: Connection | None = None  # opened at the first claim: a round with no work costs none
         self._held: set[int] = set()
 
     def __enter__(self) -> JobClaims:
-        if self.engine.dialect.name == "postgresql":
-            # autocommit: a claim outlives transactions, and the connection never sits idle in one
-            self._connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         return self
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: TracebackType | None) -> None:
-        if self._connection is None:
+        if self._in_process:
             for job in list(self._held):
                 self.release(job)
+            return
+        if self._connection is None:
             return
         try:
             self._connection.execute(text("SELECT pg_advisory_unlock_all()"))
@@ -48,17 +49,18 @@ class JobClaims:
         finally:
             self._held.clear()
             self._connection.close()
+            self._connection = None
 
     def take(self, job: int) -> bool:
         """Claim `job`; False when another worker (or another claim set here) holds it."""
         if job in self._held:
             return False
-        if self._connection is None:
+        if self._in_process:
             with _claimed_here_lock:
-                if (self.kind, job) in _claimed_here:
+                if (self._store, self.kind, job) in _claimed_here:
                     return False
-                _claimed_here.add((self.kind, job))
-        elif not self._connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key(job)}).scalar():
+                _claimed_here.add((self._store, self.kind, job))
+        elif not self._locks().execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key(job)}).scalar():
             return False
         self._held.add(job)
         return True
@@ -68,11 +70,17 @@ class JobClaims:
         if job not in self._held:
             return
         self._held.discard(job)
-        if self._connection is None:
+        if self._in_process:
             with _claimed_here_lock:
-                _claimed_here.discard((self.kind, job))
+                _claimed_here.discard((self._store, self.kind, job))
         else:
-            self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key(job)})
+            self._locks().execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key(job)})
+
+    def _locks(self) -> Connection:
+        if self._connection is None:
+            # autocommit: a claim outlives transactions, and the connection never sits idle in one
+            self._connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._connection
 
     def _key(self, job: int) -> int:
         # one signed 64-bit key: the kind above, the job id below (ids past 2**32 share keys with
