@@ -4,8 +4,8 @@ Two caches, one each, shared by the API, the UI and the CLI in a process:
 - `terminologies(settings)`: each catalog terminology read once. A decision looks its concept up
   here: a catalog read, never a model build, so the write path holds no lock while matchers load.
 - `served_suggesters(settings)`: the serving model per terminology (the registry's champion, else the
-  bundled model), built on first use and swapped whole by `reload`; every process (each service worker,
-  the CLI) reloads by itself when a promotion is recorded in the store.
+  bundled model), built on first use and swapped whole by `reload`; in the service, each worker process
+  reloads by itself when a promotion is recorded in the store.
 """
 
 from __future__ import annotations
