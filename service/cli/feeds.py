@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from service.cli.app import UserError, app
-from service.cli.common import actor, store, transaction, valid
+from service.cli.common import actor, store, store_call, transaction, valid
 from service.settings import get_settings
 
 feed_app = typer.Typer(
@@ -104,16 +104,28 @@ def feed_list() -> None:
 def feed_post(
     feed: Annotated[str, typer.Argument(help="Feed id or name.")],
     files: Annotated[list[Path], typer.Argument(help="Batch file(s), scored in order: CSV, Parquet or FHIR NDJSON.")],
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help="Profile each batch on a Dask cluster (tcp://HOST:PORT, or local:N); a quoted glob is one batch. "
+            "Default: CROSSWALK_DASK_SCHEDULER for a glob or a large file.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score batches of a feed: alerts are stored (one per problem), webhooks notified."""
     from tqdm import tqdm
 
+    from service.cluster import scheduler_for
     from service.monitoring import feeds, outbox
 
-    home = get_settings().home
+    settings = get_settings()
+    home = settings.home
     feed_id = None
     for path in tqdm(files, desc="batches", unit="batch", disable=len(files) < 2):
-        upload = _upload(path)
+        address = scheduler_for(settings, str(path), dask)
+        upload = _upload(path) if address is None else _profiled(feed, path, address)
         with transaction() as session:
             found = feeds.get_feed(session, feed)
             batch, _ = feeds.post_batch(session, home, found, upload, actor())
@@ -132,6 +144,17 @@ def feed_post(
             typer.echo(
                 f"{result.pending} webhook message(s) still pending; `crosswalk feed deliver` retries them", err=True
             )
+
+
+def _profiled(feed: str, path: Path, address: str):
+    """The batch (a file or a glob) profiled on the Dask cluster, before the store is locked for it."""
+    from monitors.contract import Contract
+    from service.monitoring import feeds
+
+    with transaction() as session:
+        contract = Contract.from_dict(feeds.get_feed(session, feed).contract)
+    typer.echo(f"crosswalk: profiling {path} on Dask at {address}", err=True)
+    return store_call(feeds.profile_files, contract, str(path), address)
 
 
 @feed_app.command("contract")
