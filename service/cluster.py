@@ -25,7 +25,7 @@ LOCAL_PROCESSES = True  # local workers in processes (the GIL would serialise th
 ITEMS_PER_TASK = 8 * CHUNK
 
 
-class ClusterError(RuntimeError):
+class ClusterError(ValueError):
     """No cluster at that address, or an address that is not one: one line a user can act on."""
 
 
@@ -35,11 +35,10 @@ def dask_client(address: str) -> Iterator[Any]:
     a local cluster started for it is closed at the end."""
     from distributed import Client, LocalCluster
 
-    local = LOCAL.fullmatch(address.strip())
+    address = check_address(address)
+    local = LOCAL.fullmatch(address)
     if local:
         workers = int(local.group(1) or os.cpu_count() or 1)
-        if workers < 1:
-            raise ClusterError(f"dask address {address!r}: local:N needs at least one worker")
         with (
             LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=LOCAL_PROCESSES, dashboard_address=None
@@ -48,8 +47,6 @@ def dask_client(address: str) -> Iterator[Any]:
         ):
             yield client
         return
-    if "://" not in address and not re.fullmatch(r"[\w.-]+:\d+", address):
-        raise ClusterError(f"dask address {address!r}: expected tcp://HOST:PORT or local:N")
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as error:
@@ -59,21 +56,33 @@ def dask_client(address: str) -> Iterator[Any]:
         yield client
 
 
+def check_address(address: str) -> str:
+    """The address, stripped, or a ClusterError saying what an address looks like."""
+    address = address.strip()
+    local = LOCAL.fullmatch(address)
+    if local and local.group(1) is not None and int(local.group(1)) < 1:
+        raise ClusterError(f"dask address {address!r}: local:N needs at least one worker")
+    if not local and not re.fullmatch(r"[a-z]+://\S+|[\w.-]+:\d+", address):
+        raise ClusterError(f"dask address {address!r}: expected tcp://HOST:PORT or local:N")
+    return address
+
+
 def describe(client: Any) -> str:
     """'N workers, T threads' of the client's cluster, for a progress line."""
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
     return f"{len(workers)} workers, {sum(w['nthreads'] for w in workers)} threads"
 
 
-def scheduler_for(settings: Settings, batch: str, requested: str | None = None) -> str | None:
-    """Where to score a batch (a path or a glob): the cluster asked for, else the configured one for a glob
-    or a batch of at least `dask_min_bytes`, else None (in memory)."""
-    if requested is not None or settings.dask_scheduler is None:
+def scheduler_for(settings: Settings, batch: str, requested: str | None = None, feed: str | None = None) -> str | None:
+    """Where to score a batch (a path or a glob): the cluster asked for; else the feed's, or the configured
+    one, for a glob or a batch of at least `dask_min_bytes`; else None (in memory)."""
+    configured = feed or settings.dask_scheduler
+    if requested is not None or configured is None:
         return requested
     if glob.has_magic(batch):
-        return settings.dask_scheduler
+        return configured
     size = os.path.getsize(batch) if os.path.isfile(batch) else 0
-    return settings.dask_scheduler if size >= settings.dask_min_bytes else None
+    return configured if size >= settings.dask_min_bytes else None
 
 
 # -- batch mapping ----------------------------------------------------------------------------------

@@ -67,6 +67,15 @@ def feed_create(
         list[str] | None, typer.Option("--mapped-column", help="Code column that project maps (repeatable).")
     ] = None,
     description: Annotated[str | None, typer.Option(help="What the feed is.")] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help="Dask cluster (tcp://HOST:PORT, local:N) for this feed's globs and large batch files "
+            "(default: CROSSWALK_DASK_SCHEDULER).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Register a feed: keep its reference, infer its data contract, profile the reference once."""
     from service import crud
@@ -81,6 +90,7 @@ def feed_create(
             segment_columns=segment or None,
             mapping_project_id=project_id,
             mapped_columns=mapped_column or [],
+            dask_scheduler=dask,
         )
         feed = feeds.create_feed(session, get_settings().home, data, upload, actor())
         segments = ", ".join(feed.contract["segment_columns"]) or "none"
@@ -117,15 +127,19 @@ def feed_post(
     """Score batches of a feed: alerts are stored (one per problem), webhooks notified."""
     from tqdm import tqdm
 
+    from monitors.contract import Contract
     from service.cluster import scheduler_for
     from service.monitoring import feeds, outbox
 
     settings = get_settings()
     home = settings.home
     feed_id = None
+    with transaction() as session:
+        found = feeds.get_feed(session, feed)
+        contract, feed_scheduler = Contract.from_dict(found.contract), found.dask_scheduler
     for path in tqdm(files, desc="batches", unit="batch", disable=len(files) < 2):
-        address = scheduler_for(settings, str(path), dask)
-        upload = _upload(path) if address is None else _profiled(feed, path, address)
+        address = scheduler_for(settings, str(path), dask, feed_scheduler)
+        upload = _upload(path) if address is None else _profiled(contract, path, address)
         with transaction() as session:
             found = feeds.get_feed(session, feed)
             batch, _ = feeds.post_batch(session, home, found, upload, actor())
@@ -146,13 +160,10 @@ def feed_post(
             )
 
 
-def _profiled(feed: str, path: Path, address: str):
+def _profiled(contract, path: Path, address: str):
     """The batch (a file or a glob) profiled on the Dask cluster, before the store is locked for it."""
-    from monitors.contract import Contract
     from service.monitoring import feeds
 
-    with transaction() as session:
-        contract = Contract.from_dict(feeds.get_feed(session, feed).contract)
     typer.echo(f"crosswalk: profiling {path} on Dask at {address}", err=True)
     return store_call(feeds.profile_files, contract, str(path), address)
 

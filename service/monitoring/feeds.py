@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import ValidationError
+from pydantic import ValidationError, field_validator
 from sqlalchemy import func
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -62,6 +62,19 @@ class FeedCreate(SQLModel):
     mapped_columns: list[str] = Field(
         default_factory=list, description="Code columns that project maps (default: every code column)."
     )
+    dask_scheduler: str | None = Field(
+        default=None,
+        max_length=400,
+        description="Dask cluster (tcp://HOST:PORT, local:N) that profiles this feed's globs and large batch "
+        "files; default: CROSSWALK_DASK_SCHEDULER.",
+    )
+
+    @field_validator("dask_scheduler")
+    @classmethod
+    def _dask_address(cls, address: str | None) -> str | None:
+        from service.cluster import check_address
+
+        return None if address is None else check_address(address)
 
 
 @dataclass(frozen=True)

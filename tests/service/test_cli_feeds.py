@@ -73,6 +73,7 @@ def test_feed_create_post_and_alert_lifecycle(env):
         (["feed", "post", "nope", "{home}/clean.csv"], "no feed 'nope'"),
         (["feed", "create", "labs", "--reference", "{home}/reference.csv"], "already exists"),
         (["alerts", "ack", "0000"], "no alert '0000'"),
+        (["feed", "create", "x", "--reference", "{home}/reference.csv", "--dask", "nowhere"], "expected tcp://HOST"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(env, monkeypatch, capsys, args, phrase):
@@ -123,10 +124,10 @@ def test_feed_post_on_dask_stores_the_in_memory_alerts(env, monkeypatch):
     pounds = pd.read_csv(env / "pounds.csv")
     for i, rows in enumerate(np.array_split(np.arange(len(pounds)), 3)):
         pounds.iloc[rows].to_parquet(env / f"pounds-{i}.parquet", index=False)
-    for name in ("memory", "dask"):
-        run("feed", "create", name, "--reference", str(env / "reference.csv"), "--segment", "site")
+    run("feed", "create", "memory", "--reference", str(env / "reference.csv"), "--segment", "site")
+    run("feed", "create", "dask", "--reference", str(env / "reference.csv"), "--segment", "site", "--dask", "local:2")
     _post_in_memory("memory", env / "pounds.csv")  # no Evidently drill-down: seconds this test need not spend
-    out = run("feed", "post", "dask", str(env / "pounds-*.parquet"), "--dask", "local:2")
+    out = run("feed", "post", "dask", str(env / "pounds-*.parquet"))  # the feed's own cluster
     [expected], [got] = _batch_rows("memory"), _batch_rows("dask")
     assert "batch 1, 800 rows; 1 critical" in out
     assert got["rows"] == expected["rows"] == 800
