@@ -1,0 +1,27 @@
+"""Feeds: the Dask cluster that profiles a feed's large batches (default: CROSSWALK_DASK_SCHEDULER).
+
+Revision ID: 0008_dask_feed_scheduler
+Revises: 0003_monitoring
+Create Date: 2026-11-30 02:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision = "0008_dask_feed_scheduler"
+down_revision = "0003_monitoring"  # builds on the feed table
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("feed", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("dask_scheduler", sqlmodel.sql.sqltypes.AutoString(length=400), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("feed", schema=None) as batch_op:
+        batch_op.drop_column("dask_scheduler")
