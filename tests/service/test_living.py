@@ -532,3 +532,49 @@ def test_rows_stored_before_0004_and_0008_still_verify_after_the_upgrade(sqlite_
     with session_scope(engine) as session:
         actions = [e.action for e in session.exec(select(AuditEvent))]
         assert actions.count("item.migrate") == 1 and actions.count("project.migrate") == 1
+
+
+def test_feeds_stored_before_the_dask_scheduler_column_still_verify_after_the_upgrade(sqlite_url):
+    """0008_dask_feed_scheduler adds feed.dask_scheduler; a `feed.migrate` event per existing feed records it."""
+    from sqlalchemy import text
+
+    from service.store.db import engine_for, upgrade
+    from service.store.feeds import Feed
+
+    engine = engine_for(sqlite_url)
+    upgrade(engine, "0003_monitoring")
+    values = dict(
+        id=1,
+        name="labs",
+        description=None,
+        mapping_project_id=None,
+        mapped_columns=[],
+        contract={},
+        reference_filename="ref.csv",
+        reference_file="feeds/1/ref.csv",
+        reference_sha256="0" * 64,
+        reference_rows=3,
+        reference_profile="feeds/1/ref.profile",
+        reference_profile_sha256="0" * 64,
+        created_at="2026-01-01T00:00:00.000000Z",
+        created_by="old",
+        version=1,
+    )
+    with session_scope(engine) as session:  # what a service before the column wrote
+        session.execute(
+            text(
+                "INSERT INTO feed (id, name, mapped_columns, contract, reference_filename, reference_file, "
+                "reference_sha256, reference_rows, reference_profile, reference_profile_sha256, created_at, "
+                "created_by, version) VALUES (1, 'labs', '[]', '{}', 'ref.csv', 'feeds/1/ref.csv', :h, 3, "
+                "'feeds/1/ref.profile', :h, '2026-01-01T00:00:00.000000Z', 'old', 1)"
+            ),
+            {"h": "0" * 64},
+        )
+        old_row = Feed(**values)
+        before = {k: v for k, v in old_row.model_dump(mode="json").items() if k != "dask_scheduler"}
+        audit._append(session, "old-service", "feed.create", old_row, None, before, None)
+    upgrade(engine)
+    with session_scope(engine) as session:
+        assert audit.verify(session).ok
+        migrated = [json.loads(e.after) for e in session.exec(select(AuditEvent)) if e.action == "feed.migrate"]
+        assert [m["dask_scheduler"] for m in migrated] == [None]

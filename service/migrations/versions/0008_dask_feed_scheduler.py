@@ -18,8 +18,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("feed", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("dask_scheduler", sqlmodel.sql.sqltypes.AutoString(length=400), nullable=True))
+    from service.audit import rebaseline
+
+    # a plain ADD COLUMN: a batch (copy-and-move) would drop a table other tables' rows refer to
+    op.add_column("feed", sa.Column("dask_scheduler", sqlmodel.sql.sqltypes.AutoString(length=400), nullable=True))
+    # existing feeds' last audit events predate the column: record its value so `audit verify` still agrees
+    rebaseline(op.get_bind(), "feed", "feed", {"dask_scheduler": None}, "migration:0008_dask_feed_scheduler")
 
 
 def downgrade() -> None:
