@@ -36,6 +36,8 @@ EXPECTED_ROUTES = {
     ("post", "/projects/{project_id}/archive"): "admin",
     ("post", "/projects/{project_id}/unarchive"): "admin",
     ("post", "/projects/{project_id}/imports"): "edit",
+    ("post", "/projects/{project_id}/source-schema"): "edit",
+    ("post", "/projects/{project_id}/source-schema/database"): "edit",
     ("post", "/projects/{project_id}/suggestions"): "edit",
     ("get", "/projects/{project_id}/search"): "read",
     ("get", "/projects/{project_id}/items"): "read",
