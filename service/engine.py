@@ -231,16 +231,28 @@ def bundled_encoder(settings: Settings) -> OnnxEncoder:
 
 
 def build_suggester(settings: Settings, terminology_name: str, progress: bool = False) -> Suggester:
-    """The registry's `champion` for the terminology when there is one, else the bundled model; for a
-    target data model, the field suggester."""
+    """The registry's `champion` for the terminology when there is one, else the bundled model (for a
+    target data model, the bundled field suggester)."""
     from service.retraining import champion_suggester  # imports MLflow: only when a model is built
 
     terminology = terminologies(settings).get(terminology_name)
     if terminology.format == TARGET_MODEL:
-        model = target_catalog(settings).get(terminology_name)
-        fitted = FieldSuggester(bundled_encoder(settings), cache_dir=settings.cache_dir).fit(model)
-        return FieldTerminologySuggester(fitted, model)
+        base = bundled_field_suggester(settings, terminology_name)
+        return champion_suggester(settings, terminology, progress, field_base=base) or base
     champion = champion_suggester(settings, terminology, progress)
     if champion is not None:
         return champion
+    return bundled_suggester(settings, terminology, progress)
+
+
+def bundled_suggester(settings: Settings, terminology: Terminology, progress: bool = False):
+    """The zero-shot model for a terminology or target data model: what retraining starts from."""
+    if terminology.format == TARGET_MODEL:
+        return bundled_field_suggester(settings, terminology.name)
     return Suggester(terminology, bundled_encoder(settings), cache_dir=settings.cache_dir, progress=progress)
+
+
+def bundled_field_suggester(settings: Settings, target_name: str) -> FieldTerminologySuggester:
+    model = target_catalog(settings).get(target_name)
+    fitted = FieldSuggester(bundled_encoder(settings), cache_dir=settings.cache_dir).fit(model)
+    return FieldTerminologySuggester(fitted, model)

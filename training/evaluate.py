@@ -130,8 +130,6 @@ def fit_labelled(
 
 
 def calibrate(fusion: Fusion, labelled: Sequence[Labelled]) -> tuple[Fusion, dict]:
-    from sklearn.linear_model import LogisticRegression
-
     logits, hits = [], []
     for scores, (_, labels) in zip(fusion.score_pools([f for f, _ in labelled]), labelled):
         best = int(np.argmax(scores))
@@ -144,6 +142,17 @@ def calibrate(fusion: Fusion, labelled: Sequence[Labelled]) -> tuple[Fusion, dic
     if hit.all() or not hit.any():
         report["fit_ece_calibrated"] = before
         return fusion, report
+    a, b = fit_platt(logit, hit)
+    report.update(
+        platt_a=a, platt_b=b, fit_ece_calibrated=expected_calibration_error(1 / (1 + np.exp(-(a * logit + b))), hit)
+    )
+    return fusion.with_platt(a, b), report
+
+
+def fit_platt(logit: np.ndarray, hit: np.ndarray) -> tuple[float, float]:
+    """(a, b) of P(hit) = sigmoid(a * logit + b); `hit` must hold both outcomes."""
+    from sklearn.linear_model import LogisticRegression
+
     platt = LogisticRegression(C=1e4).fit(logit[:, None], hit)
     a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
     if a <= 1e-3:
@@ -152,7 +161,4 @@ def calibrate(fusion: Fusion, labelled: Sequence[Labelled]) -> tuple[Fusion, dic
         rate = float(np.clip(hit.mean(), 1e-3, 1 - 1e-3))
         a = 1e-3
         b = float(np.log(rate / (1 - rate)) - a * logit.mean())
-    report.update(
-        platt_a=a, platt_b=b, fit_ece_calibrated=expected_calibration_error(1 / (1 + np.exp(-(a * logit + b))), hit)
-    )
-    return fusion.with_platt(a, b), report
+    return a, b

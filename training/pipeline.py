@@ -48,6 +48,31 @@ class Challenger:
     finetune: FineTuneResult
     calibration: dict[str, float]
     triplets: dict[str, int]
+    config: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def version(self) -> str:
+        return self.fusion.version
+
+    def params(self) -> dict[str, object]:
+        """What the MLflow run records of how this challenger was made (beside the release and the gate)."""
+        return {
+            "base_model": "all-MiniLM-L6-v2",
+            "fusion_version": self.fusion.version,
+            "device": self.finetune.device,
+            **{f"triplets_{k}": v for k, v in self.triplets.items()},
+            **self.config.params(),
+        }
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            **self.calibration,
+            "finetune_steps": self.finetune.steps,
+            "finetune_best_step": self.finetune.best_step,
+            "finetune_val_loss_initial": self.finetune.initial_val_loss,
+            "finetune_val_loss_best": self.finetune.best_val_loss,
+            "finetune_seconds": self.finetune.seconds,
+        }
 
 
 def select_for_pairs(mappings: Sequence[ApprovedMapping], max_pairs: int | None) -> list[ApprovedMapping]:
@@ -114,6 +139,7 @@ def train_challenger(
         finetune=tuned,
         calibration=calibration,
         triplets={"train": len(train_triplets), "validation": len(val_triplets)},
+        config=config,
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ingest.schema import SourceColumn, SourceSchema, ValueProfile
+from models.fields.learned import FieldRanker
 from models.fields.suggest import FieldSuggester
 from models.fields.targets import TargetField, TargetModel
 from models.items import SourceItem, Suggestion
@@ -95,11 +96,16 @@ def source_column(item: SourceItem) -> SourceColumn:
 class FieldTerminologySuggester:
     """A fitted `FieldSuggester` as the review service's suggester for a target model."""
 
-    def __init__(self, suggester: FieldSuggester, model: TargetModel):
+    def __init__(self, suggester: FieldSuggester, model: TargetModel, model_version: str | None = None):
         self.suggester = suggester
+        self.model = model
         self.terminology = as_terminology(model)
         encoder = type(suggester.encoder).__name__ if suggester.encoder is not None else "no-encoder"
-        self.model_version = f"field-suggester:{model.name}@{model.version}+{encoder}"
+        self.model_version = model_version or f"field-suggester:{model.name}@{model.version}+{encoder}"
+
+    def with_ranker(self, ranker: FieldRanker | None, model_version: str) -> FieldTerminologySuggester:
+        """The same fitted target model ranked by a team's field model (a registered version)."""
+        return FieldTerminologySuggester(self.suggester.with_ranker(ranker), self.model, model_version)
 
     def suggest(
         self, items: Sequence[SourceItem], top_k: int = 10, where: dict[str, Any] | None = None

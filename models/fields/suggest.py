@@ -15,10 +15,13 @@ Each (source column, target field) pair gets evidence in [0, 1]:
 
 The weighted sum ranks; a logistic calibration of (sum, gap to the column's best) gives the score,
 so a column whose best candidate is weak gets a low score rather than a confident wrong answer.
+A team's retrained field model (`FieldRanker`, models/fields/learned.py) adds evidence from its
+approved columns and replaces the weights and the calibration with ones fitted on its approvals.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ from scipy import sparse
 
 from ingest.schema import SourceColumn
 from models.dense import TextEncoder, cached_embeddings
+from models.fields.learned import HISTORY_EVIDENCE, FieldHistory, FieldRanker
 from models.fields.names import NameReader, stem
 from models.fields.targets import TargetModel
 from models.lexical import LexicalMatcher
@@ -154,11 +158,19 @@ class FieldSuggester:
         cache_dir: Path | None = None,
         weights: dict[str, float] | None = None,
         use_descriptions: bool = True,
+        ranker: FieldRanker | None = None,
     ):
         self.encoder = encoder
         self.cache_dir = cache_dir
         self.weights = dict(WEIGHTS if weights is None else weights)
         self.use_descriptions = use_descriptions
+        self.ranker = ranker
+
+    def with_ranker(self, ranker: FieldRanker | None) -> FieldSuggester:
+        """This fitted suggester ranking with a team's field model (the fitted target state is shared)."""
+        out = copy.copy(self)
+        out.ranker = ranker
+        return out
 
     def fit(self, target: TargetModel) -> FieldSuggester:
         self.target_ = target
@@ -209,23 +221,70 @@ class FieldSuggester:
 
     def evidence(self, columns: list[SourceColumn]) -> dict[str, np.ndarray]:
         """(columns x fields) evidence matrices, each in [0, 1]."""
-        read = self.reader_.words
         column_words = [self._name_words(c) for c in columns]
         table_names = [c.table for c in columns]
-        name_texts = [f"{' '.join(read(c.table))} {' '.join(w)}" for c, w in zip(columns, column_words)]
-        full_texts = [self._source_text(c, name) for c, name in zip(columns, name_texts)]
+        full_texts = self._source_texts(columns, column_words)
         out = {"name": self._word_overlap(column_words)}
         out["lexical"] = np.clip(self.lexical_.row_scores(full_texts), 0, 1)
+        vectors = None
         if self.encoder is not None:
             # Names alone as a second embedding measured no better on the development sets and
             # doubled the encoding time (the bulk of a warm run).
-            out["semantic"] = np.clip(self._encode(full_texts) @ self.full_vectors_.T, 0, 1)
+            vectors = self._encode(full_texts)
+            out["semantic"] = np.clip(vectors @ self.full_vectors_.T, 0, 1)
         else:
             out["semantic"] = np.zeros_like(out["name"])
         out["type"] = self._types(columns)
         out["values"] = self._word_overlap([tuple(_profile_words(c).split()) for c in columns], coverage_of="source")
         out["table"] = self._table_context(columns, table_names, out, column_words)
+        if self.ranker is not None and len(self.ranker.history):
+            out.update(self.history_evidence(columns, self.ranker.history, column_words=column_words, vectors=vectors))
         return out
+
+    def _source_texts(self, columns: list[SourceColumn], column_words: list[tuple[str, ...]]) -> list[str]:
+        read = self.reader_.words
+        return [self._source_text(c, f"{' '.join(read(c.table))} {' '.join(w)}") for c, w in zip(columns, column_words)]
+
+    def history_evidence(
+        self,
+        columns: list[SourceColumn],
+        history: FieldHistory,
+        leave_out: Sequence[int | None] | None = None,
+        column_words: list[tuple[str, ...]] | None = None,
+        vectors: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """(columns x fields) evidence from a team's approved columns (see models/fields/learned.py).
+
+        A column's similarity to an approved one: the overlap of their name words, averaged with the
+        cosine of their texts when there is an encoder (`vectors`: the columns' own, if encoded already).
+        """
+        if column_words is None:
+            column_words = [self._name_words(c) for c in columns]
+        approved_stems, approved_vectors = self._history_index(history)
+        similarity = _jaccard([_stems(w) for w in column_words], approved_stems)
+        if approved_vectors is not None:
+            if vectors is None:
+                vectors = self._encode(self._source_texts(columns, column_words))
+            similarity = 0.5 * similarity + 0.5 * np.clip(vectors @ approved_vectors.T, 0, 1)
+        fields = self.target_.fields
+        return history.evidence(
+            similarity,
+            [c.table for c in columns],
+            [f.key for f in fields],
+            self.table_index_,
+            self.tables_,
+            leave_out,
+        )
+
+    def _history_index(self, history: FieldHistory) -> tuple[list[set[str]], np.ndarray | None]:
+        """The approved columns' name stems and vectors, computed once per history (not per request)."""
+        cached = getattr(self, "_history_cache", None)
+        if cached is None or cached[0] is not history:
+            sources = [a.source for a in history.approved]
+            words = [self._name_words(c) for c in sources]
+            vectors = self._encode(self._source_texts(sources, words)) if self.encoder is not None else None
+            cached = self._history_cache = (history, [_stems(w) for w in words], vectors)
+        return cached[1], cached[2]
 
     def _name_words(self, column: SourceColumn) -> tuple[str, ...]:
         """The column name's words; the description's when the name is an opaque code (`PID-7`, `F23`, `col7`)."""
@@ -326,13 +385,23 @@ class FieldSuggester:
     def rank(self, columns: list[SourceColumn]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(columns x fields) ranking sums and the evidence behind them."""
         evidence = self.evidence(columns)
-        return self._combine(evidence), evidence
+        return self.total(evidence), evidence
+
+    def total(self, evidence: dict[str, np.ndarray]) -> np.ndarray:
+        """The ranking sum: the team's field model's weights when it has one, else the bundled ones."""
+        bundled = self._combine(evidence)
+        if self.ranker is None:
+            return bundled
+        # "bundled" is the bundled sum itself: one weight that keeps the shipped balance when it holds
+        zero = np.zeros_like(bundled)
+        terms = {**evidence, "bundled": bundled}
+        return np.sum([w * terms.get(k, zero) for k, w in self.ranker.weights.items() if w], axis=0)
 
     def suggest(self, columns: list[SourceColumn], top_k: int = 5) -> list[FieldSuggestion]:
         if not columns:
             return []
         totals, evidence = self.rank(columns)
-        scores = calibrated(totals)
+        scores = calibrated(totals, self.ranker.calibration if self.ranker else CALIBRATION)
         top = min(top_k, totals.shape[1])
         order = np.argsort(-totals, axis=1, kind="stable")[:, :top]
         fields = self.target_.fields
@@ -343,7 +412,7 @@ class FieldSuggester:
                     fields[j].table,
                     fields[j].column,
                     round(float(scores[i, j]), 4),
-                    {k: round(float(evidence[k][i, j]), 4) for k in EVIDENCE},
+                    {k: round(float(evidence[k][i, j]), 4) for k in (*EVIDENCE, *HISTORY_EVIDENCE) if k in evidence},
                 )
                 for j in order[i]
             ]
@@ -353,6 +422,15 @@ class FieldSuggester:
 
 def _stems(words) -> set[str]:
     return {stem(w) for w in words}
+
+
+def _jaccard(left: Sequence[set[str]], right: Sequence[set[str]]) -> np.ndarray:
+    out = np.zeros((len(left), len(right)))
+    for i, a in enumerate(left):
+        for j, b in enumerate(right):
+            union = len(a | b)
+            out[i, j] = len(a & b) / union if union else 0.0
+    return out
 
 
 def _scaled(matrix: np.ndarray) -> np.ndarray:

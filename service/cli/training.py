@@ -55,19 +55,25 @@ def train(
     project: Annotated[
         str | None, typer.Option("--project", "-p", help="Project id or name (default: the only one).")
     ] = None,
-    max_pairs: Annotated[int, typer.Option(min=1, help="Training pairs to subsample (deterministic).")] = 4000,
+    max_pairs: Annotated[int, typer.Option(min=1, help="Training pairs to subsample (deterministic; codes).")] = 4000,
     epochs: Annotated[
-        int, typer.Option(min=1, max=20, help="Passes over the pairs (early stopping may end sooner).")
+        int, typer.Option(min=1, max=20, help="Passes over the pairs (early stopping may end sooner; codes).")
     ] = 1,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when torch sees a GPU).")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cpu or cuda (default: cuda when torch sees a GPU; codes).")
+    ] = None,
     margin: MarginOption = None,
     ece_tolerance: EceOption = None,
 ) -> None:
-    """Train a challenger on a release's approvals and evaluate it against the champion (same held-out codes)."""
+    """Train a challenger on a release's approvals and evaluate it against the champion (same held-out codes).
+
+    A code project fine-tunes the encoder and refits the fusion; a field project (a target data model)
+    refits the field suggester's weights and calibration and remembers the approved columns.
+    """
     from models.catalog import UnknownTerminology
-    from models.suggest import Suggester
-    from service import crud, retraining
-    from service.engine import bundled_encoder, catalog
+    from models.fields.serving import FORMAT as TARGET_MODEL
+    from models.fields.targets import UnknownTarget
+    from service import crud, engine, retraining
     from service.store.errors import StoreError
     from training.finetune import FineTuneConfig
     from training.pipeline import TrainConfig
@@ -79,12 +85,13 @@ def train(
         found = crud.get_project(session, ref)
         terminology_name = found.target_terminology
     try:
-        terminology = catalog(settings).get(terminology_name)
-    except UnknownTerminology as error:
+        terminology = engine.terminologies(settings).get(terminology_name)
+    except (UnknownTerminology, UnknownTarget) as error:
         raise UserError(str(error)) from None
     config = TrainConfig(FineTuneConfig(max_pairs=max_pairs, epochs=epochs, device=device))
-    base = Suggester(terminology, bundled_encoder(settings), cache_dir=settings.cache_dir, progress=True)
-    champion = retraining.champion_suggester(settings, terminology, progress=True)
+    base = engine.bundled_suggester(settings, terminology, progress=True)
+    field_base = base if terminology.format == TARGET_MODEL else None
+    champion = retraining.champion_suggester(settings, terminology, progress=True, field_base=field_base)
     try:
         report = retraining.train_release(settings, store(), ref, release, base, champion, config, policy)
     except StoreError as error:
