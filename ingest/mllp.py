@@ -52,12 +52,20 @@ def frame(payload: bytes | str) -> bytes:
     return START_BLOCK + payload + END_BLOCK
 
 
-def ack_code(ack: bytes | str) -> str:
+def ack_code(ack: bytes | str | None) -> str:
     """MSA-1 of an acknowledgment ("AA", "AE", "CA"...), "" when there is none."""
+    return _msa_field(ack, 1)
+
+
+def _msa_field(ack: bytes | str | None, n: int) -> str:
+    """MSA-n of an acknowledgment (MSA-1 the code, MSA-2 the control id it answers), "" when absent."""
+    if ack is None:
+        return ""
     text = ack.decode("utf-8", "replace") if isinstance(ack, bytes) else ack
     for segment in text.replace("\n", "\r").split("\r"):
         if segment.startswith("MSA") and len(segment) > 4:
-            return segment[4:].split(segment[3], 1)[0]
+            fields = segment.split(segment[3])
+            return fields[n] if n < len(fields) else ""
     return ""
 
 
@@ -148,10 +156,23 @@ def acknowledgment_code(message: Hl7Message | None, outcome: str) -> str | None:
     return None
 
 
+def answered(message: Hl7Message | None) -> str:
+    """Whether a receiver following `acknowledgment_code` answers ``message``: "always", "never" (MSH-15
+    and MSH-16 both NE, or one NE and the other empty), or "maybe" (ER: only a failure, SU: only a success)."""
+    replies = {acknowledgment_code(message, outcome) is not None for outcome in ("accept", "error", "reject")}
+    return "always" if replies == {True} else "never" if replies == {False} else "maybe"
+
+
 def _lenient_header(raw: bytes) -> Hl7Message | None:
     """What the MSH line alone says about acknowledging a message that cannot be read whole."""
     head = read_messages(raw.replace(b"\n", b"\r").split(b"\r", 1)[0])
     return head[0] if head and head[0].control_id else None
+
+
+def _answered_for(payload: bytes) -> Hl7Message | None:
+    """The message whose MSH-15/16 decide how ``receive`` answers ``payload`` (as `receive` picks it)."""
+    messages = read_messages(payload)
+    return messages[0] if messages and messages[0].control_id else _lenient_header(payload)
 
 
 # -- receiving, whatever the transport -----------------------------------------------------------------------------
@@ -421,14 +442,17 @@ class MLLPServer:
 
 
 class MLLPClient:
-    """Sends messages one at a time and waits for each ACK.
+    """Sends messages in order on one connection and reads their ACKs, waiting for each only where the
+    message's MSH-15/16 ask for one (see `answered`).
 
     async with MLLPClient("127.0.0.1", 2575) as client:
         ack = await client.send(message)
     """
 
-    def __init__(self, host: str, port: int, *, timeout: float = 30.0) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
+    def __init__(self, host: str, port: int, *, timeout: float = 30.0, quiet: float = 1.0) -> None:
+        # timeout: the longest wait for an ACK that must come; quiet: how long a silence means that a
+        # message answered only on failure (ER) or only on success (SU) got no answer
+        self.host, self.port, self.timeout, self.quiet = host, port, timeout, quiet
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -436,17 +460,65 @@ class MLLPClient:
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port, limit=2**24)
         return self
 
-    async def send(self, message: bytes | str) -> bytes:
-        """Send one message and return the ACK's payload."""
-        return await self.send_raw(frame(message))
+    async def send(self, message: bytes | str) -> bytes | None:
+        """Send one message; its ACK's payload, or None where the receiver sends none."""
+        return (await self.send_all([message]))[0]
+
+    async def send_all(self, messages: Sequence[bytes | str]) -> list[bytes | None]:
+        """Send messages in order; each one's ACK payload, or None where none came.
+
+        A message that is always answered (original mode, AL) is waited for (up to ``timeout``); one that
+        never is (NE) is not; one answered only on failure or only on success (ER, SU) is not waited for
+        either: answers are read as they come, each matched by MSA-2 to the first message waiting with
+        that control id (the receiver answers in order, so the ones before it got none), and after the
+        last message the client reads until ``quiet`` seconds pass without an answer.
+        """
+        acks: list[bytes | None] = [None] * len(messages)
+        waiting: list[tuple[int, str]] = []  # (position, control id) of sent messages an answer may be for
+        for position, message in enumerate(messages):
+            data = frame(message)
+            head = _answered_for(data[len(START_BLOCK) : -len(END_BLOCK)])
+            self._writer.write(data)
+            await self._writer.drain()
+            expect = answered(head)
+            if expect == "never":
+                continue
+            waiting.append((position, head.control_id if head is not None else ""))
+            # an ACK that must come is waited for; otherwise only what has already arrived is read
+            await self._collect(acks, waiting, position if expect == "always" else None, 0.0)
+        await self._collect(acks, waiting, None, self.quiet)
+        return acks
+
+    async def _collect(
+        self, acks: list[bytes | None], waiting: list[tuple[int, str]], awaited: int | None, silence: float
+    ) -> None:
+        """Read answers into ``acks`` until ``awaited`` has its own (TimeoutError after ``timeout``), or
+        without one awaited, until nothing waits or ``silence`` seconds pass without an answer."""
+        while waiting and (awaited is None or waiting[-1][0] == awaited):
+            try:
+                async with asyncio.timeout(self.timeout if awaited is not None else silence):
+                    ack = await self._read()
+            except TimeoutError:
+                if awaited is not None:
+                    raise
+                return
+            control_id = _msa_field(ack, 2)
+            matched = [k for k, (_, sent) in enumerate(waiting) if sent == control_id]
+            # an answer naming no waiting message (an unreadable one's NAK) is the awaited one's, else the oldest's
+            k = matched[0] if matched else (len(waiting) - 1 if awaited is not None else 0)
+            acks[waiting[k][0]] = ack
+            del waiting[: k + 1]
+
+    async def _read(self) -> bytes:
+        block = await self._reader.readuntil(END_BLOCK)
+        return block[block.find(START_BLOCK) + 1 : -len(END_BLOCK)]
 
     async def send_raw(self, data: bytes) -> bytes:
         """Send bytes exactly as given (for malformed frames) and return the next ACK's payload."""
         self._writer.write(data)
         await self._writer.drain()
         async with asyncio.timeout(self.timeout):
-            block = await self._reader.readuntil(END_BLOCK)
-        return block[block.find(START_BLOCK) + 1 : -len(END_BLOCK)]
+            return await self._read()
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -461,11 +533,14 @@ class MLLPClient:
         await self.close()
 
 
-def send_messages(host: str, port: int, messages: Sequence[bytes | str], *, timeout: float = 30.0) -> list[bytes]:
-    """Blocking helper: send messages over one connection, return their ACKs."""
+def send_messages(
+    host: str, port: int, messages: Sequence[bytes | str], *, timeout: float = 30.0, quiet: float = 1.0
+) -> list[bytes | None]:
+    """Blocking helper: send messages over one connection; their ACKs, None where the receiver sent none
+    (MSH-15/16 asked for none, or for one only on failure or only on success; see `MLLPClient.send_all`)."""
 
-    async def run() -> list[bytes]:
-        async with MLLPClient(host, port, timeout=timeout) as client:
-            return [await client.send(message) for message in messages]
+    async def run() -> list[bytes | None]:
+        async with MLLPClient(host, port, timeout=timeout, quiet=quiet) as client:
+            return await client.send_all(messages)
 
     return asyncio.run(run())

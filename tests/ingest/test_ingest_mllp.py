@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import threading
 
 import pytest
 from hl7_messages import HL7_SAMPLES, oru
@@ -19,6 +20,7 @@ from ingest.mllp import (
     acknowledgment_code,
     frame,
     receive,
+    send_messages,
 )
 
 GLUCOSE = "NM|GLU^Glucose^L||5.4|mmol/L||N|||F"
@@ -160,6 +162,45 @@ def test_enhanced_mode_over_the_wire():
                 return await client.send(oru(GLUCOSE, ack_types="|||AL|NE"))
 
     assert ack_code(run(scenario())) == "CA"
+
+
+def test_the_sender_waits_only_for_acks_msh15_and_msh16_ask_for():
+    """NE is never answered, ER only on failure, SU only on success: the sender neither hangs on an ACK that
+    will not come nor pairs an ACK with the wrong message (send_messages runs its own event loop)."""
+    recorder = Recorder()
+    broken = "\r".join([oru(GLUCOSE, control_id="E2", ack_types="|||ER|NE"), "not a segment"])
+    messages = [
+        oru(GLUCOSE, control_id="N1", ack_types="|||NE|NE"),
+        oru(GLUCOSE, control_id="N2", ack_types="|||NE"),
+        oru(GLUCOSE, control_id="E1", ack_types="|||ER|NE"),  # stored: no answer
+        broken,  # dead-lettered: CE
+        oru(GLUCOSE, control_id="S1", ack_types="|||SU|NE"),  # stored: CA
+        oru(GLUCOSE, control_id="E3", ack_types="|||ER|NE"),  # stored: no answer, the last one
+        oru(GLUCOSE, control_id="O1"),  # original mode: AA
+        oru(GLUCOSE, control_id="E4", ack_types="|||ER|NE"),
+    ]
+    started, stop = threading.Event(), threading.Event()
+    server = MLLPServer(store=recorder.store, dead_letter=recorder.dead_letter, port=0)
+
+    async def serve() -> None:
+        async with server:
+            started.set()
+            await asyncio.to_thread(stop.wait)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),))
+    thread.start()
+    try:
+        assert started.wait(30)
+        # a wait for an ACK that never comes would raise TimeoutError after 10 s
+        acks = send_messages("127.0.0.1", server.port, messages, timeout=10, quiet=0.3)
+        single = send_messages("127.0.0.1", server.port, [oru(GLUCOSE, control_id="N3", ack_types="|||NE|NE")])
+    finally:
+        stop.set()
+        thread.join(30)
+    assert [ack_code(a) for a in acks] == ["", "", "", "CE", "CA", "", "AA", ""]
+    assert [_msa(a)[2] for a in acks if a is not None] == ["E2", "S1", "O1"]
+    assert single == [None]
+    assert len(recorder.stored) == 8 and len(recorder.dead) == 1  # every message reached the receiver
 
 
 def test_many_connections_at_once():
