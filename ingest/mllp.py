@@ -290,6 +290,58 @@ async def _call(fn: Callable[..., Any], *args: Any) -> Any:
     return await result if inspect.isawaitable(result) else result
 
 
+class GroupCommit:
+    """A store for `MLLPServer` that commits the messages arriving together in one transaction.
+
+    ``commit(raws) -> refs`` stores a list of messages durably (one transaction, one fsync) and returns
+    one ref per message. Each call waits until the commit holding its message returned, so its ACK
+    still leaves only after the message is stored. The first message is committed at once; those that
+    arrive while a commit runs wait for it and then go together (at most ``max_messages`` at a time),
+    so a message waits for at most the commit in progress and its own. A group that fails is committed
+    again message by message, so a message the store refuses fails alone (AR) and the rest are kept.
+
+        store = GroupCommit(my_store.commit)
+        server = MLLPServer(store=store, dead_letter=my_store.dead_letter)
+    """
+
+    def __init__(self, commit: Callable[[list[bytes]], Sequence[StoredRef]], *, max_messages: int = 500) -> None:
+        self.commit, self.max_messages = commit, max_messages
+        self.commits = 0  # transactions run, for figures: messages / commits is the mean group size
+        self._waiting: list[tuple[bytes, asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def __call__(self, raw: bytes) -> StoredRef:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((raw, future))
+        if self._writer is None:  # the writer runs while messages wait, then ends
+            self._writer = asyncio.create_task(self._write())
+        return await future
+
+    async def _write(self) -> None:
+        try:
+            while self._waiting:
+                group = self._waiting[: self.max_messages]
+                del self._waiting[: self.max_messages]
+                await self._commit(group)
+        finally:
+            self._writer = None
+
+    async def _commit(self, group: list[tuple[bytes, asyncio.Future]]) -> None:
+        self.commits += 1
+        try:
+            refs = await asyncio.to_thread(self.commit, [raw for raw, _ in group])
+        except Exception as exc:  # noqa: BLE001 - handed to the caller: its sender gets AR and resends
+            if len(group) > 1:  # which message failed is unknown: each alone, so only that one is refused
+                for one in group:
+                    await self._commit([one])
+            elif not group[0][1].done():
+                group[0][1].set_exception(exc)
+            return
+        for (_, future), ref in zip(group, refs, strict=True):
+            if not future.done():  # done: its connection went away meanwhile, nothing to answer
+                future.set_result(ref)
+
+
 @dataclass
 class MLLPServer:
     """Accepts HL7 v2 over MLLP on any number of connections; see the module docstring."""
