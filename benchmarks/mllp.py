@@ -4,7 +4,7 @@ The listener runs in its own process. With ``--store service`` (the default) it 
 itself, on a fresh SQLite file and on a fresh PostgreSQL schema (``--pg-url``; skipped where no server
 answers): each message committed to the service's message store before its ACK, the messages that arrive
 together in one transaction (``ingest.mllp.GroupCommit``), while the listener cuts and scores batches
-(500 messages or 60 s) as it does in production. With ``--store sqlite`` the listener is a bare
+(500 messages, or what waited 5 s) as it does in production. With ``--store sqlite`` the listener is a bare
 ``ingest.mllp.MLLPServer`` whose store is a minimal SQLite WAL table (``synchronous=FULL``) behind the
 same group commit: what durability costs without the service. Senders are asyncio MLLP clients in
 this process, each waiting for its ACK before sending the next message, as interface engines do.
@@ -12,6 +12,8 @@ this process, each waiting for its ACK before sending the next message, as inter
 Figures printed, in one run:
 - baseline: raw parse + flatten rate of the same messages in one process (no network, no store),
   and the listener's rate with a no-op store (what the durable store costs);
+- store only (``--store service``): the service's message store behind a bare listener, one transaction
+  per message (the naive baseline) against group commit; the run fails if group commit loses;
 - sustained: messages/s through each durable listener from 10 senders (target >= 1,000/s);
 - latency: ACK p50/p99 at 100 messages/s from 10 senders (target p99 <= 50 ms), once the batches
   of the sustained run are scored;
@@ -84,12 +86,28 @@ class SqliteStore:
         return [found[r[0]] for r in rows]
 
 
-def listen(database: str | None, port_file: str) -> None:
-    """The listener process: serve until killed, writing the bound port to ``port_file``."""
+def listen(database: str | None, port_file: str, url: str | None = None, per_message: bool = False) -> None:
+    """The listener process: serve until killed, writing the bound port to ``port_file``. Its store: the
+    minimal SQLite one at ``database``, the service's message store at ``url`` (group commit, or one
+    transaction per message with ``per_message``), or a no-op one."""
 
     async def run() -> None:
-        store = GroupCommit(SqliteStore(Path(database)).commit) if database else _noop_store
-        server = MLLPServer(store=store, dead_letter=lambda raw, reason: None, port=0)
+        store, dead_letter = _noop_store, lambda raw, reason: None
+        if database:
+            store = GroupCommit(SqliteStore(Path(database)).commit)
+        elif url:
+            from sqlmodel import select
+
+            from service.monitoring.messages import EngineStore
+            from service.store.db import engine_for, session_scope
+            from service.store.feeds import Feed
+
+            engine = engine_for(url)
+            with session_scope(engine) as session:
+                service_store = EngineStore(engine, session.exec(select(Feed)).one())
+            store = service_store if per_message else GroupCommit(service_store.commit)
+            dead_letter = service_store.dead_letter
+        server = MLLPServer(store=store, dead_letter=dead_letter, port=0)
         port = await server.start()
         Path(port_file).write_text(str(port))
         await server.serve_forever()
@@ -101,16 +119,37 @@ async def _noop_store(raw: bytes) -> int:
     return 0
 
 
-def start_listener(database: Path | None, workdir: Path) -> tuple[subprocess.Popen, int]:
+def start_listener(
+    database: Path | None, workdir: Path, url: str | None = None, per_message: bool = False
+) -> tuple[subprocess.Popen, int]:
     port_file = workdir / f"port-{time.monotonic_ns()}"
     args = [sys.executable, __file__, "--listen", str(database or ""), "--port-file", str(port_file)]
+    args += ["--listen-url", url] if url else []
+    args += ["--per-message"] if per_message else []
     process = subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(REPO)})
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while not (port_file.exists() and port_file.read_text()):
         if process.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"the MLLP listener did not start (exit status {process.poll()})")
         time.sleep(0.05)
     return process, int(port_file.read_text())
+
+
+def store_only(target: ServiceListener, workdir: Path, messages: int) -> None:
+    """The service's message store behind a bare listener (no batches scored): one transaction per message
+    (the naive baseline) against group commit. Group commit losing to it fails the run."""
+    rates = {}
+    for per_message in (True, False):
+        process, port = start_listener(None, workdir, target.url, per_message)
+        try:
+            rates[per_message] = throughput(port, oru_messages(messages, "P" if per_message else "G"))
+        finally:
+            process.kill()
+            process.wait()
+    print(f"baseline  store only, a transaction per message {rates[True]:8.0f} msg/s")
+    print(f"store     store only, group commit              {rates[False]:8.0f} msg/s")
+    if rates[False] < rates[True]:
+        raise SystemExit(f"FAIL: group commit ({rates[False]:.0f} msg/s) lost to a commit per message")
 
 
 # -- the senders --------------------------------------------------------------------------------------------------
@@ -228,7 +267,10 @@ class ServiceListener:
         env.update(CROSSWALK_ACTOR="bench", PYTHONPATH=str(REPO))
         command = [sys.executable, "-c", "from service.cli import main; main()", "listen", "--feed", "bench"]
         with log.open("w") as stderr:  # the child keeps its own handle
-            process = subprocess.Popen(command + ["--port", "0"], cwd=REPO, env=env, stderr=stderr)
+            # batches as in production, but a partial one is cut after 5 s rather than 60 s, so the runs
+            # below need not wait a minute for the last messages to be scored
+            command += ["--port", "0", "--batch-size", "500", "--batch-seconds", "5"]
+            process = subprocess.Popen(command, cwd=REPO, env=env, stderr=stderr)
         deadline = time.monotonic() + 180  # a restart scores what a crash left unbatched first
         while not (found := re.search(r"listening for feed \S+ on \S+:(\d+)", log.read_text())):
             if process.poll() is not None or time.monotonic() > deadline:
@@ -349,21 +391,30 @@ def measure(target: Listener, args: argparse.Namespace, missed: list[str]) -> No
 
 
 @contextmanager
-def postgres(base: str, workdir: Path) -> Iterator[ServiceListener | None]:
-    """The service on a fresh PostgreSQL schema, or None (a line says why) where no server answers."""
+def service_store(pg_url: str, workdir: Path, backend: str, use: str) -> Iterator[ServiceListener | None]:
+    """`crosswalk listen` on a fresh SQLite file or PostgreSQL schema; None (a line says why) where no
+    PostgreSQL server answers."""
+    name = f"crosswalk listen, {backend}" if use == "listen" else f"store only, {backend}"
+    if backend == "SQLite":
+        target = ServiceListener(workdir, f"sqlite:///{workdir / use}.db", name)
+        try:
+            yield target
+        finally:
+            target.close()
+        return
     from sqlalchemy import create_engine
 
     from benchmarks.api import pg_schema
 
     try:
-        with create_engine(base).connect():
+        with create_engine(pg_url).connect():
             pass
     except Exception as error:  # noqa: BLE001 - any failure to connect means: no server to measure
-        print(f"-- crosswalk listen, PostgreSQL: skipped (no server at --pg-url: {type(error).__name__})")
+        print(f"-- {name}: skipped (no server at --pg-url: {type(error).__name__})")
         yield None
         return
-    with pg_schema(base) as url:
-        target = ServiceListener(workdir, url, "crosswalk listen, PostgreSQL")
+    with pg_schema(pg_url) as url:
+        target = ServiceListener(workdir, url, name)
         try:
             yield target
         finally:
@@ -379,9 +430,11 @@ def main() -> None:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a speed target is missed")
     parser.add_argument("--listen", help=argparse.SUPPRESS)
     parser.add_argument("--port-file", help=argparse.SUPPRESS)
+    parser.add_argument("--listen-url", help=argparse.SUPPRESS)
+    parser.add_argument("--per-message", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.port_file:
-        listen(args.listen or None, args.port_file)
+        listen(args.listen or None, args.port_file, args.listen_url, args.per_message)
         return
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -403,12 +456,14 @@ def main() -> None:
         if args.store == "sqlite":
             measure(BareListener(workdir, workdir / "store.sqlite"), args, missed)
         else:
-            sqlite = ServiceListener(workdir, f"sqlite:///{workdir / 'crosswalk.db'}", "crosswalk listen, SQLite")
-            measure(sqlite, args, missed)
-            sqlite.close()
-            with postgres(args.pg_url, workdir) as target:
-                if target is not None:
-                    measure(target, args, missed)
+            for backend in ("SQLite", "PostgreSQL"):
+                with service_store(args.pg_url, workdir, backend, "store-only") as target:
+                    if target is not None:
+                        print(f"-- the service's message store, {backend}")
+                        store_only(target, workdir, args.messages)
+                with service_store(args.pg_url, workdir, backend, "listen") as target:
+                    if target is not None:
+                        measure(target, args, missed)
     print(f"load average after: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if missed:
         print(f"MISSED: {', '.join(missed)}")

@@ -5,6 +5,8 @@ The listener hands every message to an injected ``store(raw) -> ref`` and sends 
 returned, so an acknowledged message is never lost; a message that cannot be read goes to
 ``dead_letter(raw, reason)`` and is answered with a NAK (AE/AR, the reason in MSA-3 and ERR).
 ``receive`` does the same for any transport (an HTTP endpoint takes a body and returns its ACK).
+``GroupCommit`` makes such a store of a ``commit(raws)`` that stores many messages in one transaction:
+the messages arriving together share one commit, and each ACK still waits for its own message's.
 Nothing a sender writes can stop the listener: oversized frames are skipped up to their end marker,
 garbage and wrong encodings become dead letters, a vanished sender just closes its connection.
 
