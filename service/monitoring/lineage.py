@@ -2,7 +2,7 @@
 
 An alert names the batches that opened it and last showed it (`first_batch`, `last_batch`); a batch cut
 from messages knows them (`batch_messages`), narrowed to the alert's sending facility where its segment is
-one; a conformance alert's findings also name the control ids they were found in (those are `flagged`). A
+one; a conformance alert's findings also name the messages they were found in (those are `flagged`). A
 review item is linked to every message that carried its code (`item_messages`). The CLI (`crosswalk
 lineage`) and the API (`GET /feeds/{feed}/alerts/{uid}/lineage`) both read this one walk.
 """
@@ -28,7 +28,7 @@ def alert_lineage(session: Session, feed: Feed, alert: FeedAlert, *, limit: int 
     batches = sorted({int(b) for b in (alert.first_batch, alert.last_batch) if b.isdigit()})
     site = _site_of(feed, alert.segment)
     found = [m for number in batches for m in batch_messages(session, feed, number) if site is None or m.site == site]
-    named = set(alert.details.get("message_control_ids", [])) if alert.check_name == "conformance" else set()
+    named = set(alert.details.get("message_sha256s", [])) if alert.check_name == "conformance" else set()
     return Lineage(
         source="alert",
         feed=feed.name,
@@ -37,7 +37,7 @@ def alert_lineage(session: Session, feed: Feed, alert: FeedAlert, *, limit: int 
         segment=alert.segment,
         batches=batches,
         total=len(found),
-        messages=[_entry(m, raw, flagged=m.control_id in named) for m in found[:limit]],
+        messages=[_entry(m, raw, flagged=m.sha256 in named) for m in found[:limit]],
     )
 
 

@@ -455,6 +455,7 @@ def conformance_alerts(feed: Feed, messages: list[hl7v2.Hl7Message]) -> tuple[li
                     "location": location,
                     "findings": len(hits),
                     "message_control_ids": sorted({f.message_control_id for f in hits})[:20],
+                    "message_sha256s": sorted({f.message_sha256 for f in hits})[:20],  # ids may repeat; these do not
                 },
             )
         )

@@ -27,11 +27,12 @@ def run(*args: str, code: int = 0) -> str:
 
 @pytest.fixture
 def alerted(service, tmp_path):
-    """A batch of 4 clean messages from NORTH LAB and 4 from SOUTH LAB with a flag outside HL7 table 0078
-    (one with a terminal escape sequence in its text): a conformance alert for SOUTH LAB's messages."""
+    """A batch of 4 clean messages from NORTH LAB and 4 from SOUTH LAB, 3 of them with a flag outside HL7
+    table 0078 (one with a terminal escape sequence in its text): a conformance alert for SOUTH LAB."""
     make_feed(service.engine, tmp_path)
     south = lab_messages(4, start=200, site="SOUTH LAB", flag="ZZ")
     south[0] = south[0].replace("Glucose fasting", "Glucose \x1b[31mfasting")
+    south[3] = south[3].replace("|ZZ|", "|N|")  # from the site, but without the finding
     for n, message in enumerate(lab_messages(4) + south, start=1):
         response = service.call("POST", f"/feeds/labs/messages?flush={n == 8}", "ops", content=message, headers=ER7)
         assert response.status_code == 200, response.text
@@ -45,13 +46,14 @@ def test_an_alert_leads_back_to_its_batch_and_its_sites_messages(service, alerte
     body = service.call("GET", f"/feeds/labs/alerts/{alerted}/lineage", "viewer").json()
     assert body["source"] == "alert" and body["batches"] == [1] and body["segment"] == "site=SOUTH LAB"
     assert [m["control_id"] for m in body["messages"]] == ["L200", "L201", "L202", "L203"]  # NORTH LAB's left out
-    assert all(m["flagged"] and m["site"] == "SOUTH LAB" and m["batch_number"] == 1 for m in body["messages"])
+    assert all(m["site"] == "SOUTH LAB" and m["batch_number"] == 1 for m in body["messages"])
+    assert [m["flagged"] for m in body["messages"]] == [True, True, True, False]  # the finding's own messages
     assert body["total"] == 4 and body["messages"][0]["raw"] is None  # the API lists, never shows, messages
     assert service.call("GET", "/feeds/labs/alerts/nosuch/lineage", "viewer").status_code == 404
 
     table = run("lineage", "--alert", alerted)
     assert f"alert {alerted} (feed labs, segment site=SOUTH LAB, batches 1)" in table
-    assert table.count("flagged") == 4 and "L200" in table and "L0 " not in table
+    assert table.count("flagged") == 3 and "L203" in table and "L0 " not in table
     as_json = json.loads(run("lineage", "--alert", alerted, "--format", "json"))
     assert [m["sha256"] for m in as_json["messages"]] == [m["sha256"] for m in body["messages"]]
 
