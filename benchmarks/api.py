@@ -6,13 +6,14 @@ word-overlap suggester, so the figures are the service's and the store's cost (a
 transactions), not the model's; `--real` uses the bundled engine and a loaded terminology instead.
 
     python benchmarks/api.py [--items 300] [--backend sqlite|postgres|both] [--real --terminology icd10cm]
-    python benchmarks/api.py --concurrency 16,64,256 [--backend ...]
+    python benchmarks/api.py --concurrency 16,64,256 [--backend ...] [--workers 1,2]
 
 `--concurrency` drives the server with that many clients at once instead (one level after another):
 item reads and decisions (each on its own item), printing requests/s, p50/p95 latency and errors
 (any status other than 200, or no answer within --timeout). The lowest level is the baseline: the run
 fails if any request errs or a higher level's throughput falls below 80% of the baseline's (a collapse,
-not noise).
+not noise). `--workers 1,2` runs the load once per worker count (`serve --workers N`; PostgreSQL only,
+SQLite runs one) and prints each count's requests/s against one worker's.
 """
 
 from __future__ import annotations
@@ -95,10 +96,11 @@ def pg_schema(base: str) -> Iterator[str]:
 
 
 @contextmanager
-def server(url: str, home: Path, real: bool) -> Iterator[str]:
+def server(url: str, home: Path, real: bool, workers: int = 1) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "CROSSWALK_HOME": str(home), "CROSSWALK_DATABASE_URL": url, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--port", str(port)]
+    command += ["--workers", str(workers)]
     command += ["--log-level", "warning"]  # a log line per request would cost the server time the figures measure
     if not real:
         command += ["--suggester-factory", "benchmarks.api:bench_suggester_factory"]
@@ -164,16 +166,22 @@ def run_backend(name: str, url: str, items: int, batch: int, real: bool, termino
     }
 
 
-def run_load(name: str, url: str, levels: list[int], timeout: float) -> list[dict]:
-    """Reads and decisions at each concurrency level, on one server and one project."""
+def run_load(name: str, url: str, levels: list[int], timeout: float, workers: int = 1) -> list[dict]:
+    """Reads and decisions at each concurrency level, on one server (of `workers` processes) and one project."""
     per_level = [max(4 * n, 400) for n in levels]
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         token = admin_token(url, home)
         headers = {"Authorization": f"Bearer {token}"}
-        with server(url, home, real=False) as base, httpx.Client(base_url=base, headers=headers, timeout=300) as client:
+        with (
+            server(url, home, real=False, workers=workers) as base,
+            httpx.Client(base_url=base, headers=headers, timeout=300) as client,
+        ):
             project = _project(client, sum(per_level), "bench")
             codes = iter(f"L{i:05d}" for i in range(sum(per_level)))
+            # unmeasured: every worker process is up and has its connections before the first level
+            warm_up = [("GET", f"/projects/{project}/items/L{i % 100:05d}", None) for i in range(200)]
+            asyncio.run(_drive(base, headers, warm_up, min(levels), timeout))
             rows = []
             for clients, requests in zip(levels, per_level, strict=True):
                 reads = [("GET", f"/projects/{project}/items/L{i % 100:05d}", None) for i in range(requests)]
@@ -182,7 +190,7 @@ def run_load(name: str, url: str, levels: list[int], timeout: float) -> list[dic
                 writes = [("POST", path, decide) for path in paths]
                 for kind, calls in (("reads", reads), ("decisions", writes)):
                     figures = asyncio.run(_drive(base, headers, calls, clients, timeout))
-                    rows.append({"backend": name, "kind": kind, "clients": clients, **figures})
+                    rows.append({"backend": name, "workers": workers, "kind": kind, "clients": clients, **figures})
                     print(_load_line(rows[-1]), flush=True)
     return rows
 
@@ -216,23 +224,38 @@ async def _drive(base: str, headers: dict, calls: list[tuple], clients: int, tim
 
 def _load_line(row: dict) -> str:
     return (
-        f"{row['backend']:<10} {row['kind']:<10} {row['clients']:>8} {row['requests']:>9} {row['per_s']:>7.0f}"
-        f" {row['p50_ms']:>8.0f} {row['p95_ms']:>8.0f} {row['errors']:>7}"
+        f"{row['backend']:<10} {row['workers']:>7} {row['kind']:<10} {row['clients']:>8} {row['requests']:>9}"
+        f" {row['per_s']:>7.0f} {row['p50_ms']:>8.0f} {row['p95_ms']:>8.0f} {row['errors']:>7}"
     )
+
+
+def _setup(row: dict) -> str:
+    return f"{row['backend']} ({row['workers']} worker{'s' if row['workers'] > 1 else ''}) {row['kind']}"
 
 
 def check_load(rows: list[dict]) -> list[str]:
     """Errors anywhere, and throughput that collapses as clients are added (against the lowest level)."""
-    failures = [f"{r['backend']} {r['kind']} at {r['clients']} clients: errors {r['why']}" for r in rows if r["errors"]]
+    failures = [f"{_setup(r)} at {r['clients']} clients: errors {r['why']}" for r in rows if r["errors"]]
     for r in rows:
-        same = [b for b in rows if (b["backend"], b["kind"]) == (r["backend"], r["kind"])]
+        same = [b for b in rows if (b["backend"], b["workers"], b["kind"]) == (r["backend"], r["workers"], r["kind"])]
         baseline = min(same, key=lambda b: b["clients"])
         if r["per_s"] < 0.8 * baseline["per_s"]:
             failures.append(
-                f"{r['backend']} {r['kind']}: {r['per_s']:.0f}/s at {r['clients']} clients,"
+                f"{_setup(r)}: {r['per_s']:.0f}/s at {r['clients']} clients,"
                 f" below 80% of {baseline['per_s']:.0f}/s at {baseline['clients']}"
             )
     return failures
+
+
+def worker_scaling(rows: list[dict]) -> list[str]:
+    """Each worker count's requests/s against one worker's, per backend, kind and client level."""
+    one = {(r["backend"], r["kind"], r["clients"]): r["per_s"] for r in rows if r["workers"] == 1}
+    return [
+        f"{r['backend']} {r['kind']} at {r['clients']} clients: {r['workers']} workers {r['per_s']:.0f}/s,"
+        f" 1 worker {one[key]:.0f}/s (x{r['per_s'] / one[key]:.2f})"
+        for r in rows
+        if r["workers"] > 1 and (key := (r["backend"], r["kind"], r["clients"])) in one
+    ]
 
 
 def _project(client: httpx.Client, items: int, terminology: str) -> int:
@@ -288,6 +311,9 @@ def main() -> None:
     parser.add_argument("--terminology", default="bench")
     parser.add_argument("--concurrency", help="Comma-separated client counts, e.g. 16,64,256: the load run instead.")
     parser.add_argument("--timeout", type=float, default=120, help="Seconds a load request may take before it errs.")
+    parser.add_argument(
+        "--workers", default="1", help="Comma-separated worker counts for the load run, e.g. 1,2 (PostgreSQL only)."
+    )
     args = parser.parse_args()
     if args.concurrency:
         load(args)
@@ -313,18 +339,22 @@ def main() -> None:
 
 def load(args: argparse.Namespace) -> None:
     levels = sorted({int(n) for n in args.concurrency.split(",")})
+    worker_counts = sorted({int(n) for n in args.workers.split(",")})
     columns = ("clients", "requests", "req/s", "p50 ms", "p95 ms", "errors")
     print(
-        f"{'backend':<10} {'kind':<10} "
+        f"{'backend':<10} {'workers':>7} {'kind':<10} "
         + " ".join(f"{c:>{w}}" for c, w in zip(columns, (8, 9, 7, 8, 8, 7), strict=True))
     )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        if args.backend in ("sqlite", "both"):
+        if args.backend in ("sqlite", "both"):  # one process: `serve` refuses more on SQLite
             rows += run_load("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", levels, args.timeout)
         if args.backend in ("postgres", "both"):
-            with pg_schema(args.pg_url) as url:
-                rows += run_load("postgres", url, levels, args.timeout)
+            for workers in worker_counts:
+                with pg_schema(args.pg_url) as url:
+                    rows += run_load("postgres", url, levels, args.timeout, workers)
+    for line in worker_scaling(rows):
+        print(line)
     failures = check_load(rows)
     if failures:
         raise SystemExit("FAILED: " + "; ".join(failures))

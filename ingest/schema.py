@@ -21,11 +21,13 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from ingest.hl7v2 import split_messages
 
 MAX_COLUMNS = 2000  # per source: a 5,000-column table is cut, not ranked for minutes
 SAMPLE_ROWS = 2000  # rows profiled per table (files and databases alike)
+CONNECT_TIMEOUT = 10  # seconds to reach a database server before giving up
 EXAMPLES = 5
 HL7_DATA = Path(__file__).resolve().parents[1] / "data" / "hl7v2"
 HL7_FIELDS = HL7_DATA / "segment_fields.csv"
@@ -330,25 +332,46 @@ def is_database_url(text: str) -> bool:
     return bool(re.match(r"^[a-z][a-z0-9+]*://", text)) and not text.startswith("file://")
 
 
-def read_database(url: str, schema: str | None = None, sample_rows: int = SAMPLE_ROWS) -> SourceSchema:
-    """Tables and columns of a live database (SQLAlchemy URL) with types, comments, keys and value profiles."""
+def read_database(
+    url: str, schema: str | None = None, sample_rows: int = SAMPLE_ROWS, connect_timeout: int = CONNECT_TIMEOUT
+) -> SourceSchema:
+    """Tables and columns of a live database (SQLAlchemy URL) with types, comments, keys and value profiles.
+    An unreachable server is a `SchemaError` after `connect_timeout` seconds (PostgreSQL, MySQL)."""
     import sqlalchemy as sa
 
     shown = redact_url(url)
     try:
-        engine = sa.create_engine(url)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as error:
+        parsed = sa.engine.make_url(url)
+        engine = sa.create_engine(parsed, connect_args=_timeout_args(parsed.get_backend_name(), connect_timeout))
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as error:
         raise SchemaError(f"{shown}: not a usable database URL ({type(error).__name__})") from None
     try:
         with engine.connect() as connection:
             return _read_tables(connection, sa.inspect(connection), schema, shown, sample_rows)
-    except sa.exc.SQLAlchemyError as error:
-        reason = type(getattr(error, "orig", None) or error).__name__
+    except SchemaError:
+        raise
+    except (sa.exc.SQLAlchemyError, OSError, TypeError, ValueError) as error:  # drivers raise their own types too
         raise SchemaError(
-            f"{shown}: cannot read the database ({reason}); check the URL, server and permissions"
+            f"{shown}: cannot read the database ({_reason(error, parsed.password)}); "
+            "check the URL, server and permissions"
         ) from None
     finally:
         engine.dispose()
+
+
+def _timeout_args(backend: str, seconds: int) -> dict[str, int]:
+    """The driver's connect timeout: without one, a host that drops packets holds the caller for minutes."""
+    return {"connect_timeout": seconds} if backend in ("postgresql", "mysql", "mariadb") else {}
+
+
+def _reason(error: Exception, password: str | None) -> str:
+    """The driver's first line ('OperationalError: connection to server at ... failed: Connection
+    refused'), with any echo of the password masked."""
+    cause = getattr(error, "orig", None) or error
+    first = next((line.strip() for line in str(cause).splitlines() if line.strip()), "")
+    for secret in {password, quote(password or "", safe="")} - {None, ""}:
+        first = first.replace(secret, "***")
+    return f"{type(cause).__name__}: {first[:200]}" if first else type(cause).__name__
 
 
 def _read_tables(connection, inspector, schema, shown, sample_rows) -> SourceSchema:

@@ -5,11 +5,12 @@ the alerts are those of the in-memory path on the same rows."""
 from __future__ import annotations
 
 import glob
+import time
 from pathlib import Path
 
 import pandas as pd
 
-from monitors.batches import BatchError
+from monitors.batches import BatchError, check_columns
 from monitors.contract import Contract
 from monitors.profile import Profile, merge_profiles, profile_frame
 from monitors.report import MonitorReport, score_profiles
@@ -28,12 +29,32 @@ def read_dask(path_glob: str, contract: Contract, blocksize: str | int = "64MB")
         raise BatchError(f"{path_glob}: no files match")
     dask.config.set({"dataframe.convert-string": False})  # object strings, as pandas.read_csv gives
     if all(f.lower().endswith((".parquet", ".pq")) for f in files):
-        return dd.read_parquet(files)
-    dtypes = {c.name: ("float64" if _is_number(c.dtype) else "object") for c in contract.columns}
+        frame = _read(dd.read_parquet, files, "Parquet", path_glob)
+    else:
+        dtypes = {c.name: ("float64" if _is_number(c.dtype) else "object") for c in contract.columns}
+        compressed = any(f.lower().endswith(".gz") for f in files)  # a gzip stream cannot be split in blocks
+        sep = "\t" if all(f.lower().endswith((".tsv", ".tsv.gz")) for f in files) else ","
+        frame = _read(
+            dd.read_csv,
+            files,
+            "CSV",
+            path_glob,
+            sep=sep,
+            dtype=dtypes,
+            blocksize=None if compressed else blocksize,
+            assume_missing=True,
+        )
+    check_columns(frame, contract, source=path_glob)
+    return frame
+
+
+def _read(reader, files: list[str], kind: str, path_glob: str, **options):
+    """The reader's frame, or a BatchError naming the files (dask reads the first block to type columns)."""
     try:
-        return dd.read_csv(files, dtype=dtypes, blocksize=blocksize, assume_missing=True)
-    except (ValueError, OSError) as error:
-        raise BatchError(f"{path_glob}: not readable as CSV ({error})") from None
+        return reader(files, **options)
+    except Exception as error:  # pyarrow and pandas raise several unrelated types for a bad file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise BatchError(f"{path_glob}: not readable as {kind} ({reason})") from None
 
 
 def _is_number(dtype: str) -> bool:
@@ -67,6 +88,7 @@ def score_batch_dask(
 
     Runs on the active dask.distributed client if there is one, else on dask's default scheduler.
     FHIR NDJSON is not read here: convert it to Parquet with `read_batch` first."""
+    started = time.perf_counter()
     rules = PlausibilityRules() if rules is None else rules
     segment = segment or (contract.segment_columns[0] if contract.segment_columns else None)
     current = profile_dask(read_dask(path_glob, contract, blocksize), contract, segment, rules)
@@ -74,4 +96,7 @@ def score_batch_dask(
         reference = profile_dask(read_dask(str(reference), contract, blocksize), contract, segment, rules)
     elif isinstance(reference, pd.DataFrame):
         reference = profile_frame(reference, contract, segment, rules)
-    return score_profiles(reference, current, contract, **score_kwargs)
+    profiled = time.perf_counter()
+    report = score_profiles(reference, current, contract, **score_kwargs)
+    report.seconds = {"profile": profiled - started, "score": time.perf_counter() - profiled}
+    return report

@@ -36,6 +36,7 @@ from monitors.alerts import NOTIFY, AlertEvent
 SIGNATURE_HEADER = "X-Crosswalk-Signature"
 DELIVERY_HEADER = "X-Crosswalk-Delivery"
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+IDLE_POLL_S = 0.2  # `drain`'s pause when a due message was not attempted
 
 
 @dataclass
@@ -310,4 +311,6 @@ def drain(outbox: Outbox, hooks: list[Webhook], deadline_s: float = 60.0, sender
         wait = min(m.next_attempt_at for m in pending) - outbox.clock()
         if wait > stop - time.monotonic():
             return len(pending)  # the next attempt is due after the deadline: waiting for it is wasted time
-        sleep(max(0.0, wait))
+        # a message due but not attempted (its hook is not configured, or another deliverer holds it) is
+        # looked at again after a pause, not in a busy loop
+        sleep(wait if wait > 0 else IDLE_POLL_S)

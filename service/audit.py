@@ -3,7 +3,8 @@
 `record` changes a row and appends its `audit_event` in the caller's transaction, so state and
 history commit (or roll back) together. Each event's `after` is the row's snapshot (child rows as a
 digest; secret-derived columns such as a token's hash left out, since every auditor reads events), and
-events form a sha256 hash chain. `verify` recomputes the chain and compares every
+events form a sha256 hash chain. `remove` deletes a row the same way, its event's `after` null. A row of an
+archived project is read-only: `record` refuses it. `verify` recomputes the chain and compares every
 row with the `after` of its latest event: a row edited, inserted or deleted behind the service's
 back, or an event altered or removed, is reported with the first event that no longer holds.
 """
@@ -15,10 +16,11 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import text
-from sqlmodel import Session, SQLModel, col, select
+from sqlalchemy import Connection, text
+from sqlmodel import Session, SQLModel, col, delete, select
 
 from service.store.audited import AUDITED
+from service.store.errors import Conflict
 from service.store.tables import AuditEvent, AuditEventPublic, Project, VerifyResult, utcnow
 
 GENESIS = "0" * 64
@@ -78,8 +80,10 @@ def record(
 ) -> AuditEvent | None:
     """Apply `changes` to `row` (new or loaded), add `children`, and append the event; no commit.
 
-    Returns None, writing nothing, when the changes leave the row as it was.
+    Returns None, writing nothing, when the changes leave the row as it was. A row of an archived project
+    is read-only: every change but unarchiving it is refused.
     """
+    _refuse_archived(session, row, changes)
     lock_chain(session)
     before = snapshot(session, row) if row.id is not None else None
     columns_before = row.model_dump(mode="json")  # hidden columns too: changing only those is still a change
@@ -94,6 +98,32 @@ def record(
     session.flush()
     _add_children(session, row, children)
     return _append(session, actor, action, row, before, snapshot(session, row), model_version)
+
+
+def remove(
+    session: Session, actor: str, action: str, row: SQLModel, removed: dict[str, int] | None = None
+) -> AuditEvent:
+    """Delete `row` (and its child rows) and append its event, `after` null: `verify` then expects it gone.
+    The event's `before` is the row's last state, with `removed` (what went with it, counted) beside it."""
+    lock_chain(session)
+    before = snapshot(session, row) | ({"removed": removed} if removed is not None else {})
+    spec = AUDITED[type(row)].children
+    if spec is not None:
+        table, key = spec
+        session.exec(delete(table).where(getattr(table, key) == row.id))
+    session.delete(row)
+    session.flush()
+    return _append(session, actor, action, row, before, None, None)
+
+
+def _refuse_archived(session: Session, row: SQLModel, changes: dict[str, Any] | None) -> None:
+    project_id = row.id if isinstance(row, Project) else getattr(row, "project_id", None)
+    project = session.get(Project, project_id) if project_id is not None else None
+    if project is not None and project.archived and changes != {"archived": False}:
+        raise Conflict(
+            f"project {project.name!r} is archived and read-only; "
+            f"`crosswalk project unarchive -p {project.id}` (an admin) makes it writable again"
+        )
 
 
 def _add_children(session: Session, row: SQLModel, children: Iterable[SQLModel]) -> None:
@@ -111,7 +141,7 @@ def _append(
     action: str,
     row: SQLModel,
     before: dict | None,
-    after: dict,
+    after: dict | None,
     model_version: str | None,
 ) -> AuditEvent:
     seq, prev_hash = _tail(session)
@@ -123,7 +153,7 @@ def _append(
         entity=entity_of(row),
         project_id=row.id if isinstance(row, Project) else getattr(row, "project_id", None),
         before=None if before is None else canonical(before),
-        after=canonical(after),
+        after=None if after is None else canonical(after),
         model_version=model_version,
         prev_hash=prev_hash,
         hash="",
@@ -142,6 +172,41 @@ def _tail(session: Session) -> tuple[int, str]:
         return cached[1], cached[2]
     last = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
     return (last.seq, last.hash) if last else (0, GENESIS)
+
+
+def rebaseline(connection: Connection, table: str, kind: str, added: dict[str, Any], actor: str) -> None:
+    """For a migration that adds columns to an audited table: one `<kind>.migrate` event per existing row
+    records its new columns' values (`added`), so `verify` still finds every row as its last event says."""
+    ids = [row[0] for row in connection.execute(text(f"SELECT id FROM {table} ORDER BY id"))]
+    tail = connection.execute(text("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1")).first()
+    seq, prev_hash = (tail[0], tail[1]) if tail else (0, GENESIS)
+    for found in ids:
+        entity = f"{kind}:{found}"
+        last = connection.execute(
+            text("SELECT after, project_id FROM audit_event WHERE entity = :e ORDER BY seq DESC LIMIT 1"),
+            {"e": entity},
+        ).first()
+        if last is None or last[0] is None:
+            continue  # a row without history is already reported by verify; not a migration's to hide
+        after = json.loads(last[0])
+        if set(added) <= set(after):
+            continue
+        event = AuditEvent(
+            seq=seq + 1,
+            time=utcnow(),
+            actor=actor,
+            action=f"{kind}.migrate",
+            entity=entity,
+            project_id=last[1],
+            before=last[0],
+            after=canonical({**after, **added}),
+            model_version=None,
+            prev_hash=prev_hash,
+            hash="",
+        )
+        event.hash = event_hash(event)
+        connection.execute(AuditEvent.__table__.insert().values(**event.model_dump()))
+        seq, prev_hash = event.seq, event.hash
 
 
 # -- reading and verifying --------------------------------------------------------------------------

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
 from service import audit
 from service.store.errors import Conflict, Invalid, NotFound
-from service.store.living import DualAssignment, DualStatus
-from service.store.review import ItemComment
+from service.store.feeds import Feed
+from service.store.living import BlindChoice, DualAssignment, DualStatus, ItemAssignment, Reopening, SourceUpdate
+from service.store.messages import ItemMessage
+from service.store.review import ItemComment, ReviewClaim
 from service.store.tables import (
     ApiToken,
     AuditEvent,
@@ -27,7 +29,9 @@ from service.store.tables import (
     ItemPublic,
     Project,
     ProjectCreate,
+    ProjectDeleted,
     ProjectPublic,
+    Release,
     Role,
     SourceItem,
     Status,
@@ -113,8 +117,75 @@ def get_project(session: Session, ref: int | str) -> Project:
     return project
 
 
-def list_projects(session: Session) -> list[Project]:
-    return list(session.exec(select(Project).order_by(Project.id)))
+def list_projects(session: Session, archived: bool = False) -> list[Project]:
+    """The projects in use; `archived` lists the archived ones as well."""
+    query = select(Project) if archived else select(Project).where(col(Project.archived).is_(False))
+    return list(session.exec(query.order_by(Project.id)))
+
+
+def archive_project(session: Session, project: Project, actor: str) -> Project:
+    """Make a project read-only and hide it from lists; its releases and exports stay readable."""
+    if project.archived:
+        raise Conflict(f"project {project.name!r} is already archived")
+    audit.record(session, actor, "project.archive", project, {"archived": True})
+    return project
+
+
+def unarchive_project(session: Session, project: Project, actor: str) -> Project:
+    if not project.archived:
+        raise Conflict(f"project {project.name!r} is not archived")
+    audit.record(session, actor, "project.unarchive", project, {"archived": False})
+    return project
+
+
+# A project's audited rows, each kind removed before the rows it references.
+_PROJECT_ROWS: tuple[tuple[str, type], ...] = (
+    ("blind_choices", BlindChoice),
+    ("dual_assignments", DualAssignment),
+    ("assignments", ItemAssignment),
+    ("reopenings", Reopening),
+    ("source_updates", SourceUpdate),
+    ("comments", ItemComment),
+    ("claims", ReviewClaim),
+    ("suggestion_batches", SuggestionBatch),
+    ("items", SourceItem),
+)
+
+
+def delete_project(session: Session, project: Project, actor: str) -> ProjectDeleted:
+    """Remove a project that was never released and every row that belongs to it, each removal audited; the
+    project's own event records what was removed. A released project is archived instead: its releases
+    are what others cite."""
+    releases = session.exec(select(func.count()).where(Release.project_id == project.id)).one()
+    if releases:
+        raise Conflict(
+            f"project {project.name!r} has {releases} release(s) and cannot be deleted; "
+            f"archive it instead (`crosswalk project archive -p {project.id}`)"
+        )
+    items = select(SourceItem.id).where(SourceItem.project_id == project.id)
+    removed = {
+        "decisions": _count(session, items.where(col(SourceItem.decided_by).is_not(None))),
+        "suggestions": _count(
+            session, select(Suggestion.id).join(SuggestionBatch).where(SuggestionBatch.project_id == project.id)
+        ),
+        "message_links": _count(session, select(ItemMessage.id).where(col(ItemMessage.item_id).in_(items))),
+    }
+    session.exec(delete(ItemMessage).where(col(ItemMessage.item_id).in_(items)))  # links, not the messages
+    feeds = session.exec(select(Feed).where(Feed.mapping_project_id == project.id)).all()
+    for feed in feeds:
+        audit.record(session, actor, "feed.unlink_project", feed, {"mapping_project_id": None})
+    removed["feeds_unlinked"] = len(feeds)
+    for label, table in _PROJECT_ROWS:
+        rows = session.exec(select(table).where(table.project_id == project.id).order_by(table.id)).all()
+        for row in rows:
+            audit.remove(session, actor, "project.delete", row)
+        removed[label] = len(rows)
+    audit.remove(session, actor, "project.delete", project, removed)
+    return ProjectDeleted(id=project.id, name=project.name, removed=removed)
+
+
+def _count(session: Session, query) -> int:
+    return session.exec(select(func.count()).select_from(query.subquery())).one()
 
 
 def project_public(session: Session, project: Project) -> ProjectPublic:

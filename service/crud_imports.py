@@ -99,7 +99,12 @@ def parse_source_file(
 
 def schema_rows(schema: SourceSchema) -> list[ImportRow]:
     """One item per source column of a field-mapping project: code `table.column`, text its description
-    or name, context what the field suggester and the reviewer read (type, value profile, table)."""
+    or name, context what the field suggester and the reviewer read (type, value profile, table). A source
+    cut at the column limit is refused: it would be reviewed as if it were whole."""
+    if schema.notes:
+        raise Invalid(
+            f"{schema.notes[0]}; nothing was imported: import the source in parts, or only the columns to map"
+        )
     return [ImportRow(code, text, None, context) for code, text, context in source_items(schema)]
 
 
@@ -110,7 +115,7 @@ def _schema_csv_rows(data: bytes, name: str) -> list[ImportRow]:
         path.write_bytes(data)
         try:
             return schema_rows(read_schema_csv(path))
-        except SchemaError as error:
+        except (SchemaError, Invalid) as error:
             raise Invalid(str(error).replace(str(path), name)) from None
 
 

@@ -4,15 +4,20 @@ Two caches, one each, shared by the API, the UI and the CLI in a process:
 - `terminologies(settings)`: each catalog terminology read once. A decision looks its concept up
   here: a catalog read, never a model build, so the write path holds no lock while matchers load.
 - `served_suggesters(settings)`: the serving model per terminology (the registry's champion, else the
-  bundled model), built on first use and swapped whole by `reload`.
+  bundled model), built on first use and swapped whole by `reload`; in the service, each worker process
+  reloads by itself when a promotion is recorded in the store.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
+
+from sqlalchemy import Engine
 
 from models.catalog import Catalog, UnknownTerminology
 from models.dense import OnnxEncoder
@@ -23,7 +28,12 @@ from models.fields.targets import TargetCatalog
 from models.suggest import Suggester
 from models.terminology import Concept, Terminology
 from service.settings import Settings
+from service.store.db import session_scope
 from service.store.errors import Invalid
+from service.store.registry import promotion_stamp
+
+log = logging.getLogger("crosswalk.engine")
+PROMOTION_CHECK_S = 5.0  # how stale a worker's champion may be after a promotion elsewhere
 
 
 def catalog(settings: Settings) -> Catalog:
@@ -101,14 +111,23 @@ class ServedSuggesters:
 
     A reload builds the new suggesters first and then replaces the references; a request that
     already holds the old suggester finishes with it, later ones get the new one: none is dropped.
+
+    The service `follow`s the store's promotions, so a promotion made through another process (the
+    CLI, another service worker) reaches this one without a `POST /models/reload` to each.
     """
 
     def __init__(self, build: Callable[..., Any]):
         self._build = build
+        self._stamp: Callable[[], Any] | None = None
+        self._check_every_s = 0.0
         self._served: dict[str, Any] = {}
         self._lock = threading.Lock()  # one build per terminology at a time
+        self._checking = threading.Lock()  # one stamp check at a time
+        self._seen: Any = None  # the stamp the served suggesters are at least as new as
+        self._next_check = 0.0
 
     def __call__(self, terminology: str, progress: bool = False):
+        self._follow_promotions()
         served = self._served.get(terminology)
         if served is None:
             with self._lock:
@@ -119,9 +138,45 @@ class ServedSuggesters:
 
     def reload(self) -> dict[str, str]:
         with self._lock:
+            self._seen = self._read_stamp()  # read before building: a promotion during the build is not missed
             fresh = {name: self._build(name, False) for name in list(self._served)}
             self._served.update(fresh)
         return {name: s.model_version for name, s in fresh.items()}
+
+    def follow(self, stamp: Callable[[], Any], check_every_s: float) -> None:
+        """Read `stamp` (the latest promotion) at most every `check_every_s` seconds as requests come in;
+        when it has changed, reload in the background (requests meanwhile keep the old models)."""
+        self._stamp, self._check_every_s = stamp, check_every_s
+
+    def _follow_promotions(self) -> None:
+        if self._stamp is None or time.monotonic() < self._next_check or not self._checking.acquire(blocking=False):
+            return
+        try:
+            self._next_check = time.monotonic() + self._check_every_s
+            stamp = self._read_stamp()
+            if self._seen is None or not self._served:
+                self._seen = stamp  # what is built from here on is at least this new
+            elif stamp is not None and stamp != self._seen:
+                self._seen = stamp
+                threading.Thread(target=self._reload_quietly, name="crosswalk-model-reload", daemon=True).start()
+        finally:
+            self._checking.release()
+
+    def _reload_quietly(self) -> None:
+        try:
+            for terminology, version in self.reload().items():
+                log.info("serving %s with %s (promoted)", terminology, version)
+        except Exception as error:  # noqa: BLE001 - the old models keep serving; a later promotion retries
+            log.error("reloading the promoted models failed: %s", error)
+
+    def _read_stamp(self) -> Any:
+        if self._stamp is None:
+            return None
+        try:
+            return self._stamp()
+        except Exception as error:  # noqa: BLE001 - a store hiccup must not fail the request being served
+            log.warning("could not read the model registry's promotions: %s", type(error).__name__)
+            return None
 
 
 def known(load: Callable[[], Any]) -> Any:
@@ -157,6 +212,12 @@ def terminologies(settings: Settings) -> Terminologies:
 @lru_cache(maxsize=4)
 def served_suggesters(settings: Settings) -> ServedSuggesters:
     return ServedSuggesters(lambda name, progress: build_suggester(settings, name, progress))
+
+
+def latest_promotion(engine: Engine) -> int:
+    """The store's promotion stamp (`ServedSuggesters.follow`'s `stamp`)."""
+    with session_scope(engine) as session:
+        return promotion_stamp(session)
 
 
 def get_suggester(settings: Settings, terminology_name: str, progress: bool = False) -> Suggester:

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     # CROSSWALK_WEBHOOK_ALLOW_HOSTS: comma-separated host names or IPs webhooks may post to even though they
     # are private, loopback or link-local (e.g. an in-house receiver); every other such address is refused
     webhook_allow_hosts: str = ""
+    # CROSSWALK_DASK_SCHEDULER: a Dask cluster (tcp://HOST:8786, or local:N for N local worker processes) that
+    # scores batches given as globs or of CROSSWALK_DASK_MIN_BYTES and more, partition by partition where
+    # they live (default: none, every batch is scored in memory)
+    dask_scheduler: str | None = None
+    dask_min_bytes: int = Field(default=256 * 2**20, ge=0)
 
     @field_validator("home")
     @classmethod

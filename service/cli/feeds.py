@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from service.cli.app import UserError, app
-from service.cli.common import MESSAGE_COLUMNS, actor, message_line, store, transaction, valid
+from service.cli.common import MESSAGE_COLUMNS, actor, message_line, store, store_call, transaction, valid
 from service.settings import get_settings
 
 feed_app = typer.Typer(
@@ -67,6 +67,15 @@ def feed_create(
         list[str] | None, typer.Option("--mapped-column", help="Code column that project maps (repeatable).")
     ] = None,
     description: Annotated[str | None, typer.Option(help="What the feed is.")] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help="Dask cluster (tcp://HOST:PORT, local:N) for this feed's globs and large batch files "
+            "(default: CROSSWALK_DASK_SCHEDULER).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Register a feed: keep its reference, infer its data contract, profile the reference once."""
     from service import crud
@@ -81,6 +90,7 @@ def feed_create(
             segment_columns=segment or None,
             mapping_project_id=project_id,
             mapped_columns=mapped_column or [],
+            dask_scheduler=dask,
         )
         feed = feeds.create_feed(session, get_settings().home, data, upload, actor())
         segments = ", ".join(feed.contract["segment_columns"]) or "none"
@@ -104,16 +114,32 @@ def feed_list() -> None:
 def feed_post(
     feed: Annotated[str, typer.Argument(help="Feed id or name.")],
     files: Annotated[list[Path], typer.Argument(help="Batch file(s), scored in order: CSV, Parquet or FHIR NDJSON.")],
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help="Profile each batch on a Dask cluster (tcp://HOST:PORT, or local:N); a quoted glob is one batch. "
+            "Default: CROSSWALK_DASK_SCHEDULER for a glob or a large file.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score batches of a feed: alerts are stored (one per problem), webhooks notified."""
     from tqdm import tqdm
 
+    from monitors.contract import Contract
+    from service.cluster import scheduler_for
     from service.monitoring import feeds, outbox
 
-    home = get_settings().home
+    settings = get_settings()
+    home = settings.home
     feed_id = None
+    with transaction() as session:
+        found = feeds.get_feed(session, feed)
+        contract, feed_scheduler = Contract.from_dict(found.contract), found.dask_scheduler
     for path in tqdm(files, desc="batches", unit="batch", disable=len(files) < 2):
-        upload = _upload(path)
+        address = scheduler_for(settings, str(path), dask, feed_scheduler)
+        upload = _upload(path) if address is None else _profiled(contract, path, address)
         with transaction() as session:
             found = feeds.get_feed(session, feed)
             batch, _ = feeds.post_batch(session, home, found, upload, actor())
@@ -132,6 +158,14 @@ def feed_post(
             typer.echo(
                 f"{result.pending} webhook message(s) still pending; `crosswalk feed deliver` retries them", err=True
             )
+
+
+def _profiled(contract, path: Path, address: str):
+    """The batch (a file or a glob) profiled on the Dask cluster, before the store is locked for it."""
+    from service.monitoring import feeds
+
+    typer.echo(f"crosswalk: profiling {path} on Dask at {address}", err=True)
+    return store_call(feeds.profile_files, contract, str(path), address)
 
 
 @feed_app.command("contract")

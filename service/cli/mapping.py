@@ -51,21 +51,26 @@ def suggest(
     evidence: Annotated[
         bool, typer.Option("--evidence", help="Add lexical, semantic and matched_text columns.")
     ] = False,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help="Rank on a Dask cluster (tcp://HOST:PORT, or local:N for N local workers) whose workers "
+            "share this CROSSWALK_HOME; output identical to a run without it.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Rank target concepts for every source code in a CSV file."""
-    from tqdm import tqdm
-
     items = read_source_items(input, encoding)
     if not output.parent.exists():  # say so now, not after minutes of ranking
         raise UserError(f"{output}: the folder {output.parent} does not exist")
     filters = parse_where(where)
     _check_filter(terminology, filters)  # seconds, where building the index first would take minutes
-    engine = serving_suggester(terminology)
-    with tqdm(total=len(items), unit="item", desc="suggesting", file=sys.stderr, disable=None) as bar:
-        try:
-            results = engine.suggest(items, top_k=top, where=filters, on_chunk=bar.update)
-        except ValueError as error:
-            raise UserError(str(error)) from None
+    try:
+        results = _rank(items, terminology, top, filters, dask)
+    except ValueError as error:
+        raise UserError(str(error)) from None
     write_suggestions(output, items, results, evidence)
     typer.echo(f"wrote {sum(map(len, results))} candidates for {len(items)} source items to {output}", err=True)
     weak = [item.code for item, r in zip(items, results) if no_confident_match(r)]
@@ -74,6 +79,31 @@ def suggest(
         typer.echo(
             f"{NO_CONFIDENT_MATCH} (best score < {CONFIDENT}) for {len(weak)} items, review first: {shown}", err=True
         )
+
+
+def _rank(items, terminology: str, top: int, filters: dict, dask: str | None):
+    """Every item's candidates, here or spread over a Dask cluster's workers (each loads the index once)."""
+    from tqdm import tqdm
+
+    def bar():
+        return tqdm(total=len(items), unit="item", desc="suggesting", file=sys.stderr, disable=None)
+
+    if dask is None:
+        engine = serving_suggester(terminology)
+        with bar() as progress:
+            return engine.suggest(items, top_k=top, where=filters, on_chunk=progress.update)
+    from service.cluster import ClusterError, dask_client, describe, suggest_on_cluster
+
+    typer.echo(f"crosswalk: connecting to Dask at {dask}", err=True)
+    try:
+        with dask_client(dask) as client:
+            typer.echo(f"crosswalk: {describe(client)}; each loads {terminology} once", err=True)
+            with bar() as progress:
+                return suggest_on_cluster(client, get_settings(), terminology, items, top, filters, progress.update)
+    except ClusterError as error:
+        raise UserError(str(error)) from None
+    except UnknownTerminology as error:
+        raise UserError(f"{error}; load it with `crosswalk terminology load`") from None
 
 
 @terminology_app.command("load")

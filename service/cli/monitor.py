@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +10,7 @@ from typing import Annotated
 import typer
 
 from service.cli.app import USER_ERROR, app
+from service.settings import get_settings
 
 
 def _fail(message: str) -> None:
@@ -20,7 +22,10 @@ def _fail(message: str) -> None:
 @app.command("monitor")
 def monitor(
     reference: Annotated[Path, typer.Option("--reference", "-r", help="Reference batch: CSV, Parquet or FHIR NDJSON.")],
-    current: Annotated[Path, typer.Option("--current", "-c", help="Batch to score, same formats.")],
+    current: Annotated[
+        Path,
+        typer.Option("--current", "-c", help="Batch to score, same formats; with --dask a glob of CSV or Parquet."),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="JSON report to write.")],
     html: Annotated[Path | None, typer.Option("--html", help="Also write Evidently's drift report here.")] = None,
     segment: Annotated[
@@ -36,13 +41,30 @@ def monitor(
             "--explain-contract", help="Print each column's role and why (inferred, or from --contract) before scoring."
         ),
     ] = False,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help="Score on a Dask cluster: tcp://HOST:PORT, or local:N (N local workers). "
+            "Default: CROSSWALK_DASK_SCHEDULER for a glob or a large batch, else in memory.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score CURRENT against REFERENCE: completeness, conformance, drift, units, codes, plausibility."""
     # pandas, scipy, sklearn: imported when the command runs, not on every `crosswalk` start
     from monitors.batches import BatchError, read_batch
     from monitors.contract import Contract, ContractError, infer_contract
     from monitors.report import evidently_html, score_batch
+    from service.cluster import scheduler_for
 
+    address = scheduler_for(get_settings(), str(current), dask)
+    if address is None and glob.has_magic(str(current)):
+        _fail(
+            f"--current {current} is a glob: score it on a Dask cluster with --dask local:N or --dask tcp://HOST:PORT"
+        )
+    if address is not None and html is not None:
+        _fail("--html reads both batches in memory; drop --html to score on Dask (or --dask to score in memory)")
     try:
         ref_frame = read_batch(reference)
         if segment is not None and segment not in ref_frame.columns:
@@ -53,7 +75,7 @@ def monitor(
             if contract_path
             else infer_contract(ref_frame, feed=feed, segment_columns=segments)
         )
-        cur_frame = read_batch(current, contract)
+        cur_frame = read_batch(current, contract) if address is None else None
     except (BatchError, ContractError) as error:
         _fail(str(error))
     if explain_contract:
@@ -61,11 +83,32 @@ def monitor(
         typer.echo(f"contract ({source}):")
         for line in contract.explain():
             typer.echo(f"  {line}")
-    report = score_batch(ref_frame, cur_frame, contract, segment=segment, feed=feed, batch_id=current.name)
+    if address is None:
+        report = score_batch(ref_frame, cur_frame, contract, segment=segment, feed=feed, batch_id=current.name)
+    else:
+        report = _score_on_dask(address, str(current), ref_frame, contract, segment, feed)
     output.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
     if html is not None:
         evidently_html(ref_frame, cur_frame, html, contract)
     _print_summary(report, output)
+
+
+def _score_on_dask(address: str, current: str, reference, contract, segment: str | None, feed: str):
+    """The current batch (a file or a glob of them) profiled partition by partition where it lives; the
+    reference, a sample that fits, profiled here. Alerts are those of the in-memory path."""
+    from monitors.batches import BatchError
+    from monitors.scale import score_batch_dask
+    from service.cluster import ClusterError, dask_client, describe
+
+    typer.echo(f"crosswalk monitor: connecting to Dask at {address}", err=True)
+    try:
+        with dask_client(address) as client:
+            typer.echo(f"crosswalk monitor: {describe(client)}; profiling {current}", err=True)
+            return score_batch_dask(
+                current, reference, contract, segment=segment, feed=feed, batch_id=Path(current).name
+            )
+    except (BatchError, ClusterError) as error:
+        _fail(str(error))
 
 
 def _print_summary(report, output: Path) -> None:

@@ -1,7 +1,9 @@
-"""`crosswalk project create|import|items|suggest|list|update-source|reopened`: mapping projects."""
+"""`crosswalk project create|import|items|suggest|list|archive|unarchive|delete|update-source|reopened`:
+mapping projects."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -158,28 +160,17 @@ def project_import_schema(
     ],
 ) -> None:
     """Import a source's columns as the items of a field-mapping project (code `table.column`)."""
-    from ingest.schema import SchemaError, read_source, redact_url
+    from ingest.schema import redact_url
     from service import crud
-    from service.cli.app import UserError
-    from service.crud_imports import import_items, schema_rows
     from service.engine import target_catalog
     from service.settings import get_settings
+    from service.source_schemas import import_schema, read_local_source, require_field_project
 
-    try:
-        schema = read_source(source)
-    except SchemaError as error:
-        raise UserError(str(error)) from None
-    for note in schema.notes:
-        typer.echo(f"note: {note}", err=True)
-    rows = schema_rows(schema)
+    targets = target_catalog(get_settings()).names()
     with transaction() as session:
         found = crud.get_project(session, project)
-        if found.target_terminology not in target_catalog(get_settings()).names():
-            raise UserError(
-                f"project {found.name!r} maps codes to {found.target_terminology}; source columns go to a project "
-                "on a data model (`crosswalk project create --kind fields --target omop-cdm-5.4 ...`)"
-            )
-        result = import_items(session, found, rows, actor())
+        require_field_project(found, targets)  # before reading: a database can take seconds
+        result = import_schema(session, found, read_local_source(source), actor(), targets)
     typer.echo(
         f"imported {result.total} columns of {redact_url(source)}: {result.created} new, "
         f"{result.updated} updated, {result.unchanged} unchanged"
@@ -276,16 +267,67 @@ def project_suggest(
 
 
 @project_app.command("list")
-def project_list() -> None:
+def project_list(
+    archived: Annotated[bool, typer.Option("--archived", help="Also list archived projects.")] = False,
+) -> None:
     """List projects and how many of their codes are in each status."""
     from service import crud
 
     with transaction() as session:
-        rows = [crud.project_public(session, p) for p in crud.list_projects(session)]
+        rows = [crud.project_public(session, p) for p in crud.list_projects(session, archived)]
     typer.echo(f"{'id':>4}  {'name':<28} {'target':<12} {'4-eyes':<6} counts")
     for p in rows:
         counts = ", ".join(f"{k}={v}" for k, v in sorted(p.counts.items())) or "-"
-        typer.echo(f"{p.id:>4}  {p.name:<28} {p.target_terminology:<12} {'yes' if p.four_eyes else 'no':<6} {counts}")
+        name = f"{p.name} (archived)" if p.archived else p.name
+        typer.echo(f"{p.id:>4}  {name:<28} {p.target_terminology:<12} {'yes' if p.four_eyes else 'no':<6} {counts}")
+
+
+@project_app.command("archive")
+def project_archive(project: ProjectOption) -> None:
+    """Archive a project: read-only and hidden from lists; its releases and exports stay readable."""
+    from service import crud
+
+    with transaction() as session:
+        found = crud.archive_project(session, crud.get_project(session, project), actor())
+    typer.echo(f"project {found.id}: {found.name} archived (read-only; `crosswalk project unarchive` undoes it)")
+
+
+@project_app.command("unarchive")
+def project_unarchive(project: ProjectOption) -> None:
+    """Make an archived project writable and listed again."""
+    from service import crud
+
+    with transaction() as session:
+        found = crud.unarchive_project(session, crud.get_project(session, project), actor())
+    typer.echo(f"project {found.id}: {found.name} is active again")
+
+
+@project_app.command("delete")
+def project_delete(
+    project: ProjectOption,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete without asking to type the project's name.")] = False,
+) -> None:
+    """Delete a project that has no release, with all its items, decisions and suggestions (audited).
+
+    A released project cannot be deleted: archive it instead."""
+    from service import crud
+
+    with transaction() as session:
+        found = crud.get_project(session, project)
+    if not yes:
+        _confirm_deletion(found.name)
+    with transaction() as session:
+        deleted = crud.delete_project(session, crud.get_project(session, found.id), actor())
+    counts = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in deleted.removed.items() if n)
+    typer.echo(f"project {deleted.id}: {deleted.name} deleted ({counts or 'it was empty'})")
+
+
+def _confirm_deletion(name: str) -> None:
+    if not sys.stdin.isatty():
+        raise UserError(f"deleting project {name!r} needs --yes (or type its name at a terminal)")
+    typed = typer.prompt(f"Type the project's name ({name}) to delete it and everything in it")
+    if typed != name:
+        raise UserError(f"{typed!r} is not {name!r}; nothing deleted")
 
 
 @project_app.command("update-source")

@@ -154,6 +154,7 @@ def models_promote(
 ) -> None:
     """Make the challenger the champion if it beat the champion by the margin without worse calibration."""
     from service import retraining
+    from service.engine import PROMOTION_CHECK_S
 
     registry = _registry()
     name = _terminology(registry, terminology)
@@ -167,7 +168,10 @@ def models_promote(
             f"crosswalk: refused: models:/{row.registered_model}/{row.version} stays challenger (recorded)", err=True
         )
         raise typer.Exit(FAILURE)
-    typer.echo(f"models:/{row.registered_model}/{row.version} is now champion; running services: POST /models/reload")
+    typer.echo(
+        f"models:/{row.registered_model}/{row.version} is now champion; running services serve it within "
+        f"{PROMOTION_CHECK_S:g} s (POST /models/reload: at once)"
+    )
 
 
 def suggestion_lineage(suggestion_id: int, as_json: bool) -> None:

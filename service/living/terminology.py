@@ -75,9 +75,10 @@ def _change_rows(diff: ReleaseDiff | None) -> list[TerminologyChange]:
 
 
 def _affected(session: Session, name: str, diff: ReleaseDiff) -> list[tuple[SourceItem, ConceptChange]]:
-    """Held mappings of projects on this terminology whose target the release changed."""
+    """Held mappings of projects on this terminology whose target the release changed (archived projects
+    are read-only: their released mappings stay as released)."""
     changes = {c.code: c for c in diff.changes if c.kind in REOPEN_KINDS}
-    projects = select(Project.id).where(Project.target_terminology == name)
+    projects = select(Project.id).where(Project.target_terminology == name, col(Project.archived).is_(False))
     query = (
         select(SourceItem)
         .where(col(SourceItem.project_id).in_(projects), col(SourceItem.status).in_(HELD))

@@ -8,6 +8,8 @@ events worth a message are queued in the webhook outbox, all in the caller's tra
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import logging
 import re
 import secrets
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import ValidationError
+from pydantic import ValidationError, field_validator
 from sqlalchemy import func
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -43,6 +45,8 @@ from service.store.tables import Project, SourceItem, Status, utcnow
 log = logging.getLogger("crosswalk.monitoring")
 HISTORY = 30  # past batch profiles the batch-anomaly check learns from
 EVIDENTLY_ROWS = 20_000  # rows of each side in the drill-down report: it is for eyes, not for alerting
+NO_REPORT_FROM_MESSAGES = "no Evidently report for batches cut from messages: compare a window of batches instead"
+NO_REPORT_ON_DASK = "no Evidently report for batches scored on Dask (the rows never come into one process)"
 SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".parquet", ".pq", ".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
 
 
@@ -58,12 +62,36 @@ class FeedCreate(SQLModel):
     mapped_columns: list[str] = Field(
         default_factory=list, description="Code columns that project maps (default: every code column)."
     )
+    dask_scheduler: str | None = Field(
+        default=None,
+        max_length=400,
+        description="Dask cluster (tcp://HOST:PORT, local:N) that profiles this feed's globs and large batch "
+        "files; default: CROSSWALK_DASK_SCHEDULER.",
+    )
+
+    @field_validator("dask_scheduler")
+    @classmethod
+    def _dask_address(cls, address: str | None) -> str | None:
+        from service.cluster import check_address
+
+        return None if address is None else check_address(address)
 
 
 @dataclass(frozen=True)
 class Upload:
     filename: str
     data: bytes
+    content_type: str = ""  # as the client declared it; "" when it did not
+
+
+@dataclass(frozen=True)
+class ProfiledBatch:
+    """A batch profiled where it lives (files on a Dask cluster), before the store is locked: the store
+    keeps its profile and alerts; no Evidently drill-down (that needs the rows in memory)."""
+
+    filename: str
+    sha256: str  # of the files' bytes, in name order
+    profile: Profile
 
 
 # -- reading uploads --------------------------------------------------------------------------------
@@ -284,11 +312,36 @@ def _mapping_drift(
     return reopen_drifting(session, feed, batch, reference, profile, contract, concepts, actor)
 
 
+def profile_files(contract: Contract, pattern: str, scheduler: str) -> ProfiledBatch:
+    """Files too large for one process (a path or a glob of CSV or Parquet) profiled under the feed's
+    contract, partition by partition on the Dask cluster at `scheduler`; the profile merges exactly, so it
+    scores as if read here."""
+    from monitors.scale import profile_dask, read_dask
+    from service.cluster import ClusterError, dask_client
+
+    segment = contract.segment_columns[0] if contract.segment_columns else None
+    try:
+        with dask_client(scheduler):
+            profile = profile_dask(read_dask(pattern, contract), contract, segment, PlausibilityRules())
+    except (BatchError, ClusterError) as error:
+        raise Invalid(str(error)) from None
+    return ProfiledBatch(safe_name(Path(pattern).name.replace("*", "_")), _files_sha256(pattern), profile)
+
+
+def _files_sha256(pattern: str) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(glob.glob(pattern)):
+        with open(name, "rb") as handle:
+            while chunk := handle.read(2**20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
 def post_batch(
     session: Session,
     home: Path,
     feed: Feed,
-    upload: Upload,
+    upload: Upload | ProfiledBatch,
     actor: str,
     *,
     extra_alerts: Sequence[Alert] = (),
@@ -303,10 +356,13 @@ def post_batch(
     `evidently=False` skips the HTML drill-down (seconds of work a listener cannot hold its store for)."""
     audit.lock_chain(session)  # batch numbers and alert dedup see every earlier batch of the feed
     contract = Contract.from_dict(feed.contract)
-    frame = read_upload(upload, contract)
+    if isinstance(upload, ProfiledBatch):
+        frame, profile, sha256 = None, upload.profile, upload.sha256
+    else:
+        frame, sha256 = read_upload(upload, contract), files.sha256_bytes(upload.data)
+        segment = contract.segment_columns[0] if contract.segment_columns else None
+        profile = profile_frame(frame, contract, segment, PlausibilityRules())
     number = (session.exec(select(func.max(FeedBatch.number)).where(FeedBatch.feed_id == feed.id)).one() or 0) + 1
-    segment = contract.segment_columns[0] if contract.segment_columns else None
-    profile = profile_frame(frame, contract, segment, PlausibilityRules())
     reference = files.read_profile(home, feed.reference_profile, feed.reference_profile_sha256)  # read once
     report = score_profiles(
         reference,
@@ -334,16 +390,16 @@ def post_batch(
         written.append(profile_file)
         report_file, note = (
             _evidently(home, feed, frame, contract, folder / f"{stem}.html")
-            if evidently
-            else (None, "no Evidently report for batches cut from messages: compare a window of batches instead")
+            if evidently and frame is not None
+            else (None, NO_REPORT_FROM_MESSAGES if frame is not None else NO_REPORT_ON_DASK)
         )
         written += [report_file] if report_file else []
         batch = FeedBatch(
             feed_id=feed.id,
             number=number,
             filename=safe_name(upload.filename),
-            sha256=files.sha256_bytes(upload.data),
-            rows=len(frame),
+            sha256=sha256,
+            rows=profile.n_rows,
             received_by=actor,
             profile_file=profile_file,
             profile_sha256=profile_sha,

@@ -51,7 +51,7 @@ def reopen_drifting(
 ) -> list[Alert]:
     """Re-open every approved mapping whose data drifted in this batch; one alert per drifting code."""
     project = session.get(Project, feed.mapping_project_id) if feed.mapping_project_id else None
-    if project is None:
+    if project is None or project.archived:  # an archived project is read-only: nothing re-opens there
         return []
     mappings = approved_mappings(session, project, concept)
     if not mappings:

@@ -496,6 +496,9 @@ def score_pending(
     each message is stamped with the batch in the same transaction, so none is ever scored twice.
 
     `prepared` (read in an earlier transaction) is used when its messages are all still waiting."""
+    # Take the store's write lock before reading which messages wait: a cut another worker or the listener
+    # committed meanwhile is then seen here, so no message is scored in two batches.
+    audit.lock_chain(session)
     if prepared is not None:
         query = select(StoredMessage).where(col(StoredMessage.id).in_(prepared.message_ids))
         stored = [r for r in session.exec(query.order_by(StoredMessage.id)) if r.batch_number is None]
@@ -522,7 +525,7 @@ def score_pending(
         session.add(row)
     project = project or (session.get(Project, feed.mapping_project_id) if feed.mapping_project_id else None)
     codes = None
-    if project is not None:
+    if project is not None and not project.archived:  # an archived project takes no new codes
         codes = add_local_codes(session, project, prepared.rows, prepared.digests, None, actor)
     session.flush()
     return batch, events, codes

@@ -4,8 +4,10 @@ Alert events are queued in the same transaction that records the alerts, so an e
 the transaction commits, its deliveries exist; if the receiver is down they stay pending, retried with the
 library's back-off by `deliver` (after each batch, by the API's background worker, by `POST
 /feeds/{feed}/deliveries` or `crosswalk feed deliver`). Each attempt commits on its own, outside any long
-transaction, so no database lock is held while a receiver is slow. Signing, back-off and the give-up rule
-are `monitors.webhooks`'s; this module only stores messages.
+transaction, so no database lock is held while a receiver is slow. Deliverers may run at once (threads,
+service workers, the CLI): each message is claimed (`service.store.jobs`) before it is posted and released
+once its outcome is committed, so no two post the same message. Signing, back-off and the give-up rule are
+`monitors.webhooks`'s; this module only stores messages.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -37,13 +39,11 @@ from service.settings import get_settings
 from service.store.db import session_scope
 from service.store.errors import StoreError
 from service.store.feeds import DeliveryResult, Feed, FeedWebhook, WebhookDelivery
+from service.store.jobs import WEBHOOK_DELIVERY, JobClaims
 from service.store.tables import utcnow
 
 log = logging.getLogger("crosswalk.monitoring")
 DELIVERER = "webhook-deliverer"  # the audit log's actor for delivery attempts
-# One deliverer at a time in this process, so the background worker and an explicit delivery never post
-# the same message twice (across processes: at-least-once, receivers dedup by X-Crosswalk-Delivery).
-_DELIVERING = threading.Lock()
 
 
 def hook_rows(session: Session, feed_id: int) -> list[FeedWebhook]:
@@ -90,13 +90,15 @@ def queue_events(session: Session, feed: Feed, events, actor: str) -> list[int]:
 class StoreOutbox:
     """`monitors.webhooks.Outbox`'s interface (due, messages, mark, clock) over one feed's deliveries."""
 
-    def __init__(self, engine: Engine, feed_id: int, clock: Callable[[], float] = time.time) -> None:
-        self.engine, self.feed_id, self.clock = engine, feed_id, clock
+    def __init__(self, engine: Engine, feed_id: int, claims: JobClaims, clock: Callable[[], float] = time.time) -> None:
+        self.engine, self.feed_id, self.claims, self.clock = engine, feed_id, claims, clock
 
-    def messages(self, status: str | None = None) -> list[OutboxMessage]:
+    def messages(self, status: str | None = None, message_id: int | None = None) -> list[OutboxMessage]:
         query = select(WebhookDelivery).where(WebhookDelivery.feed_id == self.feed_id)
         if status:
             query = query.where(WebhookDelivery.status == status)
+        if message_id is not None:
+            query = query.where(WebhookDelivery.id == message_id)
         with session_scope(self.engine) as session:
             rows = session.exec(query.order_by(WebhookDelivery.id)).all()
         return [
@@ -104,8 +106,19 @@ class StoreOutbox:
             for r in rows
         ]
 
-    def due(self) -> list[OutboxMessage]:
-        return [m for m in self.messages(PENDING) if m.next_attempt_at <= self.clock()]
+    def due(self) -> Iterator[OutboxMessage]:
+        """The due messages, each claimed when the deliverer reaches it and released once it has been
+        handled: one that another deliverer holds is skipped, and one it finished meanwhile (read again
+        after the claim) is left out."""
+        for candidate in self.messages(PENDING):
+            if candidate.next_attempt_at > self.clock() or not self.claims.take(candidate.id):
+                continue
+            try:
+                fresh = self.messages(PENDING, candidate.id)
+                if fresh and fresh[0].next_attempt_at <= self.clock():
+                    yield fresh[0]  # the deliverer posts it and marks it (committed) before we resume
+            finally:
+                self.claims.release(candidate.id)
 
     def mark(self, message_id: int, status: str, attempts: int, next_at: float, error: str | None) -> None:
         changes = {"status": status, "attempts": attempts, "next_attempt_at": next_at, "last_error": error}
@@ -131,33 +144,23 @@ def _signing_hooks(session: Session, home, feed_id: int) -> list[Webhook]:
     return hooks
 
 
-def deliver(
-    engine: Engine,
-    home,
-    feed_id: int | None = None,
-    deadline_s: float = 0.0,
-    sender=None,
-    wait: bool = True,
-) -> DeliveryResult | None:
+def deliver(engine: Engine, home, feed_id: int | None = None, deadline_s: float = 0.0, sender=None) -> DeliveryResult:
     """Post what is due: one attempt each (deadline 0), or retry until delivered or `deadline_s` passes.
+    Messages another deliverer is posting are left to it.
 
     The default sender follows the settings' webhook URL policy (public https receivers unless an admin
-    allows more). `wait=False` (the background worker): skip, returning None, when another delivery is running."""
+    allows more)."""
     sender = sender or Sender(get_settings().webhook_policy)
-    if not _DELIVERING.acquire(blocking=wait):
-        return None
-    try:
+    with JobClaims(engine, WEBHOOK_DELIVERY) as claims:
         for feed in _feeds_with_pending(engine, feed_id):
             with session_scope(engine) as session:
                 hooks = _signing_hooks(session, home, feed)
-            outbox = StoreOutbox(engine, feed)
+            outbox = StoreOutbox(engine, feed, claims)
             if deadline_s > 0:
                 drain(outbox, hooks, deadline_s=deadline_s, sender=sender)
             else:
                 deliver_due(outbox, hooks, sender=sender)
-        return delivery_counts(engine, feed_id)
-    finally:
-        _DELIVERING.release()
+    return delivery_counts(engine, feed_id)
 
 
 def _feeds_with_pending(engine: Engine, feed_id: int | None) -> list[int]:
@@ -185,7 +188,8 @@ def list_deliveries(session: Session, feed: Feed, status: str | None = None, lim
 
 
 class Worker:
-    """A daemon thread that calls `deliver` every `interval` seconds until stopped (the API runs one)."""
+    """A daemon thread that calls `deliver` every `interval` seconds until stopped (each service worker runs
+    one; their claims keep them from posting a message twice)."""
 
     def __init__(self, engine: Engine, home, interval: float = 5.0) -> None:
         self.engine, self.home, self.interval = engine, home, interval
@@ -203,6 +207,6 @@ class Worker:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                deliver(self.engine, self.home, wait=False)
+                deliver(self.engine, self.home)
             except Exception as error:  # keep the worker alive; the next tick retries
                 log.error("webhook delivery failed: %s", type(error).__name__)

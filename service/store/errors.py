@@ -39,6 +39,10 @@ class Invalid(StoreError):
     status, title = 422, "Invalid request"
 
 
+class Unsupported(Invalid):
+    status, title = 415, "Unsupported media type"
+
+
 class PreconditionRequired(StoreError):
     status, title = 428, "Precondition required"
 

@@ -36,6 +36,8 @@ class Feed(SQLModel, table=True):
     reference_rows: int
     reference_profile: str = Field(max_length=400)  # profile of the reference under the current contract
     reference_profile_sha256: str = Field(max_length=64)
+    # the Dask cluster that profiles this feed's globs and large files (None: CROSSWALK_DASK_SCHEDULER's)
+    dask_scheduler: str | None = Field(default=None, max_length=400)
     created_at: str = Field(default_factory=utcnow)
     created_by: str
     version: int = 1
@@ -147,6 +149,7 @@ class FeedPublic(SQLModel):
     segment_columns: list[str]
     reference_filename: str
     reference_rows: int
+    dask_scheduler: str | None = None
     created_at: str
     created_by: str
     version: int = Field(description="Send it back as If-Match when editing the contract.")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column
-from sqlmodel import Field, SQLModel
+from sqlalchemy import JSON, Column, func
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from service.store.audited import audited
 from service.store.tables import EntryPublic, utcnow
@@ -33,6 +33,13 @@ class ModelPromotion(SQLModel, table=True):
 
 
 audited(ModelPromotion, "model_promotion")
+
+
+def promotion_stamp(session: Session) -> int:
+    """The id of the latest promotion that moved a champion (0: none yet): a serving process that saw
+    another id reloads its models."""
+    latest = select(func.max(ModelPromotion.id)).where(col(ModelPromotion.promoted).is_(True))
+    return session.exec(latest).one() or 0
 
 
 class ModelVersionPublic(SQLModel):

@@ -72,6 +72,9 @@ class Project(ProjectBase, table=True):
     name: str = Field(max_length=200, unique=True)
     created_at: str = Field(default_factory=utcnow)
     created_by: str
+    # Archived: read-only and hidden from lists by default; what a project with a release becomes
+    # instead of being deleted (migration 0008_firsthour_archive).
+    archived: bool = False
     version: int = 1
 
 
@@ -94,7 +97,16 @@ class ProjectPublic(ProjectBase):
     source_uri: str
     created_at: str
     created_by: str
+    archived: bool = Field(description="Read-only and hidden from lists; `project unarchive` restores it.")
     counts: dict[str, int] = Field(default_factory=dict, description="Items per status.")
+
+
+class ProjectDeleted(SQLModel):
+    """What deleting a project removed: the counts its `project.delete` audit event records."""
+
+    id: int
+    name: str
+    removed: dict[str, int] = Field(description="Rows removed per kind (items, decisions, suggestions, ...).")
 
 
 # -- source items and their suggestions -------------------------------------------------------------
@@ -229,6 +241,27 @@ class ImportResult(SQLModel):
     updated: int
     unchanged: int
     total: int
+
+
+class SchemaImportResult(ImportResult):
+    """A field project's import: one item per source column (`total`), from `tables` tables of `source`."""
+
+    source: str  # the file, folder or database it came from (a URL's password masked)
+    tables: int
+
+
+class DatabaseSource(SQLModel):
+    """A database to read a field project's source columns from."""
+
+    url: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user:password@host:5432/ehr (the password is "
+        "used to connect, never stored, logged or echoed).",
+    )
+    db_schema: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Database schema to read (default: the URL's)."
+    )
 
 
 class ConceptPublic(SQLModel):

@@ -80,16 +80,17 @@ def review_page(
     project = crud.get_project(session, project_id)
     filters = Filters.parse(request.query_params, browser.principal.name)
     view = _view(session, project, filters, pos, code)
-    if _claimable(view, browser) and not claims.claim(session, view.row.item, browser.principal.name):
+    if _claimable(view, browser, project) and not claims.claim(session, view.row.item, browser.principal.name):
         view = _view(session, project, filters, pos, code)  # a colleague took it a moment ago: the next one
     notice = _notice(session, project, last, undone)
     return _render_review(request, browser, session, project, filters, view, q=q, notice=notice)
 
 
-def _claimable(view: View, browser: Browser) -> bool:
-    """An item this reviewer may act on next is held for them; their own proposal waits for others."""
+def _claimable(view: View, browser: Browser, project: Project) -> bool:
+    """An item this reviewer may act on next is held for them; their own proposal waits for others. An
+    archived project is read-only: nobody acts on it."""
     item = view.row.item if view.row else None
-    if item is None or not browser.can(Permission.decide) or item.status not in queue.OPEN:
+    if item is None or project.archived or not browser.can(Permission.decide) or item.status not in queue.OPEN:
         return False
     return not (item.status == Status.pending and item.decided_by == browser.principal.name)
 

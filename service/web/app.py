@@ -8,6 +8,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio
 from fastapi import APIRouter, FastAPI, Request
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, suggester_factory: SuggesterFac
     app.state.store_slots = weakref.WeakKeyDictionary()  # event loop -> its limiter
     if suggester_factory is None:
         served = serving.served_suggesters(settings)
+        served.follow(partial(serving.latest_promotion, engine), serving.PROMOTION_CHECK_S)
         app.state.suggester_factory = _known(served)
         app.state.terminologies = serving.terminologies(settings)
     else:

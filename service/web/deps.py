@@ -101,6 +101,14 @@ def get_catalog(request: Request) -> Catalog:
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 
+def get_target_models(request: Request) -> list[str]:
+    """The names of the target data models (OMOP CDM, FHIR R4, loaded ones): the targets of field projects."""
+    return serving.target_catalog(request.app.state.settings).names()
+
+
+TargetModelsDep = Annotated[list[str], Depends(get_target_models)]
+
+
 def get_project(session: SessionDep, project_id: int) -> Project:
     return crud.get_project(session, project_id)
 

@@ -8,7 +8,7 @@
 | confirm    | four-eyes confirmation of another person's approval         |        |        | x        | x     |     |    |
 | release    | create releases                                              |        |        | x        | x     |     |    |
 | audit      | the project-wide audit log and chain verification           |        |        | x        | x     | x   |    |
-| admin      | API tokens                                                   |        |        |          | x     |     |    |
+| admin      | API tokens; archive, unarchive and delete projects           |        |        |          | x     |     |    |
 | monitor    | register feeds, edit contracts, post batches, configure webhooks, deliver, acknowledge and resolve alerts |  |  |  | x | x |  |
 | models     | train and promote mapping models, reload the served champion |  |  |  | x |  | x |
 """

@@ -7,7 +7,6 @@ import csv
 import io
 
 import pytest
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import service.engine
@@ -23,12 +22,6 @@ from service.crud_imports import import_items, schema_rows
 from service.settings import get_settings
 from service.store.db import engine_for, session_scope
 from service.store.tables import DecisionCreate, Role
-from service.web.app import create_app
-from tests.service.conftest import (
-    BACKENDS,
-    Service,
-    postgres_url,
-)
 from tests.ui.conftest import login
 
 SCHEMA_CSV = """table,column,description,type
@@ -37,29 +30,6 @@ patients,sex_cd,Administrative sex,varchar(1)
 labevents,valueuom,Unit of measure of the result,varchar(20)
 labevents,valuenum,Numeric result value,float
 """
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request, tmp_path):
-    """SQLite always; PostgreSQL when CROSSWALK_TEST_POSTGRES_URL is set (as the review-service tests)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
-    yield from postgres_url()
-
-
-@pytest.fixture
-def fields_service(store_url, tmp_path, monkeypatch, encoder) -> Service:
-    """The review service on the real serving path (catalog + target models), with the test encoder."""
-    monkeypatch.setattr(service.engine, "bundled_encoder", lambda settings: encoder)
-    service.engine.served_suggesters.cache_clear()
-    service.engine.terminologies.cache_clear()
-    running = Service(store_url, tmp_path, None, monkeypatch)
-    running.app = create_app(running.settings)
-    running.client = TestClient(running.app)
-    yield running
-    service.engine.served_suggesters.cache_clear()
-    service.engine.terminologies.cache_clear()
 
 
 def test_a_target_model_reads_as_a_terminology_of_fields():
@@ -236,3 +206,13 @@ def test_cli_import_schema_into_a_codes_project_is_refused(env, monkeypatch, cap
     schema = env / "schema.csv"
     schema.write_text(SCHEMA_CSV)
     assert "--kind fields" in user_error(monkeypatch, capsys, "project", "import-schema", "-p", "Lab", str(schema))
+
+
+def test_cli_import_schema_refuses_a_source_over_the_column_limit_whole(env, monkeypatch, capsys):
+    run("project", "create", "--name", "Wide", "--source-system", "EHR", "--target", "omop-cdm-5.4")
+    wide = env / "wide.csv"
+    wide.write_text(",".join(f"c{i}" for i in range(5000)) + "\n" + ",".join("1" for _ in range(5000)) + "\n")
+    error = user_error(monkeypatch, capsys, "project", "import-schema", "-p", "Wide", str(wide))
+    assert "only 2000 of 5000 columns" in error and "nothing was imported" in error
+    with session_scope(engine_for(f"sqlite:///{env / 'cli.db'}")) as session:
+        assert crud.list_items(session, crud.get_project(session, "Wide"), None, 0, 10)[0] == 0

@@ -6,7 +6,6 @@ import sqlite3
 
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, text
 
 from ingest.schema import (
     MAX_COLUMNS,
@@ -141,20 +140,11 @@ def test_unreachable_database_never_shows_the_password():
 
 
 @pytest.mark.postgres
-def test_postgresql_database_with_comments():
-    from tests.service.conftest import postgres_url
-
-    for url in postgres_url():
-        engine = create_engine(url)
-        with engine.begin() as connection:
-            connection.execute(text("CREATE TABLE lab_result (result_id integer PRIMARY KEY, uom varchar(20))"))
-            connection.execute(text("COMMENT ON COLUMN lab_result.uom IS 'Unit of the result'"))
-            connection.execute(text("INSERT INTO lab_result VALUES (1, 'mg/dL'), (2, 'mmol/L')"))
-        engine.dispose()
-        schema = read_database(url)
-        [uom] = [c for c in schema.columns if c.column == "uom"]
-        assert uom.description == "Unit of the result"
-        assert "unit" in uom.profile.patterns
+def test_postgresql_database_with_comments(lab_database):
+    schema = read_database(lab_database)
+    [uom] = [c for c in schema.columns if c.column == "uom"]
+    assert uom.description == "Unit of the result"
+    assert "unit" in uom.profile.patterns
 
 
 def test_hl7_fields_get_their_standard_names():

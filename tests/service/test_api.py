@@ -32,7 +32,12 @@ EXPECTED_ROUTES = {
     ("post", "/projects"): "edit",
     ("patch", "/projects/{project_id}"): "edit",
     ("get", "/projects/{project_id}"): "read",
+    ("delete", "/projects/{project_id}"): "admin",
+    ("post", "/projects/{project_id}/archive"): "admin",
+    ("post", "/projects/{project_id}/unarchive"): "admin",
     ("post", "/projects/{project_id}/imports"): "edit",
+    ("post", "/projects/{project_id}/source-schema"): "edit",
+    ("post", "/projects/{project_id}/source-schema/database"): "edit",
     ("post", "/projects/{project_id}/suggestions"): "edit",
     ("get", "/projects/{project_id}/search"): "read",
     ("get", "/projects/{project_id}/items"): "read",
@@ -285,7 +290,7 @@ def test_an_unexpected_error_is_a_500_problem_and_its_message_stays_out_of_the_l
 ):
     from service import crud
 
-    def boom(session):
+    def boom(session, archived=False):
         raise RuntimeError("Secret patient-ish text in an error message")
 
     monkeypatch.setattr(crud, "list_projects", boom)

@@ -73,6 +73,7 @@ def test_feed_create_post_and_alert_lifecycle(env):
         (["feed", "post", "nope", "{home}/clean.csv"], "no feed 'nope'"),
         (["feed", "create", "labs", "--reference", "{home}/reference.csv"], "already exists"),
         (["alerts", "ack", "0000"], "no alert '0000'"),
+        (["feed", "create", "x", "--reference", "{home}/reference.csv", "--dask", "nowhere"], "expected tcp://HOST"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(env, monkeypatch, capsys, args, phrase):
@@ -103,3 +104,58 @@ def test_feed_webhook_generates_a_secret_when_none_is_given_and_refuses_inside_u
     secret = out.split("secret (shown once; give it to the receiver): ")[1].strip()
     [kept] = list(env.rglob("*.secret"))
     assert len(secret) >= 43 and kept.read_text() == secret
+
+
+def _batch_rows(feed: str) -> list[dict]:
+    from service.monitoring import feeds
+
+    with session_scope(engine_for(get_settings().database_url)) as session:
+        found = feeds.get_feed(session, feed)
+        return [b.model_dump() for b in feeds.list_batches(session, found)][::-1]
+
+
+def test_feed_post_on_dask_stores_the_in_memory_alerts(env, monkeypatch):
+    """A quoted glob of Parquet parts, profiled on a (threaded) local cluster, is one batch whose alerts are
+    those of the same rows posted in one file (that its kept profile merges into windows like any other is
+    tested on the library)."""
+    import service.cluster
+
+    monkeypatch.setattr(service.cluster, "LOCAL_PROCESSES", False)
+    pounds = pd.read_csv(env / "pounds.csv")
+    for i, rows in enumerate(np.array_split(np.arange(len(pounds)), 3)):
+        pounds.iloc[rows].to_parquet(env / f"pounds-{i}.parquet", index=False)
+    run("feed", "create", "memory", "--reference", str(env / "reference.csv"), "--segment", "site")
+    run("feed", "create", "dask", "--reference", str(env / "reference.csv"), "--segment", "site", "--dask", "local:2")
+    _post_in_memory("memory", env / "pounds.csv")  # no Evidently drill-down: seconds this test need not spend
+    out = run("feed", "post", "dask", str(env / "pounds-*.parquet"))  # the feed's own cluster
+    [expected], [got] = _batch_rows("memory"), _batch_rows("dask")
+    assert "batch 1, 800 rows; 1 critical" in out
+    assert got["rows"] == expected["rows"] == 800
+    assert got["summary"] == {**expected["summary"], "resolved": []}
+    keys = ("check", "column", "segment", "severity", "message")
+    assert [[a[k] for k in keys] for a in got["alerts"]] == [[a[k] for k in keys] for a in expected["alerts"]]
+    assert [a["statistic"] for a in got["alerts"]] == pytest.approx([a["statistic"] for a in expected["alerts"]])
+    assert expected["summary"]["alerts"] == {"critical": 1, "warning": 0, "info": 0}
+    assert got["report_file"] is None and "scored on Dask" in got["report_note"]
+
+
+def _post_in_memory(feed: str, path) -> None:
+    from service.monitoring import feeds
+
+    with session_scope(engine_for(get_settings().database_url)) as session:
+        found = feeds.get_feed(session, feed)
+        feeds.post_batch(
+            session, get_settings().home, found, feeds.Upload(path.name, path.read_bytes()), "t", evidently=False
+        )
+
+
+def test_feed_post_on_an_unreachable_scheduler_changes_nothing(env, monkeypatch):
+    import service.cluster
+
+    monkeypatch.setattr(service.cluster, "CONNECT_TIMEOUT", "0.5s")
+    monkeypatch.setenv("CROSSWALK_DASK_SCHEDULER", "tcp://127.0.0.1:9")
+    get_settings.cache_clear()
+    run("feed", "create", "labs", "--reference", str(env / "reference.csv"))
+    result = CliRunner().invoke(cli, ["feed", "post", "labs", str(env / "pounds-*.csv")])
+    assert "dask scheduler tcp://127.0.0.1:9: unreachable" in str(result.exception)
+    assert _batch_rows("labs") == []

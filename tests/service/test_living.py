@@ -478,18 +478,23 @@ def test_reopenings_are_rows_of_their_own(sqlite_service):
 
 
 # -- migration --------------------------------------------------------------------------------------
-def test_items_stored_before_0004_still_verify_after_the_upgrade(sqlite_url):
-    """0004 adds source_item.terminology_version; an `item.migrate` event per existing item records it."""
+def test_rows_stored_before_0004_and_0008_still_verify_after_the_upgrade(sqlite_url):
+    """0004 adds source_item.terminology_version and 0008 project.archived; a `<kind>.migrate` event per
+    existing row records the new column."""
     from sqlalchemy import text
 
     from service.store.db import engine_for, upgrade
-    from service.store.tables import ProjectCreate
+    from service.store.tables import Project
 
     engine = engine_for(sqlite_url)
     upgrade(engine, "0001")
-    with session_scope(engine) as session:  # what a service before 0004 wrote: row and event without the column
-        crud.create_project(
-            session, ProjectCreate(name="old", source_system="lis", target_terminology="loinc"), "old-service"
+    with session_scope(engine) as session:  # what a service before 0004 wrote: rows and events without the columns
+        session.execute(
+            text(
+                "INSERT INTO project (id, name, source_system, source_uri, target_terminology, four_eyes, "
+                "target_filter, created_at, created_by, version) "
+                "VALUES (1, 'old', 'lis', 'urn:x', 'loinc', 0, '{}', '2026-01-01T00:00:00.000000Z', 'old', 1)"
+            )
         )
         session.execute(
             text(
@@ -497,18 +502,79 @@ def test_items_stored_before_0004_still_verify_after_the_upgrade(sqlite_url):
                 "VALUES (1, 1, 'GLU', 'Glucose', '{}', 'new', 1)"
             )
         )
+        project = Project(
+            id=1,
+            name="old",
+            source_system="lis",
+            source_uri="urn:x",
+            target_terminology="loinc",
+            four_eyes=False,
+            target_filter={},
+            created_at="2026-01-01T00:00:00.000000Z",
+            created_by="old",
+            version=1,
+        )
         row = SourceItem(id=1, project_id=1, code="GLU", text="Glucose", context={}, status="new", version=1)
-        before_0004 = {k: v for k, v in row.model_dump(mode="json").items() if k != "terminology_version"}
-        audit._append(session, "old-service", "item.import", row, None, before_0004, None)
+        for old_row, new_column, action in (
+            (project, "archived", "project.create"),
+            (row, "terminology_version", "item.import"),
+        ):
+            before = {k: v for k, v in old_row.model_dump(mode="json").items() if k != new_column}
+            audit._append(session, "old-service", action, old_row, None, before, None)
     upgrade(engine)
     with session_scope(engine) as session:
         assert audit.verify(session).ok
-        last = session.exec(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
-        assert (last.action, last.entity, json.loads(last.after)["terminology_version"]) == (
-            "item.migrate",
-            "item:1",
-            None,
-        )
+        migrated = {
+            e.entity: json.loads(e.after) for e in session.exec(select(AuditEvent)) if e.action.endswith(".migrate")
+        }
+        assert migrated["item:1"]["terminology_version"] is None and migrated["project:1"]["archived"] is False
     upgrade(engine)  # idempotent: nothing more to record
     with session_scope(engine) as session:
-        assert [e.action for e in session.exec(select(AuditEvent))].count("item.migrate") == 1
+        actions = [e.action for e in session.exec(select(AuditEvent))]
+        assert actions.count("item.migrate") == 1 and actions.count("project.migrate") == 1
+
+
+def test_feeds_stored_before_the_dask_scheduler_column_still_verify_after_the_upgrade(sqlite_url):
+    """0008_dask_feed_scheduler adds feed.dask_scheduler; a `feed.migrate` event per existing feed records it."""
+    from sqlalchemy import text
+
+    from service.store.db import engine_for, upgrade
+    from service.store.feeds import Feed
+
+    engine = engine_for(sqlite_url)
+    upgrade(engine, "0003_monitoring")
+    values = dict(
+        id=1,
+        name="labs",
+        description=None,
+        mapping_project_id=None,
+        mapped_columns=[],
+        contract={},
+        reference_filename="ref.csv",
+        reference_file="feeds/1/ref.csv",
+        reference_sha256="0" * 64,
+        reference_rows=3,
+        reference_profile="feeds/1/ref.profile",
+        reference_profile_sha256="0" * 64,
+        created_at="2026-01-01T00:00:00.000000Z",
+        created_by="old",
+        version=1,
+    )
+    with session_scope(engine) as session:  # what a service before the column wrote
+        session.execute(
+            text(
+                "INSERT INTO feed (id, name, mapped_columns, contract, reference_filename, reference_file, "
+                "reference_sha256, reference_rows, reference_profile, reference_profile_sha256, created_at, "
+                "created_by, version) VALUES (1, 'labs', '[]', '{}', 'ref.csv', 'feeds/1/ref.csv', :h, 3, "
+                "'feeds/1/ref.profile', :h, '2026-01-01T00:00:00.000000Z', 'old', 1)"
+            ),
+            {"h": "0" * 64},
+        )
+        old_row = Feed(**values)
+        before = {k: v for k, v in old_row.model_dump(mode="json").items() if k != "dask_scheduler"}
+        audit._append(session, "old-service", "feed.create", old_row, None, before, None)
+    upgrade(engine)
+    with session_scope(engine) as session:
+        assert audit.verify(session).ok
+        migrated = [json.loads(e.after) for e in session.exec(select(AuditEvent)) if e.action == "feed.migrate"]
+        assert [m["dask_scheduler"] for m in migrated] == [None]

@@ -6,7 +6,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Sequence
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -249,9 +253,10 @@ MEASUREMENTS = Path(__file__).resolve().parents[1].parent / "data" / "samples" /
 WEIGHT = "29463-7"
 
 
-def seed_feed(service: Service) -> dict:
-    """A feed of the Synthea lab sample (segmented by site): a clean batch, then site south sends body
-    weight in pounds (a critical unit alert), then site north stops sending half its values."""
+def feed_batches():
+    """The Synthea lab sample split into a reference and three batches (segmented by site): a clean one,
+    then site south sends body weight in pounds (a critical unit alert), then site north stops sending
+    half its values. Returns (reference, [(file name, batch), ...]) as DataFrames."""
     import numpy as np
     import pandas as pd
 
@@ -265,10 +270,16 @@ def seed_feed(service: Service) -> dict:
     gaps = pounds.copy()
     north = gaps.index[gaps.site == "north"]
     gaps.loc[north[: len(north) // 2], "value_as_number"] = np.nan
+    return reference, [("monday.csv", current), ("tuesday.csv", pounds), ("wednesday.csv", gaps)]
+
+
+def seed_feed(service: Service) -> dict:
+    """A feed of `feed_batches()`: the reference, then its three batches."""
+    reference, batches = feed_batches()
     form = {"name": "st-mary-labs", "description": "St Mary LIS results", "segment_columns": ["site"]}
     created = service.call("POST", "/feeds", Role.ops, data=form, files={"file": ("reference.csv", _csv(reference))})
     assert created.status_code == 201, created.text
-    for name, batch in (("monday.csv", current), ("tuesday.csv", pounds), ("wednesday.csv", gaps)):
+    for name, batch in batches:
         posted = service.call("POST", "/feeds/st-mary-labs/batches", Role.ops, files={"file": (name, _csv(batch))})
         assert posted.status_code == 201, posted.text
     return created.json()
@@ -329,3 +340,38 @@ def browser_or_skip(chromium: Path = CHROMIUM):
     if os.environ.get("CROSSWALK_REQUIRE_E2E") == "1":
         pytest.fail(f"CROSSWALK_REQUIRE_E2E=1 but {reason}")
     pytest.skip(f"end-to-end UI tests need a browser: {reason}")
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    """Headless Chromium through playwright (or a skip, see `browser_or_skip`)."""
+    sync_api = browser_or_skip()
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@contextmanager
+def live_server(app) -> Iterator[str]:
+    """`app` under uvicorn on 127.0.0.1 (as `crosswalk serve`), on a free port; yields its base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()

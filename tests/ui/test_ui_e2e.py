@@ -4,62 +4,33 @@ hold exactly those actions.
 
 Needs Debian's /usr/bin/chromium and the playwright package (never `playwright install`): without
 them these tests skip, unless CROSSWALK_REQUIRE_E2E=1, which makes a missing browser a failure.
-Screenshots at 1280x800 go to docs/screenshots/ (linked from the README).
+Screenshots at 1280x800 of what it sees are kept in the test's temporary folder; the README's come from
+the real model (`python docs/screenshots.py`).
 """
 
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from service import audit, crud
 from service.store.db import session_scope
 from service.store.feeds import FeedAlert
 from service.store.tables import AuditEvent, Role
-from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
+from tests.ui.conftest import live_server
 
 pytestmark = pytest.mark.e2e
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 800}
 
 
 @pytest.fixture
-def browser() -> Iterator:
-    sync_api = browser_or_skip()
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
 def live(seeded) -> Iterator[str]:
-    """The service's app under uvicorn on 127.0.0.1 (as `crosswalk serve`), on a free port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(seeded[0].app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    """The seeded service's app under uvicorn on 127.0.0.1 (as `crosswalk serve`), on a free port."""
+    with live_server(seeded[0].app) as base:
+        yield base
 
 
 def _seed_release_1(service, project: int) -> None:
@@ -109,13 +80,13 @@ def _login(page, base: str, token: str, path: str) -> None:
     assert page.url == base + path
 
 
-def _review_ten(page) -> list[tuple[str, str, dict]]:
+def _review_ten(page, shots: Path) -> list[tuple[str, str, dict]]:
     """Ten decisions and one skip, keys only; returns (action, code, expected item fields) in order."""
     done: list[tuple[str, str, dict]] = []
     code = _shown(page)
     _press(page, "a")
     done.append(("approve", code, {"status": "approved", "relationship": "equivalent"}))
-    page.screenshot(path=str(SCREENSHOTS / "item.png"))
+    page.screenshot(path=str(shots / "item.png"))
     code, second = _shown(page), _candidate(page, 2)
     _press(page, "2")
     done.append(("approve", code, {"status": "approved", "target_code": second}))
@@ -175,17 +146,16 @@ def _undo_search_comment(page) -> list[tuple[str, str, dict]]:
     return done
 
 
-def test_review_release_and_download_in_a_browser(browser, live, seeded):
+def test_review_release_and_download_in_a_browser(browser, live, seeded, tmp_path):
     ui_service, project = seeded
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     _seed_release_1(ui_service, project)
     seed_seq = _last_seq(ui_service)
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     page = context.new_page()
     _login(page, live, ui_service.tokens[Role.reviewer], f"/ui/projects/{project}")
-    page.screenshot(path=str(SCREENSHOTS / "queue.png"))
+    page.screenshot(path=str(tmp_path / "queue.png"))
     _press(page, "s")  # start reviewing
-    done = _review_ten(page)
+    done = _review_ten(page, tmp_path)
     decided = {code for action, code, _ in done if action != "skip"}
     assert len(decided) == 10
 
@@ -194,28 +164,28 @@ def test_review_release_and_download_in_a_browser(browser, live, seeded):
     with page.expect_navigation():
         page.get_by_role("button", name="Create release").click()
     assert page.url.endswith(f"/ui/projects/{project}/releases/2")
-    page.screenshot(path=str(SCREENSHOTS / "release-diff.png"), full_page=False)
+    page.screenshot(path=str(tmp_path / "release-diff.png"), full_page=False)
     with page.expect_download() as download:
         page.get_by_role("link", name="FHIR ConceptMap R4").click()
     conceptmap = json.loads(Path(download.value.path()).read_text())
-    acknowledged = _acknowledge_as_ops(page, live, ui_service.tokens[Role.ops])
+    acknowledged = _acknowledge_as_ops(page, live, ui_service.tokens[Role.ops], tmp_path)
     context.close()
 
     _assert_store(ui_service, project, seed_seq, done, conceptmap, acknowledged)
 
 
-def _acknowledge_as_ops(page, base: str, token: str) -> str:
+def _acknowledge_as_ops(page, base: str, token: str, shots: Path) -> str:
     """Sign out, sign in as ops, drill into the critical alert, acknowledge it; returns its uid."""
     with page.expect_navigation():
         page.get_by_role("button", name="Sign out").click()
     _login(page, base, token, "/ui/ops")
-    page.screenshot(path=str(SCREENSHOTS / "ops.png"))
+    page.screenshot(path=str(shots / "ops.png"))
     link = page.locator("table.alerts tr", has=page.locator(".sev-critical")).first.locator("td a")
     with page.expect_navigation():
         link.click()
     uid = page.url.rsplit("/", 1)[1]
     page.frame_locator("iframe.report").locator("body").wait_for()  # the Evidently report loads in its sandbox
-    page.screenshot(path=str(SCREENSHOTS / "ops-alert.png"))
+    page.screenshot(path=str(shots / "ops-alert.png"))
     with page.expect_navigation():
         page.get_by_role("button", name="Acknowledge alert").click()
     assert "acknowledged" in page.locator("dl.context").inner_text()

@@ -395,3 +395,23 @@ def test_a_code_with_a_slash_opens_decides_and_shows_its_history(ui_service):
     history_link = re.search(r'<a href="([^"]+/history)"', page).group(1)
     history = client.get(history_link)
     assert history.status_code == 200 and "NA/K #2" in html.unescape(history.text)
+
+
+def test_an_archived_project_is_hidden_read_only_and_still_readable(ui_service, project):
+    assert ui_service.call("POST", f"/projects/{project}/archive", Role.admin).status_code == 200
+    client = login(ui_service, Role.reviewer)
+    assert f"/ui/projects/{project}" not in client.get("/ui/").text
+    queue = client.get(f"/ui/projects/{project}")
+    assert queue.status_code == 200 and "This project is archived: read-only" in queue.text
+    before = len(ui_service.call("GET", "/audit/events", Role.admin).json())
+    page = client.get(f"/ui/projects/{project}/review?pos=0")  # opening an item claims nothing
+    assert page.status_code == 200
+    assert len(ui_service.call("GET", "/audit/events", Role.admin).json()) == before
+    refused = _decide(client, project, _codes_in_queue(queue.text)[0], "approve", page.text)
+    assert refused.status_code == 409 and "is archived and read-only" in html.unescape(refused.text)
+
+
+def test_the_counts_line_separates_only_the_statuses_it_shows(ui_service, project):
+    page = login(ui_service, Role.reviewer).get(f"/ui/projects/{project}").text
+    counts = re.sub(r"<[^>]+>", "", re.search(r'<p class="counts"[^>]*>(.*?)</p>', page, re.S).group(1)).strip()
+    assert counts == "15 suggested"

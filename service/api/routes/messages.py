@@ -18,7 +18,7 @@ from service.api.deps import allow
 from service.api.problems import MAX_BODY_BYTES
 from service.api.routes.feeds import FeedDep
 from service.monitoring import alerts, lineage, messages
-from service.store.errors import Invalid, TooLarge
+from service.store.errors import Invalid, TooLarge, Unsupported
 from service.store.feeds import Feed
 from service.store.messages import DeadLetterPublic, FhirReceipt, Lineage, MessagePublic
 from service.web.deps import CurrentPrincipal, ProjectDep, SessionDep
@@ -29,10 +29,6 @@ router = APIRouter(tags=["messages"])
 ER7 = "x-application/hl7-v2+er7"
 HL7_TYPES = (ER7, "application/hl7-v2", "text/plain")
 FHIR_TYPES = ("application/fhir+json", "application/json", "application/fhir+ndjson", "application/x-ndjson")
-
-
-class Unsupported(Invalid):
-    status, title = 415, "Unsupported media type"
 
 
 _ACK_RESPONSE = {"description": "The HL7 v2 ACK (MSA-1 AA, AE or AR), or a FHIR receipt.", "content": {ER7: {}}}

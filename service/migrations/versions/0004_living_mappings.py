@@ -8,8 +8,6 @@ Create Date: 2026-11-25 10:05:00
 
 from __future__ import annotations
 
-import json
-
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
@@ -200,44 +198,10 @@ def upgrade() -> None:
 
 
 def _rebaseline_items() -> None:
-    """Items that exist before this migration gain a column their last audit event does not show;
-    one `item.migrate` event each (actor `migration:0004_living`) records it, so `audit verify` holds."""
-    from service.audit import GENESIS, canonical, event_hash
-    from service.store.tables import AuditEvent, utcnow
+    """Items that exist before this migration gain a column their last audit event does not show."""
+    from service.audit import rebaseline
 
-    connection = op.get_bind()
-    ids = [row[0] for row in connection.execute(sa.text("SELECT id FROM source_item ORDER BY id"))]
-    if not ids:
-        return
-    tail = connection.execute(sa.text("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1")).first()
-    seq, prev_hash = (tail[0], tail[1]) if tail else (0, GENESIS)
-    for item_id in ids:
-        entity = f"item:{item_id}"
-        last = connection.execute(
-            sa.text("SELECT after, project_id FROM audit_event WHERE entity = :e ORDER BY seq DESC LIMIT 1"),
-            {"e": entity},
-        ).first()
-        if last is None or last[0] is None:
-            continue  # an item without history is already reported by verify; not this migration's to hide
-        after = json.loads(last[0])
-        if "terminology_version" in after:
-            continue
-        event = AuditEvent(
-            seq=seq + 1,
-            time=utcnow(),
-            actor="migration:0004_living",
-            action="item.migrate",
-            entity=entity,
-            project_id=last[1],
-            before=last[0],
-            after=canonical({**after, "terminology_version": None}),
-            model_version=None,
-            prev_hash=prev_hash,
-            hash="",
-        )
-        event.hash = event_hash(event)
-        connection.execute(sa.insert(AuditEvent.__table__).values(**event.model_dump()))
-        seq, prev_hash = event.seq, event.hash
+    rebaseline(op.get_bind(), "source_item", "item", {"terminology_version": None}, "migration:0004_living")
 
 
 def downgrade() -> None:
