@@ -159,6 +159,13 @@ def parse_message(raw: bytes, *, index: int = 0, line: int = 1) -> Hl7Message:
     return message
 
 
+def message_text(raw: bytes) -> str:
+    """A message as text, in the character set its MSH-18 declares (UTF-8 otherwise); bytes that do not
+    decode are replaced, so even a message that cannot be read can be shown."""
+    message = parse_message(raw)
+    return message._text if message._text is not None else raw.decode("utf-8", "replace")
+
+
 def _check(message: Hl7Message) -> str | None:
     """What must hold before a message can be acknowledged; all byte-level, no field-by-field parse."""
     raw = message.raw

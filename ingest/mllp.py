@@ -5,6 +5,8 @@ The listener hands every message to an injected ``store(raw) -> ref`` and sends 
 returned, so an acknowledged message is never lost; a message that cannot be read goes to
 ``dead_letter(raw, reason)`` and is answered with a NAK (AE/AR, the reason in MSA-3 and ERR).
 ``receive`` does the same for any transport (an HTTP endpoint takes a body and returns its ACK).
+``GroupCommit`` makes such a store of a ``commit(raws)`` that stores many messages in one transaction:
+the messages arriving together share one commit, and each ACK still waits for its own message's.
 Nothing a sender writes can stop the listener: oversized frames are skipped up to their end marker,
 garbage and wrong encodings become dead letters, a vanished sender just closes its connection.
 
@@ -52,12 +54,20 @@ def frame(payload: bytes | str) -> bytes:
     return START_BLOCK + payload + END_BLOCK
 
 
-def ack_code(ack: bytes | str) -> str:
+def ack_code(ack: bytes | str | None) -> str:
     """MSA-1 of an acknowledgment ("AA", "AE", "CA"...), "" when there is none."""
+    return _msa_field(ack, 1)
+
+
+def _msa_field(ack: bytes | str | None, n: int) -> str:
+    """MSA-n of an acknowledgment (MSA-1 the code, MSA-2 the control id it answers), "" when absent."""
+    if ack is None:
+        return ""
     text = ack.decode("utf-8", "replace") if isinstance(ack, bytes) else ack
     for segment in text.replace("\n", "\r").split("\r"):
         if segment.startswith("MSA") and len(segment) > 4:
-            return segment[4:].split(segment[3], 1)[0]
+            fields = segment.split(segment[3])
+            return fields[n] if n < len(fields) else ""
     return ""
 
 
@@ -148,10 +158,23 @@ def acknowledgment_code(message: Hl7Message | None, outcome: str) -> str | None:
     return None
 
 
+def answered(message: Hl7Message | None) -> str:
+    """Whether a receiver following `acknowledgment_code` answers ``message``: "always", "never" (MSH-15
+    and MSH-16 both NE, or one NE and the other empty), or "maybe" (ER: only a failure, SU: only a success)."""
+    replies = {acknowledgment_code(message, outcome) is not None for outcome in ("accept", "error", "reject")}
+    return "always" if replies == {True} else "never" if replies == {False} else "maybe"
+
+
 def _lenient_header(raw: bytes) -> Hl7Message | None:
     """What the MSH line alone says about acknowledging a message that cannot be read whole."""
     head = read_messages(raw.replace(b"\n", b"\r").split(b"\r", 1)[0])
     return head[0] if head and head[0].control_id else None
+
+
+def _answered_for(payload: bytes) -> Hl7Message | None:
+    """The message whose MSH-15/16 decide how ``receive`` answers ``payload`` (as `receive` picks it)."""
+    messages = read_messages(payload)
+    return messages[0] if messages and messages[0].control_id else _lenient_header(payload)
 
 
 # -- receiving, whatever the transport -----------------------------------------------------------------------------
@@ -267,6 +290,58 @@ async def _call(fn: Callable[..., Any], *args: Any) -> Any:
         return await fn(*args)
     result = await asyncio.to_thread(fn, *args)
     return await result if inspect.isawaitable(result) else result
+
+
+class GroupCommit:
+    """A store for `MLLPServer` that commits the messages arriving together in one transaction.
+
+    ``commit(raws) -> refs`` stores a list of messages durably (one transaction, one fsync) and returns
+    one ref per message. Each call waits until the commit holding its message returned, so its ACK
+    still leaves only after the message is stored. The first message is committed at once; those that
+    arrive while a commit runs wait for it and then go together (at most ``max_messages`` at a time),
+    so a message waits for at most the commit in progress and its own. A group that fails is committed
+    again message by message, so a message the store refuses fails alone (AR) and the rest are kept.
+
+        store = GroupCommit(my_store.commit)
+        server = MLLPServer(store=store, dead_letter=my_store.dead_letter)
+    """
+
+    def __init__(self, commit: Callable[[list[bytes]], Sequence[StoredRef]], *, max_messages: int = 500) -> None:
+        self.commit, self.max_messages = commit, max_messages
+        self.commits = 0  # transactions run, for figures: messages / commits is the mean group size
+        self._waiting: list[tuple[bytes, asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def __call__(self, raw: bytes) -> StoredRef:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((raw, future))
+        if self._writer is None:  # the writer runs while messages wait, then ends
+            self._writer = asyncio.create_task(self._write())
+        return await future
+
+    async def _write(self) -> None:
+        try:
+            while self._waiting:
+                group = self._waiting[: self.max_messages]
+                del self._waiting[: self.max_messages]
+                await self._commit(group)
+        finally:
+            self._writer = None
+
+    async def _commit(self, group: list[tuple[bytes, asyncio.Future]]) -> None:
+        self.commits += 1
+        try:
+            refs = await asyncio.to_thread(self.commit, [raw for raw, _ in group])
+        except Exception as exc:  # noqa: BLE001 - handed to the caller: its sender gets AR and resends
+            if len(group) > 1:  # which message failed is unknown: each alone, so only that one is refused
+                for one in group:
+                    await self._commit([one])
+            elif not group[0][1].done():
+                group[0][1].set_exception(exc)
+            return
+        for (_, future), ref in zip(group, refs, strict=True):
+            if not future.done():  # done: its connection went away meanwhile, nothing to answer
+                future.set_result(ref)
 
 
 @dataclass
@@ -421,14 +496,17 @@ class MLLPServer:
 
 
 class MLLPClient:
-    """Sends messages one at a time and waits for each ACK.
+    """Sends messages in order on one connection and reads their ACKs, waiting for each only where the
+    message's MSH-15/16 ask for one (see `answered`).
 
     async with MLLPClient("127.0.0.1", 2575) as client:
         ack = await client.send(message)
     """
 
-    def __init__(self, host: str, port: int, *, timeout: float = 30.0) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
+    def __init__(self, host: str, port: int, *, timeout: float = 30.0, quiet: float = 1.0) -> None:
+        # timeout: the longest wait for an ACK that must come; quiet: how long a silence means that a
+        # message answered only on failure (ER) or only on success (SU) got no answer
+        self.host, self.port, self.timeout, self.quiet = host, port, timeout, quiet
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -436,17 +514,65 @@ class MLLPClient:
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port, limit=2**24)
         return self
 
-    async def send(self, message: bytes | str) -> bytes:
-        """Send one message and return the ACK's payload."""
-        return await self.send_raw(frame(message))
+    async def send(self, message: bytes | str) -> bytes | None:
+        """Send one message; its ACK's payload, or None where the receiver sends none."""
+        return (await self.send_all([message]))[0]
+
+    async def send_all(self, messages: Sequence[bytes | str]) -> list[bytes | None]:
+        """Send messages in order; each one's ACK payload, or None where none came.
+
+        A message that is always answered (original mode, AL) is waited for (up to ``timeout``); one that
+        never is (NE) is not; one answered only on failure or only on success (ER, SU) is not waited for
+        either: answers are read as they come, each matched by MSA-2 to the first message waiting with
+        that control id (the receiver answers in order, so the ones before it got none), and after the
+        last message the client reads until ``quiet`` seconds pass without an answer.
+        """
+        acks: list[bytes | None] = [None] * len(messages)
+        waiting: list[tuple[int, str]] = []  # (position, control id) of sent messages an answer may be for
+        for position, message in enumerate(messages):
+            data = frame(message)
+            head = _answered_for(data[len(START_BLOCK) : -len(END_BLOCK)])
+            self._writer.write(data)
+            await self._writer.drain()
+            expect = answered(head)
+            if expect == "never":
+                continue
+            waiting.append((position, head.control_id if head is not None else ""))
+            # an ACK that must come is waited for; otherwise only what has already arrived is read
+            await self._collect(acks, waiting, position if expect == "always" else None, 0.0)
+        await self._collect(acks, waiting, None, self.quiet)
+        return acks
+
+    async def _collect(
+        self, acks: list[bytes | None], waiting: list[tuple[int, str]], awaited: int | None, silence: float
+    ) -> None:
+        """Read answers into ``acks`` until ``awaited`` has its own (TimeoutError after ``timeout``), or
+        without one awaited, until nothing waits or ``silence`` seconds pass without an answer."""
+        while waiting and (awaited is None or waiting[-1][0] == awaited):
+            try:
+                async with asyncio.timeout(self.timeout if awaited is not None else silence):
+                    ack = await self._read()
+            except TimeoutError:
+                if awaited is not None:
+                    raise
+                return
+            control_id = _msa_field(ack, 2)
+            matched = [k for k, (_, sent) in enumerate(waiting) if sent == control_id]
+            # an answer naming no waiting message (an unreadable one's NAK) is the awaited one's, else the oldest's
+            k = matched[0] if matched else (len(waiting) - 1 if awaited is not None else 0)
+            acks[waiting[k][0]] = ack
+            del waiting[: k + 1]
+
+    async def _read(self) -> bytes:
+        block = await self._reader.readuntil(END_BLOCK)
+        return block[block.find(START_BLOCK) + 1 : -len(END_BLOCK)]
 
     async def send_raw(self, data: bytes) -> bytes:
         """Send bytes exactly as given (for malformed frames) and return the next ACK's payload."""
         self._writer.write(data)
         await self._writer.drain()
         async with asyncio.timeout(self.timeout):
-            block = await self._reader.readuntil(END_BLOCK)
-        return block[block.find(START_BLOCK) + 1 : -len(END_BLOCK)]
+            return await self._read()
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -461,11 +587,14 @@ class MLLPClient:
         await self.close()
 
 
-def send_messages(host: str, port: int, messages: Sequence[bytes | str], *, timeout: float = 30.0) -> list[bytes]:
-    """Blocking helper: send messages over one connection, return their ACKs."""
+def send_messages(
+    host: str, port: int, messages: Sequence[bytes | str], *, timeout: float = 30.0, quiet: float = 1.0
+) -> list[bytes | None]:
+    """Blocking helper: send messages over one connection; their ACKs, None where the receiver sent none
+    (MSH-15/16 asked for none, or for one only on failure or only on success; see `MLLPClient.send_all`)."""
 
-    async def run() -> list[bytes]:
-        async with MLLPClient(host, port, timeout=timeout) as client:
-            return [await client.send(message) for message in messages]
+    async def run() -> list[bytes | None]:
+        async with MLLPClient(host, port, timeout=timeout, quiet=quiet) as client:
+            return await client.send_all(messages)
 
     return asyncio.run(run())

@@ -235,6 +235,19 @@ class SQLiteAlertStore:
         return self._query("SELECT body FROM alerts WHERE feed = ? ORDER BY rowid", (feed,))
 
 
+def _stamped(alert: Alert, batch_id: str, when: str) -> Alert:
+    """A candidate as this batch raises it: alerts made outside `alerts_from_findings` (structural checks,
+    mapping drift) get their id and batches here, so every stored alert has a uid and names its batch."""
+    return replace(
+        alert,
+        id=alert.id or alert_id(alert.key, batch_id),
+        first_batch=alert.first_batch or batch_id,
+        last_batch=alert.last_batch or batch_id,
+        first_seen=when,
+        last_seen=when,
+    )
+
+
 def process_batch(
     store: AlertStore,
     feed: str,
@@ -246,7 +259,7 @@ def process_batch(
     """One batch's alerts (`MonitorReport.alerts`: one per key) -> stored alert changes; returns every event
     (notify those in NOTIFY). `when` stamps them with the caller's clock."""
     when = when or now_iso()
-    candidates = [replace(a, first_seen=when, last_seen=when) for a in alerts]
+    candidates = [_stamped(a, batch_id, when) for a in alerts]
     events = reconcile(store.active(feed), candidates, batch_id, scored_segments, when)
     store.save([e.alert for e in events])
     return events

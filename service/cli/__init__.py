@@ -10,6 +10,7 @@ from service.cli import (  # noqa: F401  (each registers its commands)
     dual,
     feeds,
     fields,
+    lineage,
     listen,
     mapping,
     monitor,

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from sqlalchemy import Engine
@@ -19,6 +19,9 @@ from sqlmodel import Session
 from service.cli.app import UserError
 from service.settings import get_settings
 from service.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from service.store.messages import MessagePublic
 
 ProjectOption = Annotated[str, typer.Option("--project", "-p", help="Project id or name.")]
 T = TypeVar("T")
@@ -130,3 +133,18 @@ def source_rows(path: Path, format: str, encoding: str | None = None):
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     return store_call(parse_source_file, path.read_bytes(), format, str(path), encoding)
+
+
+MESSAGE_COLUMNS = f"{'id':>6}  {'received':<20} {'type':<9} {'site':<20} {'control id':<20} sha256"
+
+
+def message_line(m: MessagePublic) -> str:
+    """A stored message (a row or its public shape) as one line under MESSAGE_COLUMNS, safe to print."""
+    line = f"{m.id:>6}  {m.received_at[:19]:<20} {m.message_type:<9} {m.site[:20]:<20} {m.control_id[:20]:<20} "
+    return printable(line + m.sha256[:16])
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on a terminal: what a sender wrote may hold escape sequences, bidirectional
+    overrides or CRs; every character that is not printable is shown as its Python escape instead."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

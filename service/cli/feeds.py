@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from service.cli.app import UserError, app
-from service.cli.common import actor, store, store_call, transaction, valid
+from service.cli.common import MESSAGE_COLUMNS, actor, message_line, store, store_call, transaction, valid
 from service.settings import get_settings
 
 feed_app = typer.Typer(
@@ -272,12 +272,9 @@ def feed_batch_messages(
 
     with transaction() as session:
         rows = batch_messages(session, feeds.get_feed(session, feed), batch)
-    typer.echo(f"{'id':>6}  {'received':<20} {'type':<9} {'site':<20} {'control id':<20} sha256")
+    typer.echo(MESSAGE_COLUMNS)
     for r in rows:
-        typer.echo(
-            f"{r.id:>6}  {r.received_at[:19]:<20} {r.message_type:<9} {r.site[:20]:<20} {r.control_id[:20]:<20} "
-            f"{r.sha256[:16]}"
-        )
+        typer.echo(message_line(r))
     typer.echo(f"{len(rows)} message(s) in batch {batch}", err=True)
 
 

@@ -1,4 +1,4 @@
-"""Retraining commands: `train --release N`, `models list|promote`, `lineage SUGGESTION_ID`."""
+"""Retraining commands: `train --release N`, `models list|promote`, and what `lineage SUGGESTION_ID` prints."""
 
 from __future__ import annotations
 
@@ -181,12 +181,8 @@ def models_promote(
     )
 
 
-@app.command()
-def lineage(
-    suggestion_id: Annotated[int, typer.Argument(help="A stored suggestion's id (API: item suggestions, exports).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the whole chain as JSON.")] = False,
-) -> None:
-    """Trace a suggestion: model version -> MLflow run -> release -> the approvals that trained it."""
+def suggestion_lineage(suggestion_id: int, as_json: bool) -> None:
+    """`crosswalk lineage ID`: a suggestion's model version -> MLflow run -> release -> the approvals that trained it."""
     from service import retraining
 
     with transaction() as session:

@@ -37,7 +37,7 @@ from sqlmodel import Session, col, select
 
 from ingest import conformance, fhir, hl7v2
 from ingest.local_codes import LocalCode, collect_local_codes
-from ingest.mllp import MLLPServer
+from ingest.mllp import GroupCommit, MLLPServer
 from monitors.alerts import Alert, AlertEvent
 from monitors.contract import Contract
 from service import audit
@@ -77,21 +77,39 @@ def _header(raw: bytes, fmt: str) -> dict[str, str]:
     return {"control_id": message.control_id, "message_type": message.message_type, "site": message.site}
 
 
+_HEADER_LENGTHS = {"control_id": 200, "message_type": 40, "site": 200}  # StoredMessage's column sizes
+
+
 def store_message(
     session: Session, raw: bytes, *, fmt: str = "hl7v2", origin: str, feed_id: int | None = None
 ) -> tuple[StoredMessage, bool]:
     """Keep `raw` (once: a message already held by sha256 is returned as it is); True when it is new."""
-    digest = hashlib.sha256(raw).hexdigest()
-    held = session.exec(select(StoredMessage).where(StoredMessage.sha256 == digest)).first()
-    if held is not None:
-        return held, False
-    header = {k: v[:200] for k, v in _header(raw, fmt).items()}
-    row = StoredMessage(
-        sha256=digest, format=fmt, feed_id=feed_id, origin=origin[:400], size=len(raw), data=compress(raw), **header
-    )
-    session.add(row)
+    return store_messages(session, [raw], fmt=fmt, origin=origin, feed_id=feed_id)[0]
+
+
+def store_messages(
+    session: Session, raws: Sequence[bytes], *, fmt: str = "hl7v2", origin: str, feed_id: int | None = None
+) -> list[tuple[StoredMessage, bool]]:
+    """`store_message` for many messages in one flush: a row per message, and whether it is new (a message
+    held already, or given twice, is stored once)."""
+    digests = [hashlib.sha256(raw).hexdigest() for raw in raws]
+    held = {
+        row.sha256: row for row in session.exec(select(StoredMessage).where(col(StoredMessage.sha256).in_(digests)))
+    }
+    out: list[tuple[StoredMessage, bool]] = []
+    for raw, digest in zip(raws, digests, strict=True):
+        if digest in held:
+            out.append((held[digest], False))
+            continue
+        header = {k: v[: _HEADER_LENGTHS[k]] for k, v in _header(raw, fmt).items()}
+        row = StoredMessage(
+            sha256=digest, format=fmt, feed_id=feed_id, origin=origin[:400], size=len(raw), data=compress(raw), **header
+        )
+        session.add(row)
+        held[digest] = row
+        out.append((row, True))
     session.flush()
-    return row, True
+    return out
 
 
 def store_dead_letter(
@@ -113,18 +131,23 @@ def store_dead_letter(
 
 class EngineStore:
     """The listener's store and dead-letter store: each call is its own committed transaction, so a
-    message is durable in the database before the listener acknowledges it."""
+    message is durable in the database before the listener acknowledges it. `commit` stores many in one
+    (the listener groups the messages arriving together with `ingest.mllp.GroupCommit`)."""
 
     def __init__(self, engine: Engine, feed: Feed, origin: str = "mllp", fmt: str = "hl7v2") -> None:
         self.engine, self.feed_id, self.origin, self.fmt = engine, feed.id, origin, fmt
 
     def __call__(self, raw: bytes) -> int:
+        return self.commit([raw])[0]
+
+    def commit(self, raws: list[bytes]) -> list[int]:
+        """Store `raws` in one transaction; their row ids."""
         for attempt in range(2):
             try:
                 with session_scope(self.engine) as session:
-                    row, _ = store_message(session, raw, fmt=self.fmt, origin=self.origin, feed_id=self.feed_id)
-                    return row.id
-            except IntegrityError:  # the same message stored by another connection meanwhile: it is held
+                    stored = store_messages(session, raws, fmt=self.fmt, origin=self.origin, feed_id=self.feed_id)
+                    return [row.id for row, _ in stored]
+            except IntegrityError:  # one was stored by another connection meanwhile: now it is held
                 if attempt:
                     raise
         raise AssertionError("unreachable")
@@ -432,6 +455,7 @@ def conformance_alerts(feed: Feed, messages: list[hl7v2.Hl7Message]) -> tuple[li
                     "location": location,
                     "findings": len(hits),
                     "message_control_ids": sorted({f.message_control_id for f in hits})[:20],
+                    "message_sha256s": sorted({f.message_sha256 for f in hits})[:20],  # ids may repeat; these do not
                 },
             )
         )
@@ -523,7 +547,8 @@ def batch_messages(session: Session, feed: Feed, number: int) -> list[StoredMess
 # -- the listener ---------------------------------------------------------------------------------------
 @dataclass
 class Listener:
-    """An MLLP listener for one feed: stores before the ACK, then cuts monitored batches of `batch_size`
+    """An MLLP listener for one feed: stores before the ACK (the messages arriving together in one
+    transaction: `ingest.mllp.GroupCommit`), then cuts monitored batches of `batch_size`
     messages, or of what arrived within `batch_seconds`. Messages left unbatched by a crash are batched
     after the restart (they are in the store; the batch is cut from the store, not from memory)."""
 
@@ -547,7 +572,9 @@ class Listener:
         while await asyncio.to_thread(self.cut, True):
             pass
         store = EngineStore(self.engine, self.feed)
-        self.server = MLLPServer(store, store.dead_letter, host=self.host, port=self.port, on_accepted=self._accepted)
+        self.server = MLLPServer(
+            GroupCommit(store.commit), store.dead_letter, host=self.host, port=self.port, on_accepted=self._accepted
+        )
         async with self.server:
             self.port = self.server.port
             self.ready.set()

@@ -78,6 +78,26 @@ class MessagePublic(SQLModel):
     batch_number: int | None
 
 
+class LineageMessage(MessagePublic):
+    flagged: bool = Field(default=False, description="Named by the alert's structural findings (conformance).")
+    raw: str | None = Field(default=None, description="The stored message (asked for), its bytes checked.")
+
+
+class Lineage(SQLModel):
+    """Where an alert or a review item came from: the stored messages behind it."""
+
+    source: str = Field(description='"alert" or "item".')
+    feed: str | None = None
+    alert: str | None = Field(default=None, description="The alert's uid.")
+    summary: str = Field(description="The alert's severity, check, column and message; or the item's code and text.")
+    segment: str | None = Field(default=None, description="The alert's segment; its messages are narrowed to it.")
+    batches: list[int] = Field(default_factory=list, description="The batches that opened and last showed it.")
+    project: str | None = None
+    code: str | None = None
+    total: int = Field(description="Messages behind it; `messages` lists at most the limit asked for.")
+    messages: list[LineageMessage]
+
+
 class DeadLetterPublic(SQLModel):
     id: int
     origin: str

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import threading
+import time
 
 import pytest
 from hl7_messages import HL7_SAMPLES, oru
@@ -13,12 +15,14 @@ from ingest import hl7v2
 from ingest.mllp import (
     END_BLOCK,
     START_BLOCK,
+    GroupCommit,
     MLLPClient,
     MLLPServer,
     ack_code,
     acknowledgment_code,
     frame,
     receive,
+    send_messages,
 )
 
 GLUCOSE = "NM|GLU^Glucose^L||5.4|mmol/L||N|||F"
@@ -160,6 +164,96 @@ def test_enhanced_mode_over_the_wire():
                 return await client.send(oru(GLUCOSE, ack_types="|||AL|NE"))
 
     assert ack_code(run(scenario())) == "CA"
+
+
+def test_the_sender_waits_only_for_acks_msh15_and_msh16_ask_for():
+    """NE is never answered, ER only on failure, SU only on success: the sender neither hangs on an ACK that
+    will not come nor pairs an ACK with the wrong message (send_messages runs its own event loop)."""
+    recorder = Recorder()
+    broken = "\r".join([oru(GLUCOSE, control_id="E2", ack_types="|||ER|NE"), "not a segment"])
+    messages = [
+        oru(GLUCOSE, control_id="N1", ack_types="|||NE|NE"),
+        oru(GLUCOSE, control_id="N2", ack_types="|||NE"),
+        oru(GLUCOSE, control_id="E1", ack_types="|||ER|NE"),  # stored: no answer
+        broken,  # dead-lettered: CE
+        oru(GLUCOSE, control_id="S1", ack_types="|||SU|NE"),  # stored: CA
+        oru(GLUCOSE, control_id="E3", ack_types="|||ER|NE"),  # stored: no answer, the last one
+        oru(GLUCOSE, control_id="O1"),  # original mode: AA
+        oru(GLUCOSE, control_id="E4", ack_types="|||ER|NE"),
+    ]
+    started, stop = threading.Event(), threading.Event()
+    server = MLLPServer(store=recorder.store, dead_letter=recorder.dead_letter, port=0)
+
+    async def serve() -> None:
+        async with server:
+            started.set()
+            await asyncio.to_thread(stop.wait)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),))
+    thread.start()
+    try:
+        assert started.wait(30)
+        # a wait for an ACK that never comes would raise TimeoutError after 10 s
+        acks = send_messages("127.0.0.1", server.port, messages, timeout=10, quiet=0.3)
+        single = send_messages("127.0.0.1", server.port, [oru(GLUCOSE, control_id="N3", ack_types="|||NE|NE")])
+    finally:
+        stop.set()
+        thread.join(30)
+    assert [ack_code(a) for a in acks] == ["", "", "", "CE", "CA", "", "AA", ""]
+    assert [_msa(a)[2] for a in acks if a is not None] == ["E2", "S1", "O1"]
+    assert single == [None]
+    assert len(recorder.stored) == 8 and len(recorder.dead) == 1  # every message reached the receiver
+
+
+def test_group_commit_stores_what_arrives_together_in_one_commit_and_a_refused_message_fails_alone():
+    groups: list[list[bytes]] = []
+
+    def commit(raws: list[bytes]) -> list[int]:
+        groups.append(list(raws))
+        if b"POISON" in raws:
+            raise ValueError("value too long")
+        return [int(raw) for raw in raws]
+
+    store = GroupCommit(commit)
+    raws = [b"1", b"2", b"POISON", b"4", b"5"]
+
+    async def scenario():
+        together = await asyncio.gather(*(store(raw) for raw in raws), return_exceptions=True)
+        alone = await store(b"6")  # the writer ended when nothing waited; a new message starts it again
+        return together, alone
+
+    together, alone = run(scenario())
+    assert groups[0] == raws  # one transaction for the five that arrived together
+    assert groups[1:] == [[raw] for raw in raws] + [[b"6"]]  # it failed: each again alone
+    assert together[:2] == [1, 2] and together[3:] == [4, 5] and isinstance(together[2], ValueError)
+    assert alone == 6 and store.commits == 7
+
+
+def test_group_commit_over_mllp_acknowledges_each_message_only_after_its_commit():
+    committed: set[bytes] = set()
+
+    def commit(raws: list[bytes]) -> list[int]:
+        time.sleep(0.005)  # a transaction takes a while: the senders' next messages queue behind it
+        committed.update(raws)
+        return list(range(len(raws)))
+
+    store = GroupCommit(commit)
+
+    async def sender(port: int, n: int) -> list[str]:
+        codes = []
+        async with MLLPClient("127.0.0.1", port) as client:
+            for i in range(10):
+                message = oru(GLUCOSE, control_id=f"G{n}-{i}")
+                codes.append(ack_code(await client.send(message)))
+                assert message.encode() in committed  # the ACK came after the commit holding it
+        return codes
+
+    async def scenario():
+        async with MLLPServer(store=store, dead_letter=lambda raw, reason: None, port=0) as server:
+            return await asyncio.gather(*(sender(server.port, n) for n in range(10)))
+
+    assert all(codes == ["AA"] * 10 for codes in run(scenario()))
+    assert len(committed) == 100
 
 
 def test_many_connections_at_once():

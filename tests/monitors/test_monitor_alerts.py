@@ -9,6 +9,7 @@ from monitors.alerts import (
     ACKNOWLEDGED,
     OPEN,
     RESOLVED,
+    Alert,
     InMemoryAlertStore,
     SQLiteAlertStore,
     acknowledge,
@@ -71,6 +72,15 @@ def test_lifecycle_dedup_escalate_acknowledge_resolve(store):
     events = process(store, "b6", [finding()], {"*", "A", "B"})  # recurrence: a new alert
     assert [e.kind for e in events] == ["opened"] and events[0].alert.id != first.id
     assert len(store.all("labs")) == 2 and store.active("other-feed") == []
+
+
+def test_alerts_raised_outside_the_findings_get_a_uid_and_their_batch(store):
+    """Structural checks and mapping drift build their Alerts themselves: the batch stamps them."""
+    made = [Alert("labs", f"site={s}", "conformance", "OBX-8 table_value", "warning", 0.5, 0.0, "x") for s in "AB"]
+    events = process_batch(store, "labs", "7", made, {"*"})
+    assert [(e.alert.first_batch, e.alert.last_batch) for e in events] == [("7", "7")] * 2
+    uids = {e.alert.id for e in events}
+    assert len(uids) == 2 and "" not in uids and {a.id for a in store.all("labs")} == uids
 
 
 def test_acknowledging_a_resolved_alert_is_refused():

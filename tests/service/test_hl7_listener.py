@@ -19,12 +19,12 @@ from sqlmodel import select
 
 from ingest import hl7v2
 from ingest.mllp import MLLPClient, ack_code
-from service.monitoring.messages import Listener, batch_messages, list_dead_letters
+from service.monitoring.messages import EngineStore, Listener, batch_messages, list_dead_letters
 from service.store.db import engine_for, session_scope, upgrade
 from service.store.feeds import Feed, FeedAlert, FeedBatch
 from service.store.messages import StoredMessage
 from service.store.tables import SourceItem
-from tests.service.hl7_feed import lab_messages, make_feed
+from tests.service.hl7_feed import lab_messages, make_feed, oru
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,8 +34,8 @@ def digest(message: str) -> str:
 
 
 @pytest.fixture
-def store(tmp_path):
-    engine = engine_for(f"sqlite:///{tmp_path / 'store.db'}")
+def store(db_url, tmp_path):
+    engine = engine_for(db_url)
     upgrade(engine)
     feed, project = make_feed(engine, tmp_path)
     return engine, feed, project
@@ -91,6 +91,21 @@ def test_listener_stores_before_ack_batches_alerts_and_queues_codes(store, tmp_p
         assert "mmol/L (20)" in glucose.context["units"] and glucose.context["messages"] == "40"
         [dead] = list_dead_letters(session, session.get(Feed, feed.id))
         assert dead.origin == "mllp" and "not a segment" in dead.reason
+
+
+def test_a_group_of_messages_is_stored_in_one_transaction_each_once(store):
+    engine, feed, _ = store
+    first, second = (m.encode() for m in lab_messages(2, start=500))
+    long_type = oru("NM|GLU^Glucose^L||90|mg/dL", control_id="T1").replace("ORU^R01^ORU_R01", "X" * 60 + "^" + "Y" * 60)
+    messages = EngineStore(engine, feed)
+    held = messages(first)
+    ids = messages.commit([second, first, second, long_type.encode()])
+    assert ids[1] == held and ids[0] == ids[2] and len(set(ids)) == 3  # held and repeated: stored once
+    with session_scope(engine) as session:
+        rows = session.exec(select(StoredMessage).order_by(StoredMessage.id)).all()
+        assert [r.control_id for r in rows] == ["L500", "L501", "T1"]
+        assert rows[2].message_type == "X" * 40  # cut to its column's size (PostgreSQL refuses longer)
+        assert {r.feed_id for r in rows} == {feed.id} and {r.origin for r in rows} == {"mllp"}
 
 
 def test_listener_cuts_a_batch_after_batch_seconds(store, tmp_path):

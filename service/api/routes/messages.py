@@ -1,4 +1,4 @@
-"""Messages in over HTTP, for engines that prefer it to MLLP, and the messages behind batches and items.
+"""Messages in over HTTP, for engines that prefer it to MLLP, and the messages behind batches, alerts and items.
 
 `POST /feeds/{feed}/messages` takes HL7 v2 (ER7) or FHIR JSON; each message is stored before the answer,
 so an acknowledged message is never lost. The feed's waiting messages are cut into a monitored batch once
@@ -17,10 +17,10 @@ from ingest import fhir, mllp
 from service.api.deps import allow
 from service.api.problems import MAX_BODY_BYTES
 from service.api.routes.feeds import FeedDep
-from service.monitoring import messages
+from service.monitoring import alerts, lineage, messages
 from service.store.errors import Invalid, TooLarge, Unsupported
 from service.store.feeds import Feed
-from service.store.messages import DeadLetterPublic, FhirReceipt, MessagePublic
+from service.store.messages import DeadLetterPublic, FhirReceipt, Lineage, MessagePublic
 from service.web.deps import CurrentPrincipal, ProjectDep, SessionDep
 from service.web.roles import Permission
 
@@ -137,3 +137,15 @@ def item_messages(
 
     item = crud.get_item(session, project, code)
     return [MessagePublic.model_validate(m) for m in messages.item_messages(session, item, limit)]
+
+
+@router.get("/feeds/{feed}/alerts/{uid}/lineage", response_model=Lineage, **allow(Permission.read, 404, 422))
+def alert_lineage(
+    feed: FeedDep,
+    session: SessionDep,
+    uid: str,
+    limit: Annotated[int, Query(ge=1, le=100_000, description="List at most this many messages.")] = 1000,
+) -> Lineage:
+    """The stored messages behind an alert: those of the batches that opened and last showed it, from its
+    sending facility where its segment is one; a conformance alert's own messages are flagged."""
+    return lineage.alert_lineage(session, feed, alerts.get_alert(session, feed, uid), limit=limit)
