@@ -81,8 +81,14 @@ def scheduler_for(settings: Settings, batch: str, requested: str | None = None, 
         return requested
     if glob.has_magic(batch):
         return configured
-    size = os.path.getsize(batch) if os.path.isfile(batch) else 0
-    return configured if size >= settings.dask_min_bytes else None
+    return scheduler_for_size(settings, os.path.getsize(batch) if os.path.isfile(batch) else 0, feed)
+
+
+def scheduler_for_size(settings: Settings, size: int, feed: str | None = None) -> str | None:
+    """Where to score a batch of `size` bytes: the feed's or the configured cluster when it is at least
+    `dask_min_bytes`; else None (in memory)."""
+    configured = feed or settings.dask_scheduler
+    return configured if configured is not None and size >= settings.dask_min_bytes else None
 
 
 # -- batch mapping ----------------------------------------------------------------------------------

@@ -38,7 +38,8 @@ from service.crud import by_id_or_name
 from service.monitoring import files
 from service.monitoring.alerts import StoreAlerts, active_counts, plain
 from service.monitoring.outbox import queue_events
-from service.store.errors import Conflict, Invalid, NotFound, StaleVersion
+from service.settings import Settings
+from service.store.errors import Conflict, Invalid, NotFound, StaleVersion, Unavailable
 from service.store.feeds import BatchPublic, Feed, FeedBatch, FeedPublic, FeedWebhook, WebhookCreate
 from service.store.tables import Project, SourceItem, Status, utcnow
 
@@ -48,6 +49,7 @@ EVIDENTLY_ROWS = 20_000  # rows of each side in the drill-down report: it is for
 NO_REPORT_FROM_MESSAGES = "no Evidently report for batches cut from messages: compare a window of batches instead"
 NO_REPORT_ON_DASK = "no Evidently report for batches scored on Dask (the rows never come into one process)"
 SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".parquet", ".pq", ".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
+DASK_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".parquet", ".pq")  # what monitors.scale reads in blocks
 
 
 class FeedCreate(SQLModel):
@@ -92,6 +94,7 @@ class ProfiledBatch:
     filename: str
     sha256: str  # of the files' bytes, in name order
     profile: Profile
+    contract: dict[str, Any]  # the feed's contract it was profiled under: scored only while still the feed's
 
 
 # -- reading uploads --------------------------------------------------------------------------------
@@ -305,7 +308,6 @@ def _mapping_drift(
         return []
     from service.engine import terminologies  # the project's target, read from the catalog
     from service.monitoring.mapping_drift import reopen_drifting, target_concepts
-    from service.settings import Settings
 
     project = session.get(Project, feed.mapping_project_id)
     concepts = target_concepts(project.target_terminology, terminologies(Settings(home=home)).get)
@@ -323,9 +325,40 @@ def profile_files(contract: Contract, pattern: str, scheduler: str) -> ProfiledB
     try:
         with dask_client(scheduler):
             profile = profile_dask(read_dask(pattern, contract), contract, segment, PlausibilityRules())
-    except (BatchError, ClusterError) as error:
+    except BatchError as error:
         raise Invalid(str(error)) from None
-    return ProfiledBatch(safe_name(Path(pattern).name.replace("*", "_")), _files_sha256(pattern), profile)
+    except ClusterError as error:
+        raise Unavailable(str(error)) from None
+    name = safe_name(Path(pattern).name.replace("*", "_"))
+    return ProfiledBatch(name, _files_sha256(pattern), profile, plain(contract.to_dict()))
+
+
+def cluster_for_upload(settings: Settings, feed: Feed, upload: Upload) -> str | None:
+    """The Dask cluster that profiles an uploaded batch: the feed's, or the configured one, for an upload of
+    `dask_min_bytes` and more that Dask reads in blocks (CSV, TSV, Parquet); else None (in memory)."""
+    from service.cluster import scheduler_for_size
+
+    if not safe_name(upload.filename).lower().endswith(DASK_SUFFIXES):
+        return None
+    return scheduler_for_size(settings, len(upload.data), feed.dask_scheduler)
+
+
+def profile_upload(home: Path, feed: Feed, contract: Contract, upload: Upload, scheduler: str) -> ProfiledBatch:
+    """An upload profiled on the Dask cluster at `scheduler`, from a private file in the feed's folder (a
+    remote cluster's workers see CROSSWALK_HOME, as they do for batch mapping), removed afterwards."""
+    name = safe_name(upload.filename)
+    if not upload.data.strip():
+        raise Invalid(f"{name}: empty batch (no bytes)")
+    kept, sha256 = files.write_bytes(
+        home, folder_of(home, feed) / f"incoming-{secrets.token_hex(8)}-{name}", upload.data
+    )
+    try:
+        profiled = profile_files(contract, str(home / kept), scheduler)
+    except Invalid as error:  # the reader names the file: name the upload instead
+        raise Invalid(error.detail.replace(str(home / kept), name)) from None
+    finally:
+        files.remove(home, [kept])
+    return ProfiledBatch(name, sha256, profiled.profile, profiled.contract)
 
 
 def _files_sha256(pattern: str) -> str:
@@ -355,6 +388,10 @@ def post_batch(
     came from), reconciled with the monitors' own; `extra_segments` the segments those checks covered.
     `evidently=False` skips the HTML drill-down (seconds of work a listener cannot hold its store for)."""
     audit.lock_chain(session)  # batch numbers and alert dedup see every earlier batch of the feed
+    if isinstance(upload, ProfiledBatch):
+        session.refresh(feed)  # profiled before the lock: the contract may have been edited meanwhile
+        if upload.contract != feed.contract:
+            raise Conflict(f"feed {feed.name!r}: its contract changed while the batch was profiled; post it again")
     contract = Contract.from_dict(feed.contract)
     if isinstance(upload, ProfiledBatch):
         frame, profile, sha256 = None, upload.profile, upload.sha256

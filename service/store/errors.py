@@ -51,5 +51,11 @@ class TooLarge(StoreError):
     status, title = 413, "Content too large"
 
 
+class Unavailable(StoreError):
+    """Something the request needs (a Dask cluster) is not answering: nothing was changed; retry later."""
+
+    status, title = 503, "Service unavailable"
+
+
 class Unauthorized(StoreError):
     status, title = 401, "Unauthorized"

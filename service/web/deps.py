@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -56,6 +57,21 @@ def _store_slots(app) -> anyio.CapacityLimiter:
     if slots is None:
         slots = app.state.store_slots[loop] = anyio.CapacityLimiter(app.state.store_slot_count)
     return slots
+
+
+@asynccontextmanager
+async def away_from_store(request: Request, session: Session) -> AsyncIterator[None]:
+    """For long work that needs no store (a Dask cluster profiling a batch), in an async route: the
+    request's transaction is ended and its store slot handed back meanwhile, so other requests never queue
+    behind it; the slot is taken again (in turn) before the route goes on with the session."""
+    await anyio.to_thread.run_sync(session.commit)
+    slots = _store_slots(request.app)
+    slots.release()  # get_session took it in this same task (an async route runs in the request's task)
+    try:
+        yield
+    finally:
+        with anyio.CancelScope(shield=True):  # get_session gives the slot back at the end: it must hold one
+            await slots.acquire()
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, BackgroundTasks, Body, Depends, FastAPI, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
 from monitors.alerts import NOTIFY
+from monitors.contract import Contract
 from service.api.deps import allow
 from service.api.problems import MAX_BODY_BYTES
 from service.monitoring import alerts as feed_alerts
@@ -30,7 +32,7 @@ from service.store.feeds import (
     WebhookCreate,
     WebhookPublic,
 )
-from service.web.deps import CurrentPrincipal, IfMatch, SessionDep
+from service.web.deps import CurrentPrincipal, IfMatch, SessionDep, away_from_store
 from service.web.roles import Permission
 
 log = logging.getLogger("crosswalk.api")
@@ -99,6 +101,13 @@ def create_feed(
         int | None, Form(description="Review project deciding which codes are mapped.")
     ] = None,
     mapped_columns: Annotated[list[str] | None, Form(description="Code columns that project maps.")] = None,
+    dask_scheduler: Annotated[
+        str | None,
+        Form(
+            description="Dask cluster (tcp://HOST:PORT, local:N) that profiles this feed's large batches; "
+            "default: CROSSWALK_DASK_SCHEDULER."
+        ),
+    ] = None,
 ) -> FeedPublic:
     """Register a feed from its reference batch; the data contract is inferred and can be edited."""
     data = crud_feeds.valid_feed(
@@ -107,6 +116,7 @@ def create_feed(
         segment_columns=segment_columns or None,
         mapping_project_id=mapping_project_id,
         mapped_columns=mapped_columns or [],
+        dask_scheduler=dask_scheduler or None,
     )
     feed = crud_feeds.create_feed(session, home, data, _upload(file), principal.name)
     return crud_feeds.feed_public(session, feed)
@@ -185,9 +195,12 @@ def deliver_now(feed: FeedDep, session: SessionDep, request: Request) -> Deliver
 
 # -- batches ----------------------------------------------------------------------------------------
 @router.post(
-    "/{feed}/batches", status_code=201, response_model=BatchPublic, **allow(Permission.monitor, 404, 409, 413, 422)
+    "/{feed}/batches",
+    status_code=201,
+    response_model=BatchPublic,
+    **allow(Permission.monitor, 404, 409, 413, 422, 503),
 )
-def post_batch(
+async def post_batch(
     feed: FeedDep,
     session: SessionDep,
     principal: CurrentPrincipal,
@@ -199,8 +212,15 @@ def post_batch(
         File(description="A batch: CSV, Parquet or FHIR NDJSON (Observation, Condition, MedicationRequest)."),
     ],
 ) -> BatchPublic:
-    """Score a batch against the reference; alerts are deduplicated, webhooks notified after the response."""
-    batch, events = crud_feeds.post_batch(session, home, feed, _upload(file), principal.name)
+    """Score a batch against the reference; alerts are deduplicated, webhooks notified after the response.
+    A large CSV or Parquet batch is profiled on the feed's Dask cluster (503 when it does not answer)."""
+    upload = await anyio.to_thread.run_sync(_upload, file)
+    scheduler = crud_feeds.cluster_for_upload(request.app.state.settings, feed, upload)
+    if scheduler is not None:
+        contract = Contract.from_dict(feed.contract)
+        async with away_from_store(request, session):
+            upload = await anyio.to_thread.run_sync(crud_feeds.profile_upload, home, feed, contract, upload, scheduler)
+    batch, events = await anyio.to_thread.run_sync(crud_feeds.post_batch, session, home, feed, upload, principal.name)
     if any(e.kind in NOTIFY for e in events):
         _deliver_later(background, request, feed.id)
     return crud_feeds.batch_public(batch)
