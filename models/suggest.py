@@ -82,7 +82,7 @@ class Suggester:
     ):
         self.terminology = terminology
         self.rows = ConceptRows.of(terminology)
-        self.fusion = fusion or default_fusion()
+        self.fusion = fusion or default_fusion(terminology.format)
         self.lexical = lexical or LexicalMatcher().fit_cached(self.rows.texts, cache_dir)
         self.dense = DenseMatcher(encoder, cache_dir).fit(self.rows.texts, progress=progress)
         self.model_version = f"{encoder.model_id}+tfidf-char3-5-df{self.lexical.max_df}+{self.fusion.version}"
