@@ -330,10 +330,15 @@ def load_fusion(folder: Path) -> Fusion:
     raise ValueError(f"{folder} holds no fusion ({RERANKED_FILE} or {LINEAR_FILE})")
 
 
-# The shipped fusion: fitted on the GEM train split by `python -m training.fusion`. A pickled
-# scikit-learn model, hence scikit-learn's pin in pyproject.toml.
+# The shipped fusion: fitted on the GEM and lab train splits by `python -m training.fusion`. A pickled
+# scikit-learn model, hence scikit-learn's pin in pyproject.toml. A terminology format with a
+# fusion of its own in a subfolder (`loinc/`: fitted on the lab train split alone) ranks with that one.
 DEFAULT_FUSION_DIR = Path(__file__).parent / "fusion_default"
 
 
-def default_fusion() -> Fusion:
+def default_fusion(terminology_format: str | None = None) -> Fusion:
+    """The shipped fusion for targets of `terminology_format` (the shared one where it has none)."""
+    own = DEFAULT_FUSION_DIR / terminology_format if terminology_format else None
+    if own is not None and own.is_dir():
+        return load_fusion(own)
     return load_fusion(DEFAULT_FUSION_DIR)

@@ -11,6 +11,8 @@ from typing import Any
 CONFIDENT = 0.5
 HIGH = 0.9
 NO_CONFIDENT_MATCH = "no confident match"
+# An item's match confidence as the review queue, the API and the CLI show it.
+WEAK, CONFIDENT_MATCH = "weak", "confident"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,16 @@ class Suggestion:
         return "high" if self.score >= HIGH else "medium" if self.score >= CONFIDENT else "low"
 
 
+def weak_score(best: float | None) -> bool:
+    """The rule behind "no confident match": no candidate at all, or a best P(correct) below CONFIDENT."""
+    return best is None or best < CONFIDENT
+
+
 def no_confident_match(suggestions: Sequence[Suggestion]) -> bool:
     """True when an item's best candidate is weak (or there is none): a reviewer should start here."""
-    return not suggestions or suggestions[0].score < CONFIDENT
+    return weak_score(suggestions[0].score if suggestions else None)
+
+
+def match_confidence(best: float | None) -> str:
+    """WEAK (no confident match) or CONFIDENT_MATCH, from the best candidate's score (None: no candidate)."""
+    return WEAK if weak_score(best) else CONFIDENT_MATCH

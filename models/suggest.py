@@ -25,10 +25,13 @@ from models.items import SourceItem, Suggestion
 from models.lexical import LexicalMatcher
 from models.rows import ConceptRows
 from models.terminology import Concept, Terminology, attributes_match, target_filters
-from models.text import normalize
+from models.text import LAB_ABBREVIATIONS, expand_unknown, fold_words, normalize
 
 AXIS_FORMATS = frozenset({"loinc"})  # terminologies whose concepts have LOINC's axes
-_PANEL_WORDS = frozenset({"panel", "pnl", "profile"})
+# Words that name an order of several results: a source that says one may mean a LOINC panel. Besides
+# "panel" itself, the names local systems give panels (lab train split: "CBC2", "MANUAL DIFFERENTIAL",
+# "ABG (POC)", "UA-DIPSTICK", "ELECTROLYTE PRFL" all map to panels).
+_PANEL_WORDS = frozenset("panel pnl profile prfl cbc hemogram diff differential abg vbg gas gases dipstick".split())
 POOL_DEPTH = 100  # candidates each matcher contributes per query before fusion
 ANN_ROWS = 200  # nearest rows asked of the index: ~1.1 rows per concept, some filtered out
 CHUNK = 64  # queries scored together: (queries x rows) score arrays of ~30 MB stay nearer the CPU caches than 128 (201-218 vs 196-202 terms/s)
@@ -79,7 +82,7 @@ class Suggester:
     ):
         self.terminology = terminology
         self.rows = ConceptRows.of(terminology)
-        self.fusion = fusion or default_fusion()
+        self.fusion = fusion or default_fusion(terminology.format)
         self.lexical = lexical or LexicalMatcher().fit_cached(self.rows.texts, cache_dir)
         self.dense = DenseMatcher(encoder, cache_dir).fit(self.rows.texts, progress=progress)
         self.model_version = f"{encoder.model_id}+tfidf-char3-5-df{self.lexical.max_df}+{self.fusion.version}"
@@ -91,6 +94,7 @@ class Suggester:
         self._concept_axes: dict[int, Axes] = {}
         self._has_axes = terminology.format in AXIS_FORMATS
         self._panels: np.ndarray | None = None
+        self._known_lab_words: frozenset[str] | None = None
         self._masks: dict[tuple, np.ndarray] = {}
         self.history = history
         self._history = self._index_history(history, history_vectors) if history else None
@@ -165,7 +169,7 @@ class Suggester:
     def _query_mask(self, where: dict[str, Any] | None, item: SourceItem) -> np.ndarray:
         """The filter's mask; a LOINC source that names a panel may also get panels (unless `where` decides)."""
         mask = self._mask(where)
-        if not self._has_axes or "panel" in (where or {}) or not _PANEL_WORDS & set(normalize(item.text).split()):
+        if not self._has_axes or "panel" in (where or {}) or not _names_panel(item.text):
             return mask
         if self._panels is None:
             self._panels = np.fromiter((c.attributes.get("panel") is True for c in self.terminology), bool)
@@ -194,8 +198,18 @@ class Suggester:
                     pending = worker.submit(self._score, chunks[index + 1])
                 yield chunk, scores
 
-    def _score(self, items: list[SourceItem]) -> _Chunk:
+    def _query_texts(self, items: list[SourceItem]) -> list[str]:
+        """The names the matchers compare; lab abbreviations the LOINC table never uses are spelt out."""
         texts = [item.query_text() for item in items]
+        if not self._has_axes:
+            return texts
+        if self._known_lab_words is None:  # once: which abbreviations the table itself writes
+            wanted = LAB_ABBREVIATIONS.keys()
+            self._known_lab_words = frozenset(w for t in self.rows.texts for w in fold_words(t) if w in wanted)
+        return [expand_unknown(text, self._known_lab_words, LAB_ABBREVIATIONS) for text in texts]
+
+    def _score(self, items: list[SourceItem]) -> _Chunk:
+        texts = self._query_texts(items)
         lexical_rows = self.lexical.row_scores(texts)
         vectors = self.dense.encode_queries(texts)
         nearest, _ = self.dense.nearest_rows(vectors, ANN_ROWS)  # re-scored exactly later
@@ -322,6 +336,10 @@ _CONFLICTS = [FEATURES.index("system_conflict"), FEATURES.index("property_confli
 def contradictions_fall(fused: np.ndarray, features: np.ndarray) -> np.ndarray:
     contradicted = features[:, _CONFLICTS].max(axis=1) > 0
     return np.where(contradicted, fused * CONTRADICTED, fused)
+
+
+def _names_panel(text: str) -> bool:
+    return any(word.rstrip("0123456789") in _PANEL_WORDS for word in normalize(text).split())  # "CBC2" too
 
 
 def _text_words(text: str) -> frozenset[str]:

@@ -161,6 +161,62 @@ ABBREVIATIONS: dict[str, str] = {
     "hyperlip": "hyperlipidemia",
 }
 
+# Local lab names -> LOINC's words, for queries only (they never enter NORMALIZER_VERSION: no cache
+# depends on them). A word is expanded only where the target table never uses it (`expand_unknown`),
+# so a LOINC table whose short names say "Tot" keeps matching "Tot" literally. Chosen from the lab
+# train split's words that the LOINC names lack; ambiguous ones stay out ("phos": phosphate or
+# phosphatase; "neut": neutrophils or neutralization; "mono": monocytes or mononucleosis).
+LAB_ABBREVIATIONS: dict[str, str] = {
+    "tot": "total",
+    "sat": "saturation",
+    "actvty": "activity",
+    "act": "activity",
+    "hep": "hepatitis",
+    "susc": "susceptibility",
+    "suscept": "susceptibility",
+    "grav": "gravity",
+    "anticoag": "anticoagulant",
+    "periton": "peritoneal",
+    "pericard": "pericardial",
+    "protime": "prothrombin time",
+    "ckmb": "creatine kinase mb",
+    "cpk": "creatine kinase",
+    "ck": "creatine kinase",
+    "coag": "coagulation",
+    "lipo": "lipoprotein",
+    "apolipoprot": "apolipoprotein",
+    "salmonel": "salmonella",
+    "tetracyclin": "tetracycline",
+    "procainamid": "procainamide",
+    "cr": "creatinine",
+    "creat": "creatinine",
+    "antibody": "ab",
+    "antibodies": "ab",
+    "antigen": "ag",
+    "antigens": "ag",
+    "uric": "urate",
+    "flu": "influenza",
+    "histo": "histoplasma",
+    "myelo": "myelocytes",
+    "enceph": "encephalitis",
+    "interp": "interpretation",
+    "therap": "therapeutic",
+    "retic": "reticulocytes",
+    "retics": "reticulocytes",
+    "eos": "eosinophils",
+    "baso": "basophils",
+    "lymphs": "lymphocytes",
+    "bili": "bilirubin",
+    "chol": "cholesterol",
+    "trig": "triglyceride",
+    "trigs": "triglyceride",
+    "glu": "glucose",
+    "alb": "albumin",
+    "alk": "alkaline",
+    "sed": "sedimentation",
+    "fib": "fibrinogen",
+}
+
 # Phrases an older terminology words differently from a newer one (ICD-9-CM "late effect of" is
 # ICD-10-CM's "sequela of"), applied after abbreviations are expanded.
 PHRASES: dict[str, str] = {
@@ -202,3 +258,16 @@ def _expand(token: str) -> str:
     if "/" in token:  # "bronch/lung": two words, each may be abbreviated
         return " ".join(ABBREVIATIONS.get(part, part) for part in token.split("/") if part)
     return token
+
+
+def expand_unknown(text: str, known: frozenset[str], table: dict[str, str]) -> str:
+    """`text` with each word of `table` that `known` lacks spelt out (words split as `normalize` splits)."""
+    words = fold_words(text)
+    if not any(word in table and word not in known for word in words):
+        return text
+    return " ".join(table[word] if word in table and word not in known else word for word in words)
+
+
+def fold_words(text: str) -> list[str]:
+    """Folded words, punctuation dropped, no abbreviation expanded."""
+    return _SPACES.sub(" ", _PUNCT.sub(" ", fold(text))).split()

@@ -13,9 +13,10 @@ import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import func
+from sqlalchemy import and_, exists, func, not_
 from sqlmodel import Session, col, delete, select
 
+from models.items import CONFIDENT, WEAK, match_confidence
 from service import audit
 from service.store.errors import Conflict, Invalid, NotFound
 from service.store.feeds import Feed
@@ -204,16 +205,58 @@ def get_item(session: Session, project: Project, code: str) -> SourceItem:
 
 
 def list_items(
-    session: Session, project: Project, status: Status | None = None, offset: int = 0, limit: int = 100
+    session: Session,
+    project: Project,
+    status: Status | None = None,
+    offset: int = 0,
+    limit: int = 100,
+    confidence: str | None = None,
 ) -> tuple[int, list[SourceItem]]:
     query = select(SourceItem).where(SourceItem.project_id == project.id)
     if status is not None:
         query = query.where(SourceItem.status == status)
+    if confidence is not None:
+        query = query.where(with_confidence(confidence))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     page = session.exec(
         query.order_by(col(SourceItem.frequency).desc().nulls_last(), SourceItem.code).offset(offset).limit(limit)
     )
     return total, list(page)
+
+
+def with_confidence(confidence: str):
+    """SQL condition: the item was suggested for and its match is `confidence` (models.items.match_confidence:
+    WEAK when its current batch has no candidate scoring CONFIDENT or more). Never-suggested items are neither."""
+    confident = exists().where(
+        Suggestion.item_id == SourceItem.id,
+        Suggestion.batch_id == SourceItem.suggestion_batch_id,
+        Suggestion.rank == 1,
+        Suggestion.score >= CONFIDENT,
+    )
+    suggested = col(SourceItem.suggestion_batch_id).is_not(None)
+    return and_(suggested, not_(confident) if confidence == WEAK else confident)
+
+
+def confidence_of(suggestion_batch_id: int | None, best: float | None) -> str | None:
+    """An item's match confidence from its current best score; None before it was ever suggested for."""
+    return None if suggestion_batch_id is None else match_confidence(best)
+
+
+def confidences(session: Session, project: Project) -> dict[int, str | None]:
+    """Every item's match confidence (see confidence_of), by item id, in one query."""
+    best = (
+        select(SourceItem.id, SourceItem.suggestion_batch_id, Suggestion.score)
+        .outerjoin(
+            Suggestion,
+            and_(
+                Suggestion.item_id == SourceItem.id,
+                Suggestion.batch_id == SourceItem.suggestion_batch_id,
+                Suggestion.rank == 1,
+            ),
+        )
+        .where(SourceItem.project_id == project.id)
+    )
+    return {item_id: confidence_of(batch_id, score) for item_id, batch_id, score in session.exec(best)}
 
 
 def current_suggestions(session: Session, item: SourceItem) -> list[Suggestion]:
@@ -230,8 +273,10 @@ def model_version_of(session: Session, item: SourceItem) -> str | None:
 
 def item_public(session: Session, item: SourceItem, thread: bool = False) -> ItemPublic:
     """The item as the API shows it; `thread` adds its comments and any open four-eyes disagreement."""
+    suggestions = current_suggestions(session, item)
     update: dict[str, Any] = {
-        "suggestions": [SuggestionPublic.model_validate(s) for s in current_suggestions(session, item)],
+        "suggestions": [SuggestionPublic.model_validate(s) for s in suggestions],
+        "confidence": confidence_of(item.suggestion_batch_id, suggestions[0].score if suggestions else None),
         "model_version": model_version_of(session, item),
     }
     if thread:

@@ -8,6 +8,7 @@ from models.axes import NO_AXES, axis_features, concept_axes, source_axes
 from models.items import NO_CONFIDENT_MATCH, SourceItem, Suggestion, no_confident_match
 from models.suggest import Suggester
 from models.terminology import Concept, Terminology
+from models.text import LAB_ABBREVIATIONS, expand_unknown
 
 
 def _axes_of(display: str, **attributes):
@@ -84,6 +85,28 @@ def test_loinc_panels_are_no_default_target_unless_asked(loinc_suggester):
     assert "24323-8" in [s.code for s in asked]  # the source names a panel
     [widened] = loinc_suggester.suggest([SourceItem("x", "Glucose metabolic")], top_k=10, where={"panel": "any"})
     assert "24323-8" in [s.code for s in widened]
+
+
+@pytest.mark.parametrize("name", ["CBC2", "MANUAL DIFFERENTIAL", "ABG (POC)", "UA-DIPSTICK", "ELECTROLYTE PRFL"])
+def test_names_local_systems_give_panels_let_panels_compete(loinc_suggester, name):
+    mask = loinc_suggester._query_mask(None, SourceItem("x", name))
+    panels = [i for i, c in enumerate(loinc_suggester.terminology) if c.attributes.get("panel")]
+    assert mask[panels].all()
+    assert not loinc_suggester._query_mask(None, SourceItem("x", "Glucose SerPl"))[panels].any()
+
+
+def test_lab_abbreviations_the_table_never_writes_are_spelt_out_in_queries():
+    known = frozenset({"tot"})
+    assert expand_unknown("Uric Acid (SMA)", known, LAB_ABBREVIATIONS) == "urate acid sma"
+    assert expand_unknown("Tot Chol", known, LAB_ABBREVIATIONS) == "tot cholesterol"  # the table says "Tot"
+    assert expand_unknown("TSH Baseline", known, LAB_ABBREVIATIONS) == "TSH Baseline"  # nothing to expand
+
+
+def test_a_loinc_suggester_expands_only_for_loinc(loinc_suggester, tiny_icd, encoder, tmp_path):
+    item = SourceItem("x", "Glu SerPl", {"unit": "mg/dL"})
+    assert loinc_suggester._query_texts([item]) == ["glucose serpl"]
+    icd = Suggester(Terminology("icd", "icd10cm", "1", tiny_icd.concepts), encoder, cache_dir=tmp_path)
+    assert icd._query_texts([item]) == ["Glu SerPl"]
 
 
 def test_context_moves_the_ranking_only_through_axes(loinc_suggester):

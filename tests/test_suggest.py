@@ -132,6 +132,14 @@ def test_fusion_prefers_the_unspecified_sibling_when_no_side_is_given():
     assert default_fusion().score(features).argmax() == 1
 
 
+def test_loinc_targets_rank_with_their_own_fusion_and_other_formats_with_the_shared_one():
+    assert default_fusion("loinc").version.startswith("fusion-labs-")
+    assert default_fusion("icd10cm").version == default_fusion().version != default_fusion("loinc").version
+    features = candidate_features(_evidence([0.80, 0.85, 0.3], [0.75, 0.40, 0.3]))
+    scores = default_fusion("loinc").score(features)
+    assert scores[2] < scores[:2].min() and ((scores > 0) & (scores < 1)).all()
+
+
 def test_fusion_round_trips_and_refuses_other_features():
     fusion = LogisticFusion.fit(
         np.random.default_rng(0).random((40, len(FEATURES))), np.arange(40) % 2, version="test-1"

@@ -203,28 +203,48 @@ def _import_messages(project: str, paths: list[Path], format: str, field: str | 
 def project_items(
     project: ProjectOption,
     status: Annotated[str | None, typer.Option("--status", help="Only items in this status, e.g. new.")] = None,
+    confidence: Annotated[
+        str | None, typer.Option("--confidence", help="weak: only items with no confident match; or confident.")
+    ] = None,
     output: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
-    """List a project's items with their frequency and context, most frequent first."""
+    """List a project's items with their frequency, match confidence and context, most frequent first.
+
+    An item marked weak has no confident match (its best candidate is more likely wrong than right):
+    review those first.
+    """
     import csv
     import io
     import json
 
     from sqlmodel import col, select
 
+    from models.items import CONFIDENT_MATCH, WEAK
     from service import crud
     from service.store.tables import SourceItem
 
     if output not in ("table", "csv", "json"):
         raise UserError(f"--format {output!r}: choose table, csv or json")
+    if confidence not in (None, WEAK, CONFIDENT_MATCH):
+        raise UserError(f"--confidence {confidence!r}: choose {WEAK} or {CONFIDENT_MATCH}")
     with transaction() as session:
         found = crud.get_project(session, project)
         query = select(SourceItem).where(SourceItem.project_id == found.id)
         if status:
             query = query.where(SourceItem.status == status)
+        if confidence:
+            query = query.where(crud.with_confidence(confidence))
         items = list(session.exec(query.order_by(col(SourceItem.frequency).desc(), SourceItem.code)))
+        confidences = crud.confidences(session, found)
     records = [
-        {"code": i.code, "text": i.text, "frequency": i.frequency, "status": i.status, "context": i.context}
+        {
+            "code": i.code,
+            "text": i.text,
+            "frequency": i.frequency,
+            "status": i.status,
+            "confidence": confidences.get(i.id),
+            "context": i.context,
+        }
         for i in items
     ]
     if output == "json":
@@ -232,18 +252,29 @@ def project_items(
     elif output == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["code", "text", "frequency", "status", "context"])
+        writer.writerow(["code", "text", "frequency", "status", "confidence", "context"])
         for r in records:
-            writer.writerow([r["code"], r["text"], r["frequency"] or "", r["status"], json.dumps(r["context"])])
+            writer.writerow(
+                [
+                    r["code"],
+                    r["text"],
+                    r["frequency"] or "",
+                    r["status"],
+                    r["confidence"] or "",
+                    json.dumps(r["context"]),
+                ]
+            )
         typer.echo(buffer.getvalue(), nl=False)
     else:
-        typer.echo(f"{'code':<24} {'text':<36} {'freq':>6}  {'status':<9} context")
+        typer.echo(f"{'code':<24} {'text':<36} {'freq':>6}  {'status':<9} {'match':<6} context")
         for r in records:
             context = "; ".join(f"{k}: {v}" for k, v in r["context"].items() if k not in ("field", "coding_system"))
             typer.echo(
-                f"{r['code'][:24]:<24} {r['text'][:36]:<36} {r['frequency'] or '':>6}  {r['status']:<9} {context[:120]}"
+                f"{r['code'][:24]:<24} {r['text'][:36]:<36} {r['frequency'] or '':>6}  {r['status']:<9} "
+                f"{r['confidence'] or '':<6} {context[:120]}"
             )
-    typer.echo(f"{len(records)} items", err=True)
+    weak = sum(r["confidence"] == WEAK for r in records)
+    typer.echo(f"{len(records)} items" + (f", {weak} with no confident match (match: weak)" if weak else ""), err=True)
 
 
 @project_app.command("suggest")

@@ -194,6 +194,11 @@ class ItemPublic(SQLModel):
     terminology_version: str | None = Field(default=None, description="Target terminology release decided against.")
     version: int = Field(description="Send it back as If-Match (or `version`) with a decision.")
     model_version: str | None = Field(default=None, description="Model that produced the suggestions.")
+    confidence: Literal["weak", "confident"] | None = Field(
+        default=None,
+        description="weak: no confident match (the best candidate's P(correct) is below 0.5, or there is none); "
+        "reviewers start there. None until the item has suggestions.",
+    )
     suggestions: list[SuggestionPublic] = Field(default_factory=list)
     comments: list[CommentPublic] = Field(
         default_factory=list, description="The item's comment thread, oldest first (single-item responses)."

@@ -16,6 +16,8 @@ from sqlalchemy import and_, func, literal, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from models.items import WEAK
+from service import crud
 from service.claims import held_by_others
 from service.store.tables import Project, SourceItem, Status, Suggestion
 
@@ -29,7 +31,13 @@ STATUS_CHOICES = {
     **{s.value: s.value for s in Status},
 }
 # Confidence bands of the top suggestion's fused probability.
-BANDS = {"high": "high (>= 0.8)", "medium": "medium (0.5-0.8)", "low": "low (< 0.5)", "none": "no suggestion"}
+BANDS = {
+    "weak": "weak: no confident match (< 0.5 or no candidate)",
+    "high": "high (>= 0.8)",
+    "medium": "medium (0.5-0.8)",
+    "low": "low (< 0.5)",
+    "none": "no suggestion",
+}
 HIGH, MEDIUM = 0.8, 0.5
 
 
@@ -69,6 +77,11 @@ class QueueRow:
     top_score: float | None
     value: float
 
+    @property
+    def weak(self) -> bool:
+        """No confident match (models.items): the badge that tells reviewers to start here."""
+        return crud.confidence_of(self.item.suggestion_batch_id, self.top_score) == WEAK
+
 
 _top = aliased(Suggestion, name="top")
 
@@ -107,6 +120,8 @@ def _filtered(query, filters: Filters):
 
 
 def _banded(query, band: str):
+    if band == "weak":
+        return query.where(crud.with_confidence(WEAK))
     if band == "none":
         return query.where(col(_top.score).is_(None))
     if band == "high":

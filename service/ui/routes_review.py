@@ -181,6 +181,7 @@ def _item_context(request: Request, session: Session, project: Project, item: So
     contested = crud.disagreement(session, item)
     return {
         "suggestions": suggestions,
+        "confidence": crud.confidence_of(item.suggestion_batch_id, suggestions[0].score if suggestions else None),
         "paths": paths,
         "relationship": default,
         "evidence": explain(item.text, item.context or {}, suggestions, terminology),

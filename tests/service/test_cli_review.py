@@ -56,6 +56,29 @@ def test_project_release_cycle(env, suggester, monkeypatch):
     assert "intact" in run("audit", "verify")
 
 
+def test_project_items_mark_the_items_with_no_confident_match(env, suggester, monkeypatch):
+    suggester.terminology.save(env / "terminologies" / "loinc.jsonl.gz")  # a loaded target
+    source = env / "codes.csv"
+    source.write_text("source_code,source_text,frequency\nGLU,Glucose serum,9\nUA,Urinalysis dipstick,8\n")
+    run("project", "create", "--name", "Lab", "--source-system", "LIS", "--target", "loinc")
+    run("project", "import", "--project", "Lab", str(source))
+
+    def items(*args: str):
+        return CliRunner().invoke(cli, ["project", "items", "-p", "Lab", *args])
+
+    assert {i["confidence"] for i in json.loads(items("--format", "json").stdout)} == {None}  # not suggested yet
+    monkeypatch.setattr("service.cli.projects.serving_suggester", lambda name: suggester)
+    run("project", "suggest", "--project", "Lab")
+    listed = {i["code"]: i["confidence"] for i in json.loads(items("--format", "json").stdout)}
+    assert listed == {"GLU": "confident", "UA": "weak"}  # no word of "Urinalysis dipstick" in a concept name
+    table = items()
+    row = next(line for line in table.stdout.splitlines() if line.startswith("UA "))
+    assert " weak " in row and "1 with no confident match" in table.stderr
+    assert [i["code"] for i in json.loads(items("--confidence", "weak", "--format", "json").stdout)] == ["UA"]
+    assert "UA,Urinalysis dipstick,8,suggested,weak," in items("--format", "csv").stdout
+    assert "choose weak or confident" in str(items("--confidence", "shaky").exception)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -76,7 +76,9 @@ def test_frequency_counts_each_message_once_and_grows_with_new_ones(project):
         assert len(session.exec(select(ItemMessage)).all()) == 10  # 2 codes x 5 messages, none twice
     table = run("project", "items", "-p", "lis")
     assert "GLU" in table and "Glucose fasting" in table
-    assert run("project", "items", "-p", "lis", "--format", "csv").startswith("code,text,frequency,status,context")
+    assert run("project", "items", "-p", "lis", "--format", "csv").startswith(
+        "code,text,frequency,status,confidence,context"
+    )
     assert "choose table, csv or json" in refused("project", "items", "-p", "lis", "--format", "xml")
 
 

@@ -68,6 +68,25 @@ def test_suggestions_are_stored_with_scores_evidence_and_model_version(sqlite_se
     assert again["items"] == 0 and sqlite_service.suggester.calls == 1
 
 
+def test_items_with_no_confident_match_are_marked_and_listed_first_by_the_filter(service):
+    project = service.project()
+    service.import_csv(project)
+    assert {i["confidence"] for i in _items(service, project).values()} == {None}  # nothing suggested yet
+    assert service.call("GET", f"/projects/{project}/items?confidence=weak", Role.viewer).json()["total"] == 0
+    service.suggest(project)
+    items = _items(service, project)
+    # "Urinalysis dipstick" shares no word with any concept: its best candidate scores 0
+    assert items["UA"]["confidence"] == "weak" and items["UA"]["suggestions"][0]["score"] < 0.5
+    assert {c for c, i in items.items() if i["confidence"] == "confident"} == {"GLU", "HBA1C", "NA", "K"}
+    weak = service.call("GET", f"/projects/{project}/items?confidence=weak", Role.viewer).json()
+    assert weak["total"] == 1 and [i["code"] for i in weak["items"]] == ["UA"]
+    confident = service.call("GET", f"/projects/{project}/items?confidence=confident", Role.viewer).json()
+    assert confident["total"] == 4 and "UA" not in {i["code"] for i in confident["items"]}
+    assert service.item(project, "UA")["confidence"] == "weak"
+    bad = service.call("GET", f"/projects/{project}/items?confidence=shaky", Role.viewer)
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

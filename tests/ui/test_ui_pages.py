@@ -69,6 +69,26 @@ def test_the_queue_is_ordered_by_expected_value_and_filters(ui_service, project)
     assert high and all(value[c] <= 0.2 * 900 for c in high)
 
 
+def test_items_with_no_confident_match_carry_a_badge_and_have_their_own_filter(ui_service, project):
+    client = login(ui_service, Role.viewer)
+    badge = ">no confident match</span>"
+    weak_page = client.get(f"/ui/projects/{project}?band=weak").text
+    weak = _codes_in_queue(weak_page)
+    # The fake ranker shares no word of "Unknown legacy test" or "Urinalysis dipstick" with a concept name
+    assert {"XYZ", "UA"} <= set(weak) and "GLU" not in weak
+    assert weak_page.count(badge) == len(weak) and 'value="weak" selected' in weak_page
+    with session_scope(ui_service.engine) as session:
+        from service import crud
+
+        found = crud.get_project(session, project)
+        expected = {i.code for i in crud.list_items(session, found, limit=100, confidence="weak")[1]}
+    assert set(weak) == expected
+    everything = client.get(f"/ui/projects/{project}").text
+    assert everything.count(badge) == len(weak) < len(_codes_in_queue(everything))
+    assert badge in client.get(f"/ui/projects/{project}/review?code=XYZ&status=all").text
+    assert badge not in client.get(f"/ui/projects/{project}/review?code=GLU&status=all").text
+
+
 def test_a_decision_goes_through_the_audited_path_and_moves_on(ui_service, project):
     client = login(ui_service, Role.mapper)
     first = client.get(f"/ui/projects/{project}/review")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from sqlmodel import Field, SQLModel
@@ -32,11 +32,15 @@ def list_items(
     project: ProjectDep,
     session: SessionDep,
     status: Status | None = None,
+    confidence: Annotated[
+        Literal["weak", "confident"] | None,
+        Query(description="weak: only items with no confident match (reviewers start there)."),
+    ] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ItemPage:
-    """A page of source items, most frequent first, optionally of one status."""
-    total, items = crud.list_items(session, project, status, offset, limit)
+    """A page of source items, most frequent first, optionally of one status or match confidence."""
+    total, items = crud.list_items(session, project, status, offset, limit, confidence)
     return ItemPage(total=total, items=[crud.item_public(session, i) for i in items])
 
 
