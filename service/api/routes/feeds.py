@@ -99,14 +99,19 @@ def create_feed(
         int | None, Form(description="Review project deciding which codes are mapped.")
     ] = None,
     mapped_columns: Annotated[list[str] | None, Form(description="Code columns that project maps.")] = None,
+    fields_project_id: Annotated[
+        int | None, Form(description="Field-mapping project whose approved mappings say what the columns are.")
+    ] = None,
 ) -> FeedPublic:
-    """Register a feed from its reference batch; the data contract is inferred and can be edited."""
+    """Register a feed from its reference batch; the data contract is inferred (roles from the field project's
+    approved mappings win over inference) and can be edited."""
     data = crud_feeds.valid_feed(
         name=name,
         description=description,
         segment_columns=segment_columns or None,
         mapping_project_id=mapping_project_id,
         mapped_columns=mapped_columns or [],
+        fields_project_id=fields_project_id,
     )
     feed = crud_feeds.create_feed(session, home, data, _upload(file), principal.name)
     return crud_feeds.feed_public(session, feed)
@@ -125,9 +130,27 @@ def get_feed_route(feed: FeedDep, session: SessionDep, response: Response) -> Fe
     return crud_feeds.feed_public(session, feed)
 
 
+@router.patch("/{feed}", response_model=FeedPublic, **allow(Permission.monitor, 404, 409, 422))
+def update_feed(
+    feed: FeedDep,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    home: HomeDep,
+    if_match: IfMatch,
+    response: Response,
+    data: crud_feeds.FeedUpdate,
+) -> FeedPublic:
+    """Link (or with null unlink) a field-mapping project, or drop an explicitly set contract: an inferred
+    contract is inferred again with the approved mappings' roles (If-Match: the feed version)."""
+    feed = crud_feeds.update_feed(session, home, feed, data, principal.name, if_match)
+    response.headers["ETag"] = f'"{feed.version}"'
+    return crud_feeds.feed_public(session, feed)
+
+
 @router.get("/{feed}/contract", response_model=dict[str, Any], **allow(Permission.read, 404))
 def get_contract(feed: FeedDep, response: Response) -> dict[str, Any]:
-    """The feed's data contract: column kinds, segment columns, value+unit pairs, row keys."""
+    """The feed's data contract: column kinds and the reason for each (inferred from the values, or the approved
+    field mapping it came from), segment columns, value+unit pairs, row keys, the patient column."""
     response.headers["ETag"] = f'"{feed.version}"'
     return feed.contract
 
