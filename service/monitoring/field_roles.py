@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from monitors.field_roles import FieldMapping, FieldRoles, field_roles
+from service.crud import MAX_STORED_INT, by_id_or_name
 from service.store.errors import Invalid
 from service.store.tables import Project, SourceItem, Status
 
@@ -22,7 +23,7 @@ def fields_project(session: Session, home: Path, project_id: int) -> Project:
     from service.engine import target_catalog  # the one place that says where loaded models live
     from service.settings import Settings
 
-    project = session.get(Project, project_id)
+    project = by_id_or_name(session, Project, project_id) if 0 < project_id <= MAX_STORED_INT else None
     if project is None:
         raise Invalid(f"fields_project_id: no project {project_id}")
     if project.target_terminology not in target_catalog(Settings(home=home)).names():

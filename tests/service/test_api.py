@@ -74,6 +74,7 @@ EXPECTED_ROUTES = {
     ("post", "/feeds"): "monitor",
     ("get", "/feeds"): "read",
     ("get", "/feeds/{feed}"): "read",
+    ("patch", "/feeds/{feed}"): "monitor",
     ("get", "/feeds/{feed}/contract"): "read",
     ("put", "/feeds/{feed}/contract"): "monitor",
     ("post", "/feeds/{feed}/webhooks"): "monitor",
