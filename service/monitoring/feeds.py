@@ -281,7 +281,7 @@ def refresh_field_roles(session: Session, home: Path, feed: Feed, actor: str) ->
 
 def _inferred_contract(session: Session, home: Path, feed: Feed, project_id: int | None) -> dict[str, Any]:
     """The changes that make the feed's contract the one inferred from its reference with the project's roles
-    (the feed's segment columns kept); nothing when it already is."""
+    (the feed's segment columns kept); only the roles when the contract already is that one."""
     frame = reference_frame(home, feed)
     roles = roles_for(session, project_id, list(frame.columns))
     mapped_sites = {c for c, r in feed.field_roles.get("roles", {}).items() if r["role"] == "site"}
@@ -307,6 +307,7 @@ def _check_contract(contract: Contract, frame: pd.DataFrame) -> None:
         "segment_columns": contract.segment_columns,
         "row_key_columns": contract.row_key_columns,
         "value_unit_pairs": [n for p in contract.value_unit_pairs for n in (p.value, p.unit, p.code)],
+        "patient_column": [contract.patient_column] if contract.patient_column else [],
     }
     for field, used in referenced.items():
         unknown = [n for n in used if n not in names]

@@ -125,6 +125,8 @@ def test_an_explicit_contract_wins_over_approved_mappings_until_inferred_again(s
     project = fields_project(sqlite_service.engine, {k: v for k, v in MAPPED.items() if k != "UOM"})
     feed = create(feeds, fields_project_id=project)
     edited = contract(feeds, feed["id"]) | {"segment_columns": []}  # an operator's edit: no split by site
+    wrong = feeds.call("PUT", f"/feeds/{feed['id']}/contract", json=edited | {"patient_column": "NOPE"})
+    assert wrong.status_code == 422 and "patient_column" in wrong.text
     response = feeds.call("PUT", f"/feeds/{feed['id']}/contract", json=edited, headers={"If-Match": '"1"'})
     assert response.status_code == 200, response.text
     assert feeds.call("GET", f"/feeds/{feed['id']}", Role.viewer).json()["contract_set_by"] == "ops-1"
