@@ -158,8 +158,8 @@ def patient_sample(before: PatientSums | None, now: PatientSums | None, n_before
     """Repeated measurements of one patient are not independent evidence: rows count as
     n / (1 + (m - 1) * ICC) (Kish's design effect; m the rows per patient, ICC the reference's between-patient
     share of variance), so ten weights of one patient weigh about as much as one. Patients in both the reference
-    and the batch are also compared with themselves (each one's mean now minus before, a one-sample t-test
-    weighted by their rows):
+    and the batch are also compared with themselves (each one's mean now minus before, weighted by their rows,
+    against the spread of their own values):
     differences between patients cancel there, so a shift of every patient's values is seen even on a few
     patients while a batch of other patients is not drift. None when either side recorded no patients."""
     if not before or not now:
@@ -168,10 +168,7 @@ def patient_sample(before: PatientSums | None, now: PatientSums | None, n_before
     shared = sorted(before.keys() & now.keys())
     paired_p, shift = None, 0.0
     if len(shared) >= MIN_PAIRED_PATIENTS:
-        changes = np.array([now[h][1] / now[h][0] - before[h][1] / before[h][0] for h in shared])
-        # a patient's change is as precise as their rows on both sides allow: 1 / (1/rows now + 1/rows before)
-        weights = np.array([1.0 / (1.0 / now[h][0] + 1.0 / before[h][0]) for h in shared])
-        paired_p, shift = _weighted_one_sample_p(changes, weights), float(np.average(changes, weights=weights))
+        paired_p, shift = _within_patients(before, now, shared)
     return PatientSample(
         icc=icc,
         n_reference=n_before / _design_effect(before, icc),
@@ -204,14 +201,22 @@ def _icc(patients: PatientSums) -> float:
     return float(np.clip((ms_between - ms_within) / denominator, 0.0, 1.0)) if denominator > 0 else 0.0
 
 
-def _weighted_one_sample_p(changes: np.ndarray, weights: np.ndarray) -> float:
-    """Two-sided t-test that the weighted mean of `changes` is 0 (inverse-variance weights, k - 1 df)."""
-    mean = float(np.average(changes, weights=weights))
-    spread = float((weights * (changes - mean) ** 2).sum()) / (changes.size - 1)
-    if spread == 0:
-        return 1.0 if mean == 0 else 0.0
-    t = mean / math.sqrt(spread / float(weights.sum()))
-    return float(2 * stats.t.sf(abs(t), changes.size - 1))
+def _within_patients(before: PatientSums, now: PatientSums, shared: list[int]) -> tuple[float, float]:
+    """(p, mean change) of the batch against the reference within the same patients: value ~ patient + period,
+    each patient's change weighted by its precision 1 / (1/rows now + 1/rows before), its error from the spread
+    of every patient's rows around their own mean on either side."""
+    changes = np.array([now[h][1] / now[h][0] - before[h][1] / before[h][0] for h in shared])
+    weights = np.array([1.0 / (1.0 / now[h][0] + 1.0 / before[h][0]) for h in shared])
+    shift = float(np.average(changes, weights=weights))
+    rows = [side[h] for h in shared for side in (before, now)]
+    within = sum(max(squares - total * total / n, 0.0) for n, total, squares in rows)
+    df = sum(n for n, _, _ in rows) - 2 * len(shared)
+    if df < 2:
+        return 1.0, shift
+    if within == 0:
+        return (1.0 if shift == 0 else 0.0), shift
+    t = shift / math.sqrt(within / df / float(weights.sum()))
+    return float(2 * stats.t.sf(abs(t), df)), shift
 
 
 LAB_NAMES = {
