@@ -18,6 +18,9 @@ import pandas as pd
 from monitors.lab import numeric_share, parse_results, unit_share
 
 KINDS = ("numeric", "categorical", "code", "unit", "date", "text", "id")
+# Roles a caller may give beside the kinds: what a column *is* in a feed, and the kind it is profiled as.
+# A site also becomes a segment column, a patient the contract's patient column.
+ROLE_KINDS = {"value": "numeric", "site": "categorical", "patient": "id", "time": "date"}
 
 SEGMENT_NAMES = ("site", "care_site_id", "sending_facility", "facility", "site_id", "performer_site")
 # Codes in these shapes mark a column as holding terminology codes.
@@ -55,12 +58,26 @@ class ValueUnitPair:
 
 
 @dataclass
+class GivenRole:
+    """A column's role stated rather than inferred (by an approved field mapping, or by an operator)."""
+
+    role: str  # one of KINDS or of ROLE_KINDS
+    reason: str = "given (overrides inference)"
+
+    @property
+    def kind(self) -> str:
+        return ROLE_KINDS.get(self.role, self.role)
+
+
+@dataclass
 class Contract:
     columns: list[ColumnSpec]
     segment_columns: list[str] = field(default_factory=list)
     value_unit_pairs: list[ValueUnitPair] = field(default_factory=list)
     row_key_columns: list[str] = field(default_factory=list)  # unique per row; left out of duplicate detection
     feed: str = "default"
+    # whose rows these are: per-analyte drift tests count patients, not rows, when it is known
+    patient_column: str | None = None
 
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -90,6 +107,8 @@ class Contract:
             lines.append(f"segments: {', '.join(self.segment_columns)}")
         if self.row_key_columns:
             lines.append(f"row keys (left out of duplicate detection): {', '.join(self.row_key_columns)}")
+        if self.patient_column:
+            lines.append(f"patients: {self.patient_column} (per-analyte drift is tested per patient)")
         return lines
 
     @classmethod
@@ -108,6 +127,7 @@ class Contract:
             value_unit_pairs=pairs,
             row_key_columns=list(data.get("row_key_columns", [])),
             feed=data.get("feed", "default"),
+            patient_column=data.get("patient_column"),
         )
 
     def save(self, path: str | Path) -> None:
@@ -145,31 +165,56 @@ def infer_contract(
     frame: pd.DataFrame,
     feed: str = "default",
     segment_columns: list[str] | None = None,
-    roles: dict[str, str] | None = None,
+    roles: dict[str, str | GivenRole] | None = None,
+    pairs: list[ValueUnitPair] | None = None,
 ) -> Contract:
     """Guess each column's role from its values (and, as hints, its name); pair results with units and codes by
     how the values depend on the code. Deterministic; edit the result where it guesses wrong.
 
-    `roles`: column -> kind that win over inference (e.g. from an approved field mapping or an operator);
-    an explicit contract file wins over all of this, it is never re-inferred."""
-    roles = roles or {}
-    unknown = {k: v for k, v in roles.items() if v not in KINDS}
+    `roles`: column -> a kind or a role (`value`, `site`, `patient`, `time`) that win over inference, e.g. from
+    approved field mappings or an operator; `pairs`: value/unit/code triples known the same way. Given
+    `segment_columns` come first. An explicit contract file wins over all of this: it is never re-inferred."""
+    given = {name: role if isinstance(role, GivenRole) else GivenRole(role) for name, role in (roles or {}).items()}
+    unknown = {name: r.role for name, r in given.items() if r.kind not in KINDS}
     if unknown:
-        raise ContractError(f"column roles: unknown kind(s) {unknown}; expected one of {KINDS}")
-    segments = segment_columns if segment_columns is not None else [c for c in frame.columns if _is_segment(c)]
+        raise ContractError(f"column roles: unknown kind(s) {unknown}; expected one of {(*KINDS, *ROLE_KINDS)}")
+    given = {name: r for name, r in given.items() if name in frame.columns}
+    sites = [name for name, r in given.items() if r.role == "site"]
+    inferred = [c for c in frame.columns if _is_segment(c) and given.get(c, GivenRole("site")).role == "site"]
+    segments = list(dict.fromkeys([*(segment_columns if segment_columns is not None else []), *sites]))
+    if segment_columns is None:
+        segments += [c for c in inferred if c not in segments]
     columns = []
     for name in frame.columns:
         spec = _infer_column(frame[name], name, name in segments)
-        if name in roles:
-            spec.kind, spec.reason = roles[name], "given (overrides inference)"
+        if name in given:
+            spec.kind, spec.reason = given[name].kind, given[name].reason
         columns.append(spec)
-    contract = Contract(columns=columns, segment_columns=list(segments), feed=feed)
-    contract.value_unit_pairs = _infer_pairs(frame, contract, fixed=set(roles))
+    contract = Contract(columns=columns, segment_columns=segments, feed=feed)
+    known = [p for p in pairs or [] if {p.value, p.unit, p.code} <= set(frame.columns)]
+    taken = {p.value for p in known}
+    found = [p for p in _infer_pairs(frame, contract, fixed=set(given)) if p.value not in taken]
+    contract.value_unit_pairs = known + found
     n = len(frame)
     contract.row_key_columns = [
         c.name for c in columns if c.kind == "id" and n > 0 and frame[c.name].nunique(dropna=True) == n
     ]
+    patients = [name for name, r in given.items() if r.role == "patient"]
+    contract.patient_column = patients[0] if patients else _patient_column(contract)
     return contract
+
+
+PATIENT_NAME = re.compile(r"^(patient|person|subject|pat|client|member)_?(id|no|nr|num|number|key|mrn)?$|mrn", re.I)
+
+
+def _patient_column(contract: Contract) -> str | None:
+    """The identifier column named like a patient's (person_id, subject_id, pat_mrn, PatientNo); not a row key."""
+    candidates = [
+        c.name
+        for c in contract.columns
+        if c.kind == "id" and c.name not in contract.row_key_columns and PATIENT_NAME.search(c.name)
+    ]
+    return candidates[0] if candidates else None
 
 
 def _is_segment(name: str) -> bool:

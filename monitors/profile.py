@@ -23,7 +23,7 @@ from monitors.rules import PlausibilityRules, evaluate_rules
 
 # The stored shape of a profile (`Profile.to_dict`). Bump it when that shape changes, and add a step to
 # MIGRATIONS that lifts the previous version's dict; profiles saved before versions were recorded are 1.
-PROFILE_SCHEMA = 1
+PROFILE_SCHEMA = 2
 ALL = "*"  # the segment key of the whole batch
 MISSING_SEGMENT = "(missing)"
 MAX_VALUES = 5000  # distinct values kept per categorical column; beyond it the rarest go to `other`
@@ -34,6 +34,7 @@ KEY_OFFSET = 20_000  # keeps bucket keys of |x| >= 1e-9 positive, so the sign ca
 TINY = 1e-9
 HLL_P = 14  # 16,384 registers: 0.8% error on distinct rows at large n, near-exact below ~40k rows
 SHAPE_MAX = 24
+PATIENT_SAMPLE = 256  # patients kept per (code, unit): the smallest id hashes, so every profile keeps the same ones
 
 
 # ---- quantile sketch ----------------------------------------------------------------------------------------------
@@ -175,15 +176,23 @@ class ColumnProfile:
         return self.nulls / self.count if self.count else 0.0
 
 
+# patient id hash -> (rows, sum of values, sum of squared values) of one analyte
+PatientSums = dict[int, tuple[int, float, float]]
+
+
 @dataclass
 class PairProfile:
-    """Per (code, unit): row counts and value stats, e.g. ('2339-0', 'mg/dL')."""
+    """Per (code, unit): row counts and value stats, e.g. ('2339-0', 'mg/dL'); with a patient column, also each
+    patient's rows, sum and sum of squares for a bottom-k sample of patients by id hash (every profile keeps the
+    smallest hashes, so the patients a large reference keeps are kept by any smaller batch that has them, and
+    merges stay exact)."""
 
     value: str
     unit: str
     code: str
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     stats: dict[tuple[str, str], NumericStats] = field(default_factory=dict)
+    patients: dict[tuple[str, str], PatientSums] = field(default_factory=dict)
 
     def units(self, code: str) -> dict[str, int]:
         return {u: n for (c, u), n in self.counts.items() if c == code}
@@ -247,8 +256,16 @@ class ProfileSchemaError(ValueError):
     """A stored profile this version cannot read (written by a newer crosswalk, or not a profile)."""
 
 
+def _add_patient_sums(data: dict) -> dict:
+    """Schema 1 -> 2: lab pairs gained per-patient sums (none recorded before)."""
+    for segment in data["segments"].values():
+        for pair in segment["pairs"]:
+            pair.setdefault("patients", [])
+    return {**data, "schema": 2}
+
+
 # version -> the step that lifts a dict of that version to the next one.
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _add_patient_sums}
 
 
 def upgrade_profile_dict(data: dict) -> dict:
@@ -309,8 +326,10 @@ def profile_segment(
     for name in frame.columns:
         spec = contract.column(name)
         columns[name] = profile_column(frame[name], spec.kind if spec else _kind_of(frame[name]), spec)
+    patient = contract.patient_column if contract.patient_column in frame.columns else None
+    patients = patient_hashes(frame[patient]) if patient else None
     pairs = [
-        _profile_pair(frame, p.value, p.unit, p.code)
+        _profile_pair(frame, p.value, p.unit, p.code, patients)
         for p in contract.value_unit_pairs
         if {p.value, p.unit, p.code} <= set(frame.columns)
     ]
@@ -395,7 +414,23 @@ def _profile_dates(profile: ColumnProfile, non_null: pd.Series, date_format: str
         profile.date_min, profile.date_max = str(valid.min()), str(valid.max())
 
 
-def _profile_pair(frame: pd.DataFrame, value: str, unit: str, code: str) -> PairProfile:
+def patient_hashes(series: pd.Series) -> np.ndarray:
+    """A non-negative 63-bit hash per patient id (-1 where missing); 123, 123.0 and "123" hash alike."""
+    present = series.notna().to_numpy()
+    numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    integral = np.isfinite(numbers) & (np.mod(numbers, 1) == 0)
+    out = np.full(len(series), -1, dtype=np.int64)
+    if integral[present].all():
+        hashed = pd.util.hash_array(numbers[present].astype(np.int64))
+    else:
+        hashed = pd.util.hash_array(series[present].astype(str).str.strip().to_numpy(dtype=object))
+    out[present] = (hashed >> np.uint64(1)).astype(np.int64)
+    return out
+
+
+def _profile_pair(
+    frame: pd.DataFrame, value: str, unit: str, code: str, patients: np.ndarray | None = None
+) -> PairProfile:
     codes = code_labels(frame[code])
     units = frame[unit].astype("string").fillna("").to_numpy(dtype=object)
     numbers, _ = parse_results(frame[value])
@@ -416,7 +451,46 @@ def _profile_pair(frame: pd.DataFrame, value: str, unit: str, code: str) -> Pair
         n = int(row.count)
         m2 = float(row.var) * (n - 1) if n > 1 else 0.0
         pair.stats[(c, u)] = NumericStats(n, float(row.mean), m2, float(row.min), float(row.max), sketches[(c, u)])
+    if patients is not None:
+        group = grouped.ngroup().to_numpy()  # numbered in the order of moments.index (first appearance)
+        sums = _patient_sums(group, patients[np.isfinite(numbers)], valued["value"].to_numpy())
+        pair.patients = {moments.index[g]: found for g, found in sums.items()}
     return pair
+
+
+def _patient_sums(group: np.ndarray, patients: np.ndarray, values: np.ndarray) -> dict[int, PatientSums]:
+    """Rows, sum and sum of squares per (group, patient), for each group the PATIENT_SAMPLE smallest patient
+    hashes. Sorted once with numpy: grouping on the object-typed code and unit columns again costs more."""
+    known = patients >= 0
+    if not known.any():
+        return {}
+    group, patients, values = group[known], patients[known], values[known]
+    order = np.lexsort((patients, group))
+    group, patients, values = group[order], patients[order], values[order]
+    starts = np.flatnonzero(np.r_[True, (group[1:] != group[:-1]) | (patients[1:] != patients[:-1])])
+    counts = np.diff(np.r_[starts, group.size])
+    totals, squares = np.add.reduceat(values, starts), np.add.reduceat(values**2, starts)
+    owners = group[starts]
+    rank = np.arange(starts.size) - np.searchsorted(owners, owners)  # position of the patient within its group
+    out: dict[int, PatientSums] = {}
+    for i in np.flatnonzero(rank < PATIENT_SAMPLE).tolist():
+        out.setdefault(int(owners[i]), {})[int(patients[starts[i]])] = (
+            int(counts[i]),
+            float(totals[i]),
+            float(squares[i]),
+        )
+    return out
+
+
+def merge_patient_sums(a: PatientSums | None, b: PatientSums | None) -> PatientSums:
+    """The same patient's rows add up; then the PATIENT_SAMPLE smallest hashes stay."""
+    out = dict(a or {})
+    for h, (n, total, squares) in (b or {}).items():
+        old = out.get(h, (0, 0.0, 0.0))
+        out[h] = (old[0] + n, old[1] + total, old[2] + squares)
+    if len(out) > PATIENT_SAMPLE:
+        out = {h: out[h] for h in sorted(out)[:PATIENT_SAMPLE]}
+    return out
 
 
 # ---- merging ------------------------------------------------------------------------------------------------------
@@ -452,7 +526,8 @@ def merge_pairs(a: PairProfile, b: PairProfile) -> PairProfile:
     stats = dict(a.stats)
     for key, value in b.stats.items():
         stats[key] = merge_numeric(stats.get(key), value)
-    return PairProfile(a.value, a.unit, a.code, _add(a.counts, b.counts), stats)
+    patients = {key: merge_patient_sums(a.patients.get(key), b.patients.get(key)) for key in a.patients | b.patients}
+    return PairProfile(a.value, a.unit, a.code, _add(a.counts, b.counts), stats, patients)
 
 
 def merge_segments(a: SegmentProfile, b: SegmentProfile) -> SegmentProfile:
@@ -516,6 +591,10 @@ def _segment_to_dict(segment: SegmentProfile) -> dict:
                 "code": p.code,
                 "counts": sorted([c, u, n] for (c, u), n in p.counts.items()),
                 "stats": [[c, u, _numeric_to_dict(p.stats[(c, u)])] for c, u in sorted(p.stats)],
+                "patients": [
+                    [c, u, [[h, *p.patients[(c, u)][h]] for h in sorted(p.patients[(c, u)])]]
+                    for c, u in sorted(p.patients)
+                ],
             }
             for p in segment.pairs
         ],
@@ -541,6 +620,7 @@ def _segment_from_dict(data: dict) -> SegmentProfile:
             p["code"],
             {(c, u): n for c, u, n in p["counts"]},
             {(c, u): _numeric_from_dict(s) for c, u, s in p["stats"]},
+            {(c, u): {int(h): (int(n), float(t), float(q)) for h, n, t, q in rows} for c, u, rows in p["patients"]},
         )
         for p in data["pairs"]
     ]

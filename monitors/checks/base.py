@@ -87,13 +87,16 @@ def pct(x: float) -> str:
 # ---- tests --------------------------------------------------------------------------------------------------------
 
 
-def two_proportion_p(x0: int, n0: int, x1: int, n1: int) -> float:
-    """Two-sided pooled z-test of x0/n0 vs x1/n1."""
+def two_proportion_p(x0: int, n0: int, x1: int, n1: int) -> float | None:
+    """Two-sided pooled z-test of x0/n0 vs x1/n1. None where no outcome could be significant (an empty side, or
+    no row, or every row, in the category on both sides): such a test is left out of the batch's
+    Benjamini-Hochberg family (Tarone's rule), where a hundred analytes never seen in another unit would
+    otherwise dilute the one that moved. Its effect is 0, so it is never a finding either."""
     if n0 == 0 or n1 == 0:
-        return 1.0
+        return None
     pooled = (x0 + x1) / (n0 + n1)
     if pooled in (0.0, 1.0):
-        return 1.0
+        return None
     z = (x1 / n1 - x0 / n0) / math.sqrt(pooled * (1 - pooled) * (1 / n0 + 1 / n1))
     return float(2 * stats.norm.sf(abs(z)))
 
@@ -116,34 +119,42 @@ def wasserstein(a: NumericStats, b: NumericStats) -> float:
     return float(stats.wasserstein_distance(va, vb, wa, wb))
 
 
-def ks_test(a: NumericStats, b: NumericStats) -> tuple[float, float]:
-    """Two-sample Kolmogorov-Smirnov from two sketches. Buckets act as ties, which only makes it conservative."""
+def ks_test(
+    a: NumericStats, b: NumericStats, n_a: float | None = None, n_b: float | None = None
+) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov from two sketches. Buckets act as ties, which only makes it conservative.
+    `n_a`, `n_b`: effective sample sizes where rows are not independent (default: the row counts)."""
     va, wa = a.support()
     vb, wb = b.support()
     grid = np.union1d(va, vb)
     cdf_a = np.cumsum(np.bincount(np.searchsorted(grid, va), weights=wa, minlength=grid.size)) / wa.sum()
     cdf_b = np.cumsum(np.bincount(np.searchsorted(grid, vb), weights=wb, minlength=grid.size)) / wb.sum()
     d = float(np.max(np.abs(cdf_a - cdf_b)))
-    effective = a.n * b.n / (a.n + b.n)
+    n_a, n_b = n_a or a.n, n_b or b.n
+    effective = n_a * n_b / (n_a + n_b)
     return d, float(stats.kstwo.sf(d, max(1, round(effective))))
 
 
-def welch_p(a: NumericStats, b: NumericStats) -> float:
-    if a.n < 2 or b.n < 2:
+def welch_p(a: NumericStats, b: NumericStats, n_a: float | None = None, n_b: float | None = None) -> float:
+    n_a, n_b = n_a or a.n, n_b or b.n
+    if n_a < 2 or n_b < 2:
         return 1.0
-    va, vb = a.std**2 / a.n, b.std**2 / b.n
+    va, vb = a.std**2 / n_a, b.std**2 / n_b
     if va + vb == 0:
         return 1.0 if a.mean == b.mean else 0.0
     t = (b.mean - a.mean) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / ((va**2 / (a.n - 1) if a.n > 1 else 0) + (vb**2 / (b.n - 1) if b.n > 1 else 0) or 1e-12)
+    df = (va + vb) ** 2 / ((va**2 / (n_a - 1)) + (vb**2 / (n_b - 1)) or 1e-12)
     return float(2 * stats.t.sf(abs(t), df))
 
 
-def numeric_shift(ref: NumericStats, cur: NumericStats) -> tuple[float, float]:
-    """(Wasserstein / reference std, p-value). p is the smaller of KS (shape) and Welch (mean), Bonferroni x2."""
+def numeric_shift(
+    ref: NumericStats, cur: NumericStats, n_ref: float | None = None, n_cur: float | None = None
+) -> tuple[float, float]:
+    """(Wasserstein / reference std, p-value). p is the smaller of KS (shape) and Welch (mean), Bonferroni x2.
+    `n_ref`, `n_cur`: effective sample sizes (rows that are repeated measurements of a few patients count less)."""
     scale = ref.std or abs(ref.mean) or 1.0
-    _, p_ks = ks_test(ref, cur)
-    return wasserstein(ref, cur) / scale, min(1.0, 2 * min(p_ks, welch_p(ref, cur)))
+    _, p_ks = ks_test(ref, cur, n_ref, n_cur)
+    return wasserstein(ref, cur) / scale, min(1.0, 2 * min(p_ks, welch_p(ref, cur, n_ref, n_cur)))
 
 
 def categorical_shift(ref: dict[str, int], cur: dict[str, int]) -> tuple[float, float, float]:

@@ -25,6 +25,13 @@ alerts_app = typer.Typer(help="Alerts of monitored feeds: list, acknowledge, res
 app.add_typer(feed_app, name="feed")
 app.add_typer(alerts_app, name="alerts")
 
+FieldsProjectOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fields-project",
+        help="Field-mapping project (id or name) whose approved mappings say what the columns are.",
+    ),
+]
 DELIVERY_DEADLINE_S = 10.0  # after `feed post`: retry failing receivers this long; the rest stays queued
 
 
@@ -76,6 +83,7 @@ def feed_create(
             show_default=False,
         ),
     ] = None,
+    fields_project: FieldsProjectOption = None,
 ) -> None:
     """Register a feed: keep its reference, infer its data contract, profile the reference once."""
     from service import crud
@@ -91,10 +99,46 @@ def feed_create(
             mapping_project_id=project_id,
             mapped_columns=mapped_column or [],
             dask_scheduler=dask,
+            fields_project_id=crud.get_project(session, fields_project).id if fields_project else None,
         )
         feed = feeds.create_feed(session, get_settings().home, data, upload, actor())
         segments = ", ".join(feed.contract["segment_columns"]) or "none"
-    typer.echo(f"feed {feed.id}: {feed.name} ({feed.reference_rows} reference rows; segments: {segments})")
+        mapped = len(feed.field_roles.get("roles", {}))
+    roles = f"; {mapped} column role(s) from approved field mappings" if fields_project else ""
+    typer.echo(f"feed {feed.id}: {feed.name} ({feed.reference_rows} reference rows; segments: {segments}{roles})")
+
+
+@feed_app.command("set")
+def feed_set(
+    feed: Annotated[str, typer.Argument(help="Feed id or name.")],
+    fields_project: FieldsProjectOption = None,
+    no_fields_project: Annotated[
+        bool, typer.Option("--no-fields-project", help="Unlink the field-mapping project.")
+    ] = False,
+    infer: Annotated[
+        bool,
+        typer.Option("--infer-contract", help="Drop an explicitly set contract and infer it again."),
+    ] = False,
+) -> None:
+    """Link a field-mapping project (its approved mappings say what the columns are) or unlink it; an inferred
+    contract is inferred again and the reference re-profiled (audited)."""
+    from service import crud
+    from service.monitoring import feeds
+
+    if fields_project and no_fields_project:
+        raise UserError("--fields-project and --no-fields-project: choose one")
+    if not (fields_project or no_fields_project or infer):
+        raise UserError("nothing to set: give --fields-project, --no-fields-project or --infer-contract")
+    with transaction() as session:
+        found = feeds.get_feed(session, feed)
+        fields: dict = {"infer_contract": infer}
+        if fields_project or no_fields_project:
+            fields["fields_project_id"] = crud.get_project(session, fields_project).id if fields_project else None
+        data = feeds.valid_feed(feeds.FeedUpdate, **fields)
+        found = feeds.update_feed(session, get_settings().home, found, data, actor(), None)
+        mapped = len(found.field_roles.get("roles", {}))
+        source = f"set by {found.contract_set_by}" if found.contract_set_by else "inferred"
+    typer.echo(f"feed {found.name}: contract {source}; {mapped} column role(s) from approved field mappings")
 
 
 @feed_app.command("list")
@@ -135,11 +179,17 @@ def feed_post(
     home = settings.home
     feed_id = None
     with transaction() as session:
-        found = feeds.get_feed(session, feed)
-        contract, feed_scheduler = Contract.from_dict(found.contract), found.dask_scheduler
+        feed_scheduler = feeds.get_feed(session, feed).dask_scheduler
     for path in tqdm(files, desc="batches", unit="batch", disable=len(files) < 2):
         address = scheduler_for(settings, str(path), dask, feed_scheduler)
-        upload = _upload(path) if address is None else _profiled(contract, path, address)
+        if address is None:
+            upload = _upload(path)
+        else:
+            with transaction() as session:  # newly approved field roles reach the contract it is profiled under
+                found = feeds.get_feed(session, feed)
+                feeds.refresh_field_roles(session, home, found, actor())
+                contract = Contract.from_dict(found.contract)
+            upload = _profiled(contract, path, address)
         with transaction() as session:
             found = feeds.get_feed(session, feed)
             batch, _ = feeds.post_batch(session, home, found, upload, actor())
@@ -172,8 +222,12 @@ def _profiled(contract, path: Path, address: str):
 def feed_contract(
     feed: Annotated[str, typer.Argument(help="Feed id or name.")],
     set_path: Annotated[Path | None, typer.Option("--set", help="Replace the contract with this JSON file.")] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Each column's role and where it came from, instead of JSON.")
+    ] = False,
 ) -> None:
     """Print the feed's data contract as JSON, or replace it (the reference is re-profiled)."""
+    from monitors.contract import Contract
     from service.monitoring import feeds
 
     if set_path is not None:
@@ -187,8 +241,13 @@ def feed_contract(
         found = feeds.get_feed(session, feed)
         if set_path is not None:
             found = feeds.update_contract(session, get_settings().home, found, data, actor(), None)
-        contract = found.contract
-    typer.echo(json.dumps(contract, indent=2))
+        contract, set_by, notes = found.contract, found.contract_set_by, found.field_roles.get("notes", [])
+    if not explain:
+        typer.echo(json.dumps(contract, indent=2))
+        return
+    typer.echo(f"contract ({f'set by {set_by}: not re-inferred' if set_by else 'inferred'}):")
+    for line in [*Contract.from_dict(contract).explain(), *notes]:
+        typer.echo(f"  {line}")
 
 
 @feed_app.command("webhook")

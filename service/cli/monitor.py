@@ -50,6 +50,14 @@ def monitor(
             show_default=False,
         ),
     ] = None,
+    fields_project: Annotated[
+        str | None,
+        typer.Option(
+            "--fields-project",
+            help="Field-mapping project in the store whose approved mappings give the columns' roles "
+            "(over inference; --contract wins over both).",
+        ),
+    ] = None,
 ) -> None:
     """Score CURRENT against REFERENCE: completeness, conformance, drift, units, codes, plausibility."""
     # pandas, scipy, sklearn: imported when the command runs, not on every `crosswalk` start
@@ -70,19 +78,30 @@ def monitor(
         if segment is not None and segment not in ref_frame.columns:
             _fail(f"--segment {segment}: no such column in {reference}")
         segments = [segment] if segment else None  # the split column is a segment, whatever its values look like
+        roles = _field_roles(fields_project, list(ref_frame.columns)) if fields_project and not contract_path else None
         contract = (
             Contract.load(contract_path)
             if contract_path
-            else infer_contract(ref_frame, feed=feed, segment_columns=segments)
+            else infer_contract(
+                ref_frame,
+                feed=feed,
+                segment_columns=segments,
+                roles=roles.roles if roles else None,
+                pairs=roles.pairs if roles else None,
+            )
         )
         cur_frame = read_batch(current, contract) if address is None else None
     except (BatchError, ContractError) as error:
         _fail(str(error))
     if explain_contract:
         source = f"from {contract_path}" if contract_path else f"inferred from {reference}"
+        if roles is not None:
+            source += f" with the approved field mappings of project {fields_project}"
         typer.echo(f"contract ({source}):")
-        for line in contract.explain():
+        for line in contract.explain() + (roles.notes if roles else []):
             typer.echo(f"  {line}")
+    elif fields_project and contract_path:
+        typer.echo(f"note: --contract {contract_path} wins; --fields-project {fields_project} not applied", err=True)
     if address is None:
         report = score_batch(ref_frame, cur_frame, contract, segment=segment, feed=feed, batch_id=current.name)
     else:
@@ -109,6 +128,18 @@ def _score_on_dask(address: str, current: str, reference, contract, segment: str
             )
     except (BatchError, ClusterError) as error:
         _fail(str(error))
+
+
+def _field_roles(project: str, columns: list[str]):
+    """Roles from the approved mappings of a field-mapping project in the store."""
+    from service import crud
+    from service.cli.common import transaction
+    from service.monitoring.field_roles import fields_project, roles_for
+    from service.settings import get_settings
+
+    with transaction() as session:  # a missing project or one that maps codes: a one-line error, exit 2
+        found = fields_project(session, get_settings().home, crud.get_project(session, project).id)
+        return roles_for(session, found.id, columns)
 
 
 def _print_summary(report, output: Path) -> None:

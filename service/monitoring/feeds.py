@@ -37,6 +37,7 @@ from service import audit
 from service.crud import by_id_or_name
 from service.monitoring import files
 from service.monitoring.alerts import StoreAlerts, active_counts, plain
+from service.monitoring.field_roles import fields_project, roles_for
 from service.monitoring.outbox import queue_events
 from service.settings import Settings
 from service.store.errors import Conflict, Invalid, NotFound, StaleVersion, Unavailable
@@ -70,6 +71,10 @@ class FeedCreate(SQLModel):
         description="Dask cluster (tcp://HOST:PORT, local:N) that profiles this feed's globs and large batch "
         "files; default: CROSSWALK_DASK_SCHEDULER.",
     )
+    fields_project_id: int | None = Field(
+        default=None,
+        description="Field-mapping project whose approved mappings say what the columns are (over inference).",
+    )
 
     @field_validator("dask_scheduler")
     @classmethod
@@ -77,6 +82,17 @@ class FeedCreate(SQLModel):
         from service.cluster import check_address
 
         return None if address is None else check_address(address)
+
+
+class FeedUpdate(SQLModel):
+    fields_project_id: int | None = Field(
+        default=None,
+        description="Link a field-mapping project (its approved mappings give the columns' roles); null unlinks.",
+    )
+    infer_contract: bool = Field(
+        default=False,
+        description="Drop an explicitly set contract and infer it again (with the field project's roles).",
+    )
 
 
 @dataclass(frozen=True)
@@ -143,9 +159,9 @@ def feed_public(session: Session, feed: Feed) -> FeedPublic:
     )
 
 
-def valid_feed(**fields: Any) -> FeedCreate:
+def valid_feed(model: type[SQLModel] = FeedCreate, **fields: Any) -> Any:
     try:
-        return FeedCreate(**fields)
+        return model(**fields)
     except ValidationError as error:
         first = error.errors()[0]
         raise Invalid(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
@@ -158,9 +174,14 @@ def create_feed(session: Session, home: Path, data: FeedCreate, reference: Uploa
         raise Conflict(f"a feed named {data.name!r} already exists; choose another name")
     if data.mapping_project_id is not None and session.get(Project, data.mapping_project_id) is None:
         raise Invalid(f"mapping_project_id: no project {data.mapping_project_id}")
+    if data.fields_project_id is not None:
+        fields_project(session, home, data.fields_project_id)
     frame = read_upload(reference)
     _require_columns(frame, data.segment_columns or [], "segment column")
-    contract = infer_contract(frame, feed=data.name, segment_columns=data.segment_columns)
+    roles = roles_for(session, data.fields_project_id, list(frame.columns))
+    contract = infer_contract(
+        frame, feed=data.name, segment_columns=data.segment_columns, roles=roles.roles, pairs=roles.pairs
+    )
     _require_columns(frame, data.mapped_columns, "mapped column")
     folder = home / files.ROOT / f"{_slug(data.name)}-{secrets.token_hex(4)}"
     name = safe_name(reference.filename)
@@ -173,6 +194,7 @@ def create_feed(session: Session, home: Path, data: FeedCreate, reference: Uploa
         feed = Feed(
             **data.model_dump(exclude={"segment_columns"}),
             contract=plain(contract.to_dict()),
+            field_roles=plain(roles.to_dict()),
             reference_filename=name,
             reference_file=ref_file,
             reference_sha256=ref_sha,
@@ -245,11 +267,68 @@ def update_contract(
     profile_file, profile_sha = _write_reference_profile(home, folder_of(home, feed), frame, contract, feed.version + 1)
     changes = {
         "contract": plain(contract.to_dict()),
+        "contract_set_by": actor,
         "reference_profile": profile_file,
         "reference_profile_sha256": profile_sha,
     }
     audit.record(session, actor, "feed.contract", feed, changes)
     return feed
+
+
+def update_feed(session: Session, home: Path, feed: Feed, data: FeedUpdate, actor: str, version: int | None) -> Feed:
+    """Link or unlink the feed's field-mapping project, or drop its explicit contract; an inferred contract is
+    inferred again with the (new) roles and the reference re-profiled, in the same audited change."""
+    audit.lock_chain(session)
+    session.refresh(feed)
+    if version is not None and version != feed.version:
+        raise StaleVersion(
+            f"feed {feed.name!r} changed since version {version} (now version {feed.version}); reload it and edit again",
+            {"current": feed_public(session, feed).model_dump(mode="json")},
+        )
+    changes: dict[str, Any] = {}
+    if "fields_project_id" in data.model_fields_set:
+        if data.fields_project_id is not None:
+            fields_project(session, home, data.fields_project_id)
+        changes["fields_project_id"] = data.fields_project_id
+    if data.infer_contract:
+        changes["contract_set_by"] = None
+    if changes.get("contract_set_by", feed.contract_set_by) is None:
+        project = changes.get("fields_project_id", feed.fields_project_id)
+        changes |= _inferred_contract(session, home, feed, project)
+    audit.record(session, actor, "feed.update", feed, changes)
+    return feed
+
+
+def refresh_field_roles(session: Session, home: Path, feed: Feed, actor: str) -> None:
+    """Mappings approved (or revoked) since the contract was inferred reach it before the next batch is scored;
+    an explicitly set contract is left alone."""
+    if feed.fields_project_id is None or feed.contract_set_by is not None:
+        return
+    roles = roles_for(session, feed.fields_project_id, Contract.from_dict(feed.contract).names())
+    if plain(roles.to_dict()) != feed.field_roles:
+        changes = _inferred_contract(session, home, feed, feed.fields_project_id)
+        audit.record(session, actor, "feed.contract", feed, changes)
+
+
+def _inferred_contract(session: Session, home: Path, feed: Feed, project_id: int | None) -> dict[str, Any]:
+    """The changes that make the feed's contract the one inferred from its reference with the project's roles
+    (the feed's segment columns kept); only the roles when the contract already is that one."""
+    frame = reference_frame(home, feed)
+    roles = roles_for(session, project_id, list(frame.columns))
+    mapped_sites = {c for c, r in feed.field_roles.get("roles", {}).items() if r["role"] == "site"}
+    segments = [c for c in feed.contract.get("segment_columns", []) if c not in mapped_sites] or None
+    contract = infer_contract(frame, feed=feed.name, segment_columns=segments, roles=roles.roles, pairs=roles.pairs)
+    changes: dict[str, Any] = {"field_roles": plain(roles.to_dict())}
+    if plain(contract.to_dict()) != feed.contract:
+        profile_file, profile_sha = _write_reference_profile(
+            home, folder_of(home, feed), frame, contract, feed.version + 1
+        )
+        changes |= {
+            "contract": plain(contract.to_dict()),
+            "reference_profile": profile_file,
+            "reference_profile_sha256": profile_sha,
+        }
+    return changes
 
 
 def _check_contract(contract: Contract, frame: pd.DataFrame) -> None:
@@ -259,6 +338,7 @@ def _check_contract(contract: Contract, frame: pd.DataFrame) -> None:
         "segment_columns": contract.segment_columns,
         "row_key_columns": contract.row_key_columns,
         "value_unit_pairs": [n for p in contract.value_unit_pairs for n in (p.value, p.unit, p.code)],
+        "patient_column": [contract.patient_column] if contract.patient_column else [],
     }
     for field, used in referenced.items():
         unknown = [n for n in used if n not in names]
@@ -389,9 +469,13 @@ def post_batch(
     `evidently=False` skips the HTML drill-down (seconds of work a listener cannot hold its store for)."""
     audit.lock_chain(session)  # batch numbers and alert dedup see every earlier batch of the feed
     if isinstance(upload, ProfiledBatch):
-        session.refresh(feed)  # profiled before the lock: the contract may have been edited meanwhile
+        # profiled before the lock, under the contract its caller read after refreshing the field roles: the
+        # contract may have been edited meanwhile, and a profile scores only under its own contract
+        session.refresh(feed)
         if upload.contract != feed.contract:
             raise Conflict(f"feed {feed.name!r}: its contract changed while the batch was profiled; post it again")
+    else:
+        refresh_field_roles(session, home, feed, actor)
     contract = Contract.from_dict(feed.contract)
     if isinstance(upload, ProfiledBatch):
         frame, profile, sha256 = None, upload.profile, upload.sha256

@@ -29,7 +29,14 @@ class Feed(SQLModel, table=True):
     # Codes with an approved mapping in this review project are "mapped" for the unmapped-code check.
     mapping_project_id: int | None = Field(default=None, foreign_key="project.id")
     mapped_columns: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # A field-mapping project whose approved mappings give the contract's column roles (over inference).
+    fields_project_id: int | None = Field(default=None, foreign_key="project.id")
     contract: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    contract_set_by: str | None = None  # who replaced the inferred contract; an explicit contract is never re-inferred
+    # the roles from approved field mappings the contract was last inferred with (monitors.field_roles.FieldRoles)
+    field_roles: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
     reference_filename: str = Field(max_length=400)
     reference_file: str = Field(max_length=400)  # relative to CROSSWALK_HOME
     reference_sha256: str = Field(max_length=64)
@@ -146,6 +153,15 @@ class FeedPublic(SQLModel):
     description: str | None
     mapping_project_id: int | None
     mapped_columns: list[str]
+    fields_project_id: int | None = Field(
+        default=None, description="Field-mapping project whose approved mappings give the columns' roles."
+    )
+    contract_set_by: str | None = Field(
+        default=None, description="Who set the contract explicitly; None: inferred (with the field roles)."
+    )
+    field_roles: dict[str, Any] = Field(
+        default_factory=dict, description="Roles from approved field mappings the contract was inferred with."
+    )
     segment_columns: list[str]
     reference_filename: str
     reference_rows: int

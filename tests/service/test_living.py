@@ -535,7 +535,8 @@ def test_rows_stored_before_0004_and_0008_still_verify_after_the_upgrade(sqlite_
 
 
 def test_feeds_stored_before_the_dask_scheduler_column_still_verify_after_the_upgrade(sqlite_url):
-    """0008_dask_feed_scheduler adds feed.dask_scheduler; a `feed.migrate` event per existing feed records it."""
+    """The 0008 feed migrations add feed columns (dask_scheduler, fields_project_id, ...); `feed.migrate` events
+    record them for existing feeds."""
     from sqlalchemy import text
 
     from service.store.db import engine_for, upgrade
@@ -577,4 +578,5 @@ def test_feeds_stored_before_the_dask_scheduler_column_still_verify_after_the_up
     with session_scope(engine) as session:
         assert audit.verify(session).ok
         migrated = [json.loads(e.after) for e in session.exec(select(AuditEvent)) if e.action == "feed.migrate"]
-        assert [m["dask_scheduler"] for m in migrated] == [None]
+        last = migrated[-1]
+        assert (last["dask_scheduler"], last["fields_project_id"], last["field_roles"]) == (None, None, {})

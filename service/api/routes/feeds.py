@@ -108,8 +108,12 @@ def create_feed(
             "default: CROSSWALK_DASK_SCHEDULER."
         ),
     ] = None,
+    fields_project_id: Annotated[
+        int | None, Form(description="Field-mapping project whose approved mappings say what the columns are.")
+    ] = None,
 ) -> FeedPublic:
-    """Register a feed from its reference batch; the data contract is inferred and can be edited."""
+    """Register a feed from its reference batch; the data contract is inferred (roles from the field project's
+    approved mappings win over inference) and can be edited."""
     data = crud_feeds.valid_feed(
         name=name,
         description=description,
@@ -117,6 +121,7 @@ def create_feed(
         mapping_project_id=mapping_project_id,
         mapped_columns=mapped_columns or [],
         dask_scheduler=dask_scheduler or None,
+        fields_project_id=fields_project_id,
     )
     feed = crud_feeds.create_feed(session, home, data, _upload(file), principal.name)
     return crud_feeds.feed_public(session, feed)
@@ -135,9 +140,27 @@ def get_feed_route(feed: FeedDep, session: SessionDep, response: Response) -> Fe
     return crud_feeds.feed_public(session, feed)
 
 
+@router.patch("/{feed}", response_model=FeedPublic, **allow(Permission.monitor, 404, 409, 422))
+def update_feed(
+    feed: FeedDep,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    home: HomeDep,
+    if_match: IfMatch,
+    response: Response,
+    data: crud_feeds.FeedUpdate,
+) -> FeedPublic:
+    """Link (or with null unlink) a field-mapping project, or drop an explicitly set contract: an inferred
+    contract is inferred again with the approved mappings' roles (If-Match: the feed version)."""
+    feed = crud_feeds.update_feed(session, home, feed, data, principal.name, if_match)
+    response.headers["ETag"] = f'"{feed.version}"'
+    return crud_feeds.feed_public(session, feed)
+
+
 @router.get("/{feed}/contract", response_model=dict[str, Any], **allow(Permission.read, 404))
 def get_contract(feed: FeedDep, response: Response) -> dict[str, Any]:
-    """The feed's data contract: column kinds, segment columns, value+unit pairs, row keys."""
+    """The feed's data contract: column kinds and the reason for each (inferred from the values, or the approved
+    field mapping it came from), segment columns, value+unit pairs, row keys, the patient column."""
     response.headers["ETag"] = f'"{feed.version}"'
     return feed.contract
 
@@ -217,6 +240,8 @@ async def post_batch(
     upload = await anyio.to_thread.run_sync(_upload, file)
     scheduler = crud_feeds.cluster_for_upload(request.app.state.settings, feed, upload)
     if scheduler is not None:
+        # roles approved since the last batch reach the contract first: the batch is profiled under it
+        await anyio.to_thread.run_sync(crud_feeds.refresh_field_roles, session, home, feed, principal.name)
         contract = Contract.from_dict(feed.contract)
         async with away_from_store(request, session):
             upload = await anyio.to_thread.run_sync(crud_feeds.profile_upload, home, feed, contract, upload, scheduler)
