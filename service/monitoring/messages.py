@@ -46,7 +46,7 @@ from ingest.mllp import GroupCommit, MLLPServer
 from monitors.alerts import Alert, AlertEvent
 from monitors.contract import Contract
 from service import audit
-from service.monitoring.feeds import Upload, post_batch
+from service.monitoring.feeds import ProfiledBatch, Upload, post_batch, profile_in_memory
 from service.store.db import engine_for, session_scope
 from service.store.errors import Invalid, NotFound
 from service.store.feeds import Feed, FeedBatch
@@ -497,6 +497,7 @@ class PreparedBatch:
     rows: list[dict]
     alerts: list[Alert]
     sites: set[str]
+    profiled: ProfiledBatch  # the rows profiled under the feed's contract
 
 
 def prepare(feed: Feed, stored: list[StoredMessage]) -> PreparedBatch | None:
@@ -505,7 +506,9 @@ def prepare(feed: Feed, stored: list[StoredMessage]) -> PreparedBatch | None:
         return None
     rows, messages = rows_of(stored)
     alerts, sites = conformance_alerts(feed, messages)
-    return PreparedBatch([r.id for r in stored], {r.sha256: r.id for r in stored}, rows, alerts, sites)
+    name = f"messages-{stored[0].id}-{stored[-1].id}.csv"
+    profiled = profile_in_memory(feed, rows_upload(rows, name, Contract.from_dict(feed.contract).names()))
+    return PreparedBatch([r.id for r in stored], {r.sha256: r.id for r in stored}, rows, alerts, sites, profiled)
 
 
 def score_pending(
@@ -535,12 +538,11 @@ def score_pending(
         if prepared is None:
             return None
         stored = list(session.exec(select(StoredMessage).where(col(StoredMessage.id).in_(prepared.message_ids))))
-    name = f"messages-{min(prepared.message_ids)}-{max(prepared.message_ids)}.csv"
     batch, events = post_batch(
         session,
         home,
         feed,
-        rows_upload(prepared.rows, name, Contract.from_dict(feed.contract).names()),
+        prepared.profiled,
         actor,
         extra_alerts=prepared.alerts,
         extra_segments=prepared.sites,
