@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import pandas as pd
-from sqlalchemy import Engine, func, insert
+from sqlalchemy import Engine, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -528,16 +528,15 @@ def score_pending(
     # Take the store's write lock before reading which messages wait: a cut another worker or the listener
     # committed meanwhile is then seen here, so no message is scored in two batches.
     audit.lock_chain(session)
+    messages = StoredMessage.__table__
     if prepared is not None:
-        query = select(StoredMessage).where(col(StoredMessage.id).in_(prepared.message_ids))
-        stored = [r for r in session.exec(query.order_by(StoredMessage.id)) if r.batch_number is None]
-        if len(stored) != len(prepared.message_ids):
+        waiting = messages.c.id.in_(prepared.message_ids) & messages.c.batch_number.is_(None)
+        if session.exec(select(func.count()).where(waiting)).one() != len(prepared.message_ids):
             prepared = None
     if prepared is None:
         prepared = prepare(feed, pending(session, feed, limit))
         if prepared is None:
             return None
-        stored = list(session.exec(select(StoredMessage).where(col(StoredMessage.id).in_(prepared.message_ids))))
     batch, events = post_batch(
         session,
         home,
@@ -548,9 +547,9 @@ def score_pending(
         extra_segments=prepared.sites,
         evidently=False,  # the listener's stores wait while a batch is scored: keep that short
     )
-    for row in stored:
-        row.batch_number = batch.number
-        session.add(row)
+    # one UPDATE for the batch, not one per message: the store's writers wait while this transaction runs
+    stamp = update(messages).where(messages.c.id.in_(prepared.message_ids)).values(batch_number=batch.number)
+    session.connection().execute(stamp)
     project = project or (session.get(Project, feed.mapping_project_id) if feed.mapping_project_id else None)
     codes = None
     if project is not None and not project.archived:  # an archived project takes no new codes
