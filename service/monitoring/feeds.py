@@ -111,6 +111,18 @@ class ProfiledBatch:
     sha256: str  # of the files' bytes, in name order
     profile: Profile
     contract: dict[str, Any]  # the feed's contract it was profiled under: scored only while still the feed's
+    report_note: str = NO_REPORT_ON_DASK  # why the batch has no Evidently drill-down
+
+
+def profile_in_memory(feed: Feed, upload: Upload, report_note: str = NO_REPORT_FROM_MESSAGES) -> ProfiledBatch:
+    """An upload read and profiled here, before the store is locked (a listener's batches: the store's
+    writers wait only for the scoring against the reference, not for reading and profiling the rows)."""
+    contract = Contract.from_dict(feed.contract)
+    frame = read_upload(upload, contract)
+    segment = contract.segment_columns[0] if contract.segment_columns else None
+    profile = profile_frame(frame, contract, segment, PlausibilityRules())
+    sha256 = files.sha256_bytes(upload.data)
+    return ProfiledBatch(safe_name(upload.filename), sha256, profile, plain(contract.to_dict()), report_note)
 
 
 # -- reading uploads --------------------------------------------------------------------------------
@@ -512,7 +524,7 @@ def post_batch(
         report_file, note = (
             _evidently(home, feed, frame, contract, folder / f"{stem}.html")
             if evidently and frame is not None
-            else (None, NO_REPORT_FROM_MESSAGES if frame is not None else NO_REPORT_ON_DASK)
+            else (None, NO_REPORT_FROM_MESSAGES if frame is not None else upload.report_note)
         )
         written += [report_file] if report_file else []
         batch = FeedBatch(

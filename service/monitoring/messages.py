@@ -21,17 +21,22 @@ import asyncio
 import hashlib
 import io
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
 import re
+import threading
 import time
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import pandas as pd
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -41,12 +46,12 @@ from ingest.mllp import GroupCommit, MLLPServer
 from monitors.alerts import Alert, AlertEvent
 from monitors.contract import Contract
 from service import audit
-from service.monitoring.feeds import Upload, post_batch
-from service.store.db import session_scope
+from service.monitoring.feeds import ProfiledBatch, Upload, post_batch, profile_in_memory
+from service.store.db import engine_for, session_scope
 from service.store.errors import Invalid, NotFound
 from service.store.feeds import Feed, FeedBatch
 from service.store.messages import DeadLetter, ItemMessage, MessageImportResult, StoredMessage
-from service.store.tables import Project, SourceItem
+from service.store.tables import Project, SourceItem, utcnow
 
 log = logging.getLogger("crosswalk.messages")
 MessageFormat = Literal["hl7v2", "fhir"]
@@ -90,26 +95,47 @@ def store_message(
 def store_messages(
     session: Session, raws: Sequence[bytes], *, fmt: str = "hl7v2", origin: str, feed_id: int | None = None
 ) -> list[tuple[StoredMessage, bool]]:
-    """`store_message` for many messages in one flush: a row per message, and whether it is new (a message
-    held already, or given twice, is stored once)."""
+    """`store_message` for many messages in one statement: a row per message, and whether it is new (a
+    message held already, or given twice, is stored once)."""
+    stored = store_message_ids(session, raws, fmt=fmt, origin=origin, feed_id=feed_id)
+    query = select(StoredMessage).where(col(StoredMessage.id).in_({ref for ref, _ in stored}))
+    rows = {row.id: row for row in session.exec(query)}
+    return [(rows[ref], new) for ref, new in stored]
+
+
+def store_message_ids(
+    session: Session, raws: Sequence[bytes], *, fmt: str = "hl7v2", origin: str, feed_id: int | None = None
+) -> list[tuple[int, bool]]:
+    """Keep `raws` with one SELECT and one multi-row INSERT: each one's row id, and whether it is new.
+
+    Core statements, not ORM objects: this is the listener's path before every ACK, where building and
+    flushing one object per message cost more than the commit itself."""
     digests = [hashlib.sha256(raw).hexdigest() for raw in raws]
-    held = {
-        row.sha256: row for row in session.exec(select(StoredMessage).where(col(StoredMessage.sha256).in_(digests)))
-    }
-    out: list[tuple[StoredMessage, bool]] = []
+    known = select(StoredMessage.sha256, StoredMessage.id).where(col(StoredMessage.sha256).in_(set(digests)))
+    held: dict[str, int] = dict(session.exec(known).all())
+    values: dict[str, dict[str, Any]] = {}  # the new ones, once each, in arrival order
+    received_at = utcnow()
+    new: list[bool] = []
     for raw, digest in zip(raws, digests, strict=True):
-        if digest in held:
-            out.append((held[digest], False))
+        new.append(digest not in held and digest not in values)
+        if not new[-1]:
             continue
         header = {k: v[: _HEADER_LENGTHS[k]] for k, v in _header(raw, fmt).items()}
-        row = StoredMessage(
-            sha256=digest, format=fmt, feed_id=feed_id, origin=origin[:400], size=len(raw), data=compress(raw), **header
+        values[digest] = dict(
+            sha256=digest,
+            format=fmt,
+            feed_id=feed_id,
+            origin=origin[:400],
+            received_at=received_at,
+            size=len(raw),
+            data=compress(raw),
+            **{"control_id": "", "message_type": "", "site": "", **header},
         )
-        session.add(row)
-        held[digest] = row
-        out.append((row, True))
-    session.flush()
-    return out
+    if values:
+        table = StoredMessage.__table__
+        statement = insert(table).returning(table.c.sha256, table.c.id)  # matched back by sha256
+        held.update((digest, ref) for digest, ref in session.connection().execute(statement, list(values.values())))
+    return [(held[digest], first) for digest, first in zip(digests, new, strict=True)]
 
 
 def store_dead_letter(
@@ -145,8 +171,8 @@ class EngineStore:
         for attempt in range(2):
             try:
                 with session_scope(self.engine) as session:
-                    stored = store_messages(session, raws, fmt=self.fmt, origin=self.origin, feed_id=self.feed_id)
-                    return [row.id for row, _ in stored]
+                    stored = store_message_ids(session, raws, fmt=self.fmt, origin=self.origin, feed_id=self.feed_id)
+                    return [ref for ref, _ in stored]
             except IntegrityError:  # one was stored by another connection meanwhile: now it is held
                 if attempt:
                     raise
@@ -471,6 +497,7 @@ class PreparedBatch:
     rows: list[dict]
     alerts: list[Alert]
     sites: set[str]
+    profiled: ProfiledBatch  # the rows profiled under the feed's contract
 
 
 def prepare(feed: Feed, stored: list[StoredMessage]) -> PreparedBatch | None:
@@ -479,7 +506,9 @@ def prepare(feed: Feed, stored: list[StoredMessage]) -> PreparedBatch | None:
         return None
     rows, messages = rows_of(stored)
     alerts, sites = conformance_alerts(feed, messages)
-    return PreparedBatch([r.id for r in stored], {r.sha256: r.id for r in stored}, rows, alerts, sites)
+    name = f"messages-{stored[0].id}-{stored[-1].id}.csv"
+    profiled = profile_in_memory(feed, rows_upload(rows, name, Contract.from_dict(feed.contract).names()))
+    return PreparedBatch([r.id for r in stored], {r.sha256: r.id for r in stored}, rows, alerts, sites, profiled)
 
 
 def score_pending(
@@ -499,30 +528,28 @@ def score_pending(
     # Take the store's write lock before reading which messages wait: a cut another worker or the listener
     # committed meanwhile is then seen here, so no message is scored in two batches.
     audit.lock_chain(session)
+    messages = StoredMessage.__table__
     if prepared is not None:
-        query = select(StoredMessage).where(col(StoredMessage.id).in_(prepared.message_ids))
-        stored = [r for r in session.exec(query.order_by(StoredMessage.id)) if r.batch_number is None]
-        if len(stored) != len(prepared.message_ids):
+        waiting = messages.c.id.in_(prepared.message_ids) & messages.c.batch_number.is_(None)
+        if session.exec(select(func.count()).where(waiting)).one() != len(prepared.message_ids):
             prepared = None
     if prepared is None:
         prepared = prepare(feed, pending(session, feed, limit))
         if prepared is None:
             return None
-        stored = list(session.exec(select(StoredMessage).where(col(StoredMessage.id).in_(prepared.message_ids))))
-    name = f"messages-{min(prepared.message_ids)}-{max(prepared.message_ids)}.csv"
     batch, events = post_batch(
         session,
         home,
         feed,
-        rows_upload(prepared.rows, name, Contract.from_dict(feed.contract).names()),
+        prepared.profiled,
         actor,
         extra_alerts=prepared.alerts,
         extra_segments=prepared.sites,
         evidently=False,  # the listener's stores wait while a batch is scored: keep that short
     )
-    for row in stored:
-        row.batch_number = batch.number
-        session.add(row)
+    # one UPDATE for the batch, not one per message: the store's writers wait while this transaction runs
+    stamp = update(messages).where(messages.c.id.in_(prepared.message_ids)).values(batch_number=batch.number)
+    session.connection().execute(stamp)
     project = project or (session.get(Project, feed.mapping_project_id) if feed.mapping_project_id else None)
     codes = None
     if project is not None and not project.archived:  # an archived project takes no new codes
@@ -550,7 +577,10 @@ class Listener:
     """An MLLP listener for one feed: stores before the ACK (the messages arriving together in one
     transaction: `ingest.mllp.GroupCommit`), then cuts monitored batches of `batch_size`
     messages, or of what arrived within `batch_seconds`. Messages left unbatched by a crash are batched
-    after the restart (they are in the store; the batch is cut from the store, not from memory)."""
+    after the restart (they are in the store; the batch is cut from the store, not from memory).
+
+    Batches are scored in a process of their own (`scoring_process`): parsing, pandas and the monitors
+    would otherwise hold this process's interpreter lock while ACKs wait on the event loop."""
 
     engine: Engine
     home: Path
@@ -566,28 +596,31 @@ class Listener:
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # set once the port is bound (`port` is then set)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _oldest: float | None = None
+    _scorer: ProcessPoolExecutor | None = None
 
     async def serve(self, stop: asyncio.Event | None = None) -> None:
-        # messages a crash left unbatched, scored before new ones arrive (they would share a batch otherwise)
-        while await asyncio.to_thread(self.cut, True):
-            pass
-        store = EngineStore(self.engine, self.feed)
-        self.server = MLLPServer(
-            GroupCommit(store.commit), store.dead_letter, host=self.host, port=self.port, on_accepted=self._accepted
-        )
-        async with self.server:
-            self.port = self.server.port
-            self.ready.set()
-            batcher = asyncio.create_task(self._batcher())
-            try:
-                if stop is None:
-                    await self.server.serve_forever()
-                else:
-                    await stop.wait()
-            finally:
-                batcher.cancel()
-                await asyncio.gather(batcher, return_exceptions=True)
-        await asyncio.to_thread(self.cut, True)  # what arrived before a clean stop is scored now
+        # leaving the block waits for a batch being scored; batches not yet cut stay waiting in the store
+        with scoring_process() as self._scorer:
+            # messages a crash left unbatched, scored before new ones arrive (they would share a batch otherwise)
+            while await self._cut(True):
+                pass
+            store = EngineStore(self.engine, self.feed)
+            self.server = MLLPServer(
+                GroupCommit(store.commit), store.dead_letter, host=self.host, port=self.port, on_accepted=self._accepted
+            )
+            async with self.server:
+                self.port = self.server.port
+                self.ready.set()
+                batcher = asyncio.create_task(self._batcher())
+                try:
+                    if stop is None:
+                        await self.server.serve_forever()
+                    else:
+                        await stop.wait()
+                finally:
+                    batcher.cancel()
+                    await asyncio.gather(batcher, return_exceptions=True)
+            await self._cut(True)  # what arrived before a clean stop is scored now
 
     def _accepted(self, messages: list, refs: list) -> None:
         self._oldest = self._oldest or time.monotonic()
@@ -602,22 +635,52 @@ class Listener:
             self._wake.clear()
             due = self._oldest is not None and time.monotonic() - self._oldest >= self.batch_seconds
             try:
-                while await asyncio.to_thread(self.cut, due):
+                while await self._cut(due):
                     pass
             except Exception as error:  # noqa: BLE001 - stored messages stay waiting; a later cut tries again
                 log.error("feed %s: scoring a batch of messages failed (retrying later): %s", self.feed.name, error)
                 await asyncio.sleep(min(self.batch_seconds, 30.0))
 
-    def cut(self, due: bool) -> bool:
-        """Score one batch when `batch_size` messages wait, or any wait and `due`; True when more wait."""
+    async def _cut(self, due: bool) -> bool:
+        """Score one batch in the scoring process when `batch_size` messages wait, or any wait and `due`;
+        True when another full batch waits."""
         project_id = self.project.id if self.project else None
-        outcome, left = cut_batch(self.engine, self.home, self.feed.id, self.actor, self.batch_size, due, project_id)
+        url = self.engine.url.render_as_string(hide_password=False)
+        job = (url, self.home, self.feed.id, self.actor, self.batch_size, due, project_id)
+        outcome, left = await asyncio.get_running_loop().run_in_executor(self._scorer, cut_batch_at, *job)
         if outcome is None:
             return False
         self._oldest = time.monotonic() if left else None  # the rest waits at most batch_seconds more
         if self.on_batch is not None:
             self.on_batch(*outcome)
         return left >= self.batch_size
+
+
+def scoring_process() -> ProcessPoolExecutor:
+    """One worker process for batch scoring. Spawned, not forked: the listener's store threads may hold
+    locks at fork time, and a spawned child shares nothing with the ACK loop's interpreter."""
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_exit_with_parent)
+
+
+def _exit_with_parent() -> None:
+    """End the scoring process when its listener dies, even by SIGKILL (a shutdown never reaches it then).
+    A batch being scored is one transaction: it rolls back, and its messages wait for the next listener."""
+
+    def watch(sentinel: int) -> None:
+        multiprocessing.connection.wait([sentinel])
+        os._exit(1)
+
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=watch, args=(parent.sentinel,), daemon=True).start()
+
+
+def cut_batch_at(
+    url: str, home: Path, feed_id: int, actor: str, batch_size: int, due: bool, project_id: int | None = None
+) -> tuple[tuple[FeedBatch, list[AlertEvent], CodeImport | None] | None, int]:
+    """`cut_batch` on the store at `url` (run in the scoring process, which keeps one engine per store)."""
+    return cut_batch(engine_for(url), home, feed_id, actor, batch_size, due, project_id)
 
 
 def cut_batch(

@@ -108,8 +108,13 @@ def test_a_group_of_messages_is_stored_in_one_transaction_each_once(store):
         assert {r.feed_id for r in rows} == {feed.id} and {r.origin for r in rows} == {"mllp"}
 
 
-def test_listener_cuts_a_batch_after_batch_seconds(store, tmp_path):
+def test_listener_cuts_a_batch_after_batch_seconds(store, tmp_path, monkeypatch):
     engine, feed, _ = store
+
+    def in_the_listener(*args, **kwargs):
+        raise AssertionError("a batch was scored in the listener's process, where ACKs wait on its event loop")
+
+    monkeypatch.setattr("service.monitoring.messages.score_pending", in_the_listener)  # this process only
 
     async def scenario() -> None:
         stop = asyncio.Event()
@@ -143,6 +148,7 @@ class ListenerProcess:
         command = [sys.executable, "-c", "from service.cli import main; main()", "listen", "--feed", "labs"]
         command += ["--port", str(port), "--batch-size", "500", "--batch-seconds", "2"]
         self.process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+        self.children: list[int] = []  # seen when it was killed
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._drain, daemon=True).start()
 
@@ -164,8 +170,22 @@ class ListenerProcess:
 
     def kill(self) -> None:
         if self.process.poll() is None:
+            self.children += child_processes(self.process.pid)
             os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
+
+
+def child_processes(pid: int) -> list[int]:
+    """A process's children (the listener's scoring process), from Linux's /proc; [] elsewhere."""
+    return [int(child) for path in Path(f"/proc/{pid}/task").glob("*/children") for child in path.read_text().split()]
+
+
+def running(pid: int) -> bool:
+    """Whether a process still runs (an exited one nobody reaped is a zombie, state Z: not running)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
 
 
 @pytest.mark.slow
@@ -210,6 +230,8 @@ def test_kill_9_while_senders_stream_loses_no_acknowledged_message(tmp_path):
         for listener in listeners:
             listener.kill()
     assert len(listeners) == 2
+    assert listeners[0].children or not Path("/proc").is_dir()  # the scoring process, which must not outlive it
+    asyncio.run(wait_for(lambda: not any(running(pid) for pid in listeners[0].children), 30))
     sent = {digest(m) for messages in senders for m in messages}
     with session_scope(engine) as session:
         stored = session.exec(select(StoredMessage.sha256)).all()
