@@ -348,13 +348,17 @@ def _text_words(text: str) -> frozenset[str]:
 
 
 def _top(scores: np.ndarray, depth: int) -> np.ndarray:
+    """The positions of the `depth` best scores. Of equal scores at the boundary (a fifth of GEM
+    queries have some), the first positions: a pool must not depend on how a partition orders ties."""
     depth = min(depth, len(scores))
-    return np.argpartition(-scores, depth - 1)[:depth]
+    kth = np.partition(scores, len(scores) - depth)[len(scores) - depth]
+    above = np.flatnonzero(scores > kth)
+    return np.concatenate([above, np.flatnonzero(scores == kth)[: depth - len(above)]])
 
 
 def _top_allowed(scores: np.ndarray, mask: np.ndarray, depth: int) -> np.ndarray:
     """The top `depth` allowed positions. Most character n-gram scores are 0: partitioning only the
-    positive ones is ~3x faster than partitioning all 98k ICD-10-CM concepts."""
+    positive ones (~40% of ICD-10-CM for a GEM title) is faster than partitioning all 98k concepts."""
     positive = np.flatnonzero(mask & (scores > 0))
     if len(positive) < depth:
         return _top(np.where(mask, scores, -2.0), depth)
