@@ -51,9 +51,11 @@ class ConceptRows:
         """(queries x rows) -> (queries x concepts): each concept's best row.
 
         Each concept's first row, then a running max over its later rows: most concepts own one
-        row, so this is ~1.5x faster than np.maximum.reduceat over ICD-10-CM's 98k slices.
+        row, so this is ~1.5x faster than np.maximum.reduceat over ICD-10-CM's 98k slices. `take`
+        keeps each query's scores contiguous (`row_scores[:, starts]` is column-major, and every
+        per-query pass over a strided row of 98k concepts cost ~5x more).
         """
-        best = row_scores[:, self.starts]
+        best = np.take(row_scores, self.starts, axis=1)
         for concepts, rows in self._later_rows:
             best[:, concepts] = np.maximum(best[:, concepts], row_scores[:, rows])
         return best
