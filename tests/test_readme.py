@@ -26,7 +26,9 @@ from tests.service.conftest import crosswalk
 SECTIONS = ("Use", "Review service", "Field mapping", "Monitoring", "HL7 v2 and FHIR messages")
 SKIPPED = {
     "crosswalk serve": "runs until stopped; tests/service/test_first_hour.py starts and stops it",
-    "crosswalk feed create st-mary-labs --reference labs-2026-02.csv --segment site [--project 1]": "your files",
+    "crosswalk feed create st-mary-labs --reference labs-2026-02.csv --segment site [--project 1] [--fields-project 2]": (
+        "your files"
+    ),
     "crosswalk feed webhook st-mary-labs --url https://ops.example/hook": "an example receiver",
     "crosswalk feed post st-mary-labs labs-2026-03-01.csv labs-2026-03-02.parquet": "your files",
     "crosswalk alerts list [--feed st-mary-labs] [--status active] [--severity critical] [--segment B]": "options",
