@@ -540,7 +540,7 @@ def test_feeds_stored_before_the_dask_scheduler_column_still_verify_after_the_up
     from sqlalchemy import text
 
     from service.store.db import engine_for, upgrade
-    from service.store.feeds import Feed
+    from service.store.feeds import Feed, FeedBatch
 
     engine = engine_for(sqlite_url)
     upgrade(engine, "0003_monitoring")
@@ -571,9 +571,30 @@ def test_feeds_stored_before_the_dask_scheduler_column_still_verify_after_the_up
             ),
             {"h": "0" * 64},
         )
+        session.execute(  # a batch refers to the feed: the upgrade must not copy-and-drop the feed table
+            text(
+                "INSERT INTO feed_batch (id, feed_id, number, filename, sha256, rows, received_at, received_by, "
+                "profile_file, profile_sha256, summary, alerts) VALUES (1, 1, 1, 'b.csv', :h, 3, "
+                "'2026-01-02T00:00:00.000000Z', 'old', 'feeds/1/b.profile', :h, '{}', '[]')"
+            ),
+            {"h": "0" * 64},
+        )
         old_row = Feed(**values)
         before = {k: v for k, v in old_row.model_dump(mode="json").items() if k != "dask_scheduler"}
         audit._append(session, "old-service", "feed.create", old_row, None, before, None)
+        batch = FeedBatch(
+            id=1,
+            feed_id=1,
+            number=1,
+            filename="b.csv",
+            sha256="0" * 64,
+            rows=3,
+            received_at="2026-01-02T00:00:00.000000Z",
+            received_by="old",
+            profile_file="feeds/1/b.profile",
+            profile_sha256="0" * 64,
+        )
+        audit._append(session, "old-service", "feed_batch.create", batch, None, batch.model_dump(mode="json"), None)
     upgrade(engine)
     with session_scope(engine) as session:
         assert audit.verify(session).ok

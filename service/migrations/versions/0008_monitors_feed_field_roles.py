@@ -21,11 +21,14 @@ depends_on = None
 def upgrade() -> None:
     from service.audit import rebaseline
 
-    with op.batch_alter_table("feed", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("fields_project_id", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("contract_set_by", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
-        batch_op.add_column(sa.Column("field_roles", sa.JSON(), nullable=False, server_default="{}"))
-        batch_op.create_foreign_key("fk_feed_fields_project_id_project", "project", ["fields_project_id"], ["id"])
+    # plain ADD COLUMNs: a batch (copy-and-move) drops the feed table, which SQLite refuses while batches refer to it
+    if op.get_bind().dialect.name == "sqlite":  # SQLite takes REFERENCES on ADD COLUMN but no ALTER of constraints
+        op.execute("ALTER TABLE feed ADD COLUMN fields_project_id INTEGER REFERENCES project (id)")
+    else:
+        op.add_column("feed", sa.Column("fields_project_id", sa.Integer(), nullable=True))
+        op.create_foreign_key("fk_feed_fields_project_id_project", "feed", "project", ["fields_project_id"], ["id"])
+    op.add_column("feed", sa.Column("contract_set_by", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+    op.add_column("feed", sa.Column("field_roles", sa.JSON(), nullable=False, server_default="{}"))
     # existing feeds' last audit events predate these columns: record their values so `audit verify` agrees
     rebaseline(
         op.get_bind(),
