@@ -83,3 +83,11 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("CROSSWALK_ACTOR", "cli-tester")
     get_settings.cache_clear()
     return tmp_path
+
+
+@pytest.fixture
+def dask_in_threads(monkeypatch):
+    """`local:N` clusters in threads of this process: the same scheduler, without process start-up."""
+    import service.cluster
+
+    monkeypatch.setattr(service.cluster, "LOCAL_PROCESSES", False)

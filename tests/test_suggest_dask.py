@@ -14,10 +14,9 @@ from service.settings import get_settings
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch, encoder, tiny_icd):
+def home(tmp_path, monkeypatch, encoder, tiny_icd, dask_in_threads):
     monkeypatch.setenv("CROSSWALK_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(service.engine, "bundled_encoder", lambda settings: encoder)
-    monkeypatch.setattr(service.cluster, "LOCAL_PROCESSES", False)
     get_settings.cache_clear()
     service.engine.served_suggesters.cache_clear()
     tiny_icd.name = "tiny"

@@ -48,12 +48,6 @@ def client():
         yield client
 
 
-@pytest.fixture
-def threads(monkeypatch):
-    """`--dask local:N` in threads of this process: the same scheduler, without process start-up."""
-    monkeypatch.setattr(service.cluster, "LOCAL_PROCESSES", False)
-
-
 def _same_alerts(got, expected) -> None:
     assert [(a.check, a.column, a.segment, a.severity, a.message) for a in got] == [
         (a.check, a.column, a.segment, a.severity, a.message) for a in expected
@@ -107,7 +101,7 @@ def _monitor(tmp_path, reference, current: str, *extra: str):
     return result, (json.loads(out.read_text()) if out.exists() else None)
 
 
-def test_monitor_cli_on_dask_writes_the_in_memory_report(threads, tmp_path, parts, reference, changed):
+def test_monitor_cli_on_dask_writes_the_in_memory_report(dask_in_threads, tmp_path, parts, reference, changed):
     whole = tmp_path / "whole.parquet"
     changed.to_parquet(whole, index=False)
     memory, expected = _monitor(tmp_path, reference, str(whole))
@@ -122,7 +116,7 @@ def test_monitor_cli_on_dask_writes_the_in_memory_report(threads, tmp_path, part
     assert "2 workers" in on_dask.output
 
 
-def test_monitor_cli_uses_the_configured_scheduler_for_a_glob(threads, tmp_path, monkeypatch, parts, reference):
+def test_monitor_cli_uses_the_configured_scheduler_for_a_glob(dask_in_threads, tmp_path, monkeypatch, parts, reference):
     from service.settings import get_settings
 
     monkeypatch.setenv("CROSSWALK_DASK_SCHEDULER", "local:2")
@@ -149,7 +143,9 @@ def test_monitor_cli_unreachable_scheduler_is_one_line_exit_2(tmp_path, monkeypa
         ("none-*.parquet", ("--dask", "local:1"), "no files match"),
     ],
 )
-def test_monitor_cli_bad_dask_input_is_one_line_exit_2(threads, tmp_path, parts, reference, batch, extra, message):
+def test_monitor_cli_bad_dask_input_is_one_line_exit_2(
+    dask_in_threads, tmp_path, parts, reference, batch, extra, message
+):
     result, report = _monitor(tmp_path, reference, str(tmp_path / batch), *extra)
     assert result.exit_code == 2 and report is None, result.output
     assert message in result.output and "Traceback" not in result.output

@@ -114,13 +114,10 @@ def _batch_rows(feed: str) -> list[dict]:
         return [b.model_dump() for b in feeds.list_batches(session, found)][::-1]
 
 
-def test_feed_post_on_dask_stores_the_in_memory_alerts(env, monkeypatch):
+def test_feed_post_on_dask_stores_the_in_memory_alerts(env, dask_in_threads):
     """A quoted glob of Parquet parts, profiled on a (threaded) local cluster, is one batch whose alerts are
     those of the same rows posted in one file (that its kept profile merges into windows like any other is
     tested on the library)."""
-    import service.cluster
-
-    monkeypatch.setattr(service.cluster, "LOCAL_PROCESSES", False)
     pounds = pd.read_csv(env / "pounds.csv")
     for i, rows in enumerate(np.array_split(np.arange(len(pounds)), 3)):
         pounds.iloc[rows].to_parquet(env / f"pounds-{i}.parquet", index=False)

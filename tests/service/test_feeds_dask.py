@@ -17,12 +17,6 @@ from tests.service.test_feeds import Feeds, csv_bytes, unit_switch
 halves = test_feeds.halves  # the fixture: two halves of one sample, so a clean batch is quiet
 
 
-@pytest.fixture
-def threads(monkeypatch):
-    """`local:N` in threads of this process: the same scheduler, without process start-up."""
-    monkeypatch.setattr(service.cluster, "LOCAL_PROCESSES", False)
-
-
 def _to_cluster_from(service, min_bytes: int) -> None:
     """Uploads of `min_bytes` and more go to the feed's cluster (the default, 256 MiB, is past the API's limit)."""
     service.app.state.settings = service.settings.model_copy(update={"dask_min_bytes": min_bytes})
@@ -54,7 +48,7 @@ def test_feed_cluster_is_set_checked_audited_and_shown(sqlite_service, halves):
     assert [f["name"] for f in feeds.call("GET", "/feeds", Role.viewer).json()] == ["labs", "plain"]
 
 
-def test_large_upload_is_profiled_on_the_feeds_cluster_with_the_in_memory_alerts(service, halves, threads):
+def test_large_upload_is_profiled_on_the_feeds_cluster_with_the_in_memory_alerts(service, halves, dask_in_threads):
     feeds = Feeds(service)
     reference, current = halves
     memory = feeds.create(csv_bytes(reference), name="memory")
