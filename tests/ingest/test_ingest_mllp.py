@@ -196,6 +196,10 @@ def test_the_sender_waits_only_for_acks_msh15_and_msh16_ask_for():
         # a wait for an ACK that never comes would raise TimeoutError after 10 s
         acks = send_messages("127.0.0.1", server.port, messages, timeout=10, quiet=0.3)
         single = send_messages("127.0.0.1", server.port, [oru(GLUCOSE, control_id="N3", ack_types="|||NE|NE")])
+        # nothing answers N3, so the sender returns as soon as it is written: wait for the receiver to store it
+        deadline = time.monotonic() + 10
+        while len(recorder.stored) < 8 and time.monotonic() < deadline:
+            time.sleep(0.02)
     finally:
         stop.set()
         thread.join(30)
