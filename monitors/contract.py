@@ -323,7 +323,8 @@ def _sample(values: pd.Series, n: int = 2000) -> pd.Series:
 def _parses_as_dates(values: pd.Series) -> bool:
     if values.empty:
         return False
-    parsed = pd.to_datetime(_sample(values), errors="coerce", format="mixed")
+    # utc=True: values with different offsets (HL7 times carry the sender's) parse too, without pandas' warning
+    parsed = pd.to_datetime(_sample(values), errors="coerce", format="mixed", utc=True)
     return bool(parsed.notna().mean() > 0.95)
 
 

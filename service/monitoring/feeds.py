@@ -114,6 +114,37 @@ class ProfiledBatch:
     report_note: str = NO_REPORT_ON_DASK  # why the batch has no Evidently drill-down
 
 
+@dataclass
+class ScoredAhead:
+    """A profiled batch's monitors run before the store is locked (the anomaly model alone fits for a third
+    of a second): `post_batch` uses them while the feed's next batch number and contract are still these."""
+
+    number: int
+    contract: dict[str, Any]
+    report: MonitorReport
+
+
+def score_ahead(session: Session, home: Path, feed: Feed, profiled: ProfiledBatch) -> ScoredAhead:
+    """Run the monitors on `profiled` against what the store holds now; reads only. A review decision made
+    before the write lock is taken is seen by the next batch (as if this one had arrived a moment earlier)."""
+    contract = Contract.from_dict(profiled.contract)
+    number = _next_number(session, feed)
+    report = score_profiles(
+        files.read_profile(home, feed.reference_profile, feed.reference_profile_sha256),
+        profiled.profile,
+        contract,
+        feed=feed.name,
+        batch_id=str(number),
+        approved=approved_codes(session, feed, contract),
+        history=_history(session, home, feed),
+    )
+    return ScoredAhead(number, profiled.contract, report)
+
+
+def _next_number(session: Session, feed: Feed) -> int:
+    return (session.exec(select(func.max(FeedBatch.number)).where(FeedBatch.feed_id == feed.id)).one() or 0) + 1
+
+
 def profile_in_memory(feed: Feed, upload: Upload, report_note: str = NO_REPORT_FROM_MESSAGES) -> ProfiledBatch:
     """An upload read and profiled here, before the store is locked (a listener's batches: the store's
     writers wait only for the scoring against the reference, not for reading and profiling the rows)."""
@@ -472,13 +503,15 @@ def post_batch(
     extra_alerts: Sequence[Alert] = (),
     extra_segments: frozenset[str] | set[str] = frozenset(),
     evidently: bool = True,
+    scored: ScoredAhead | None = None,
 ) -> tuple[FeedBatch, list[AlertEvent]]:
     """Score one batch: read, profile once, compare with the reference profile, reconcile alerts, queue
     webhook messages, keep the profile and an Evidently drill-down. A bad batch changes nothing.
 
     `extra_alerts` are findings the caller made on the same batch (structural checks of the messages it
     came from), reconciled with the monitors' own; `extra_segments` the segments those checks covered.
-    `evidently=False` skips the HTML drill-down (seconds of work a listener cannot hold its store for)."""
+    `evidently=False` skips the HTML drill-down (seconds of work a listener cannot hold its store for);
+    `scored` are the monitors' findings made before the lock (`score_ahead`), used while still current."""
     audit.lock_chain(session)  # batch numbers and alert dedup see every earlier batch of the feed
     if isinstance(upload, ProfiledBatch):
         # profiled before the lock, under the contract its caller read after refreshing the field roles: the
@@ -495,17 +528,20 @@ def post_batch(
         frame, sha256 = read_upload(upload, contract), files.sha256_bytes(upload.data)
         segment = contract.segment_columns[0] if contract.segment_columns else None
         profile = profile_frame(frame, contract, segment, PlausibilityRules())
-    number = (session.exec(select(func.max(FeedBatch.number)).where(FeedBatch.feed_id == feed.id)).one() or 0) + 1
+    number = _next_number(session, feed)
     reference = files.read_profile(home, feed.reference_profile, feed.reference_profile_sha256)  # read once
-    report = score_profiles(
-        reference,
-        profile,
-        contract,
-        feed=feed.name,
-        batch_id=str(number),
-        approved=approved_codes(session, feed, contract),
-        history=_history(session, home, feed),
-    )
+    if scored is not None and scored.number == number and scored.contract == feed.contract:
+        report = scored.report
+    else:  # scored against an older state (another batch, an edited contract): score again under the lock
+        report = score_profiles(
+            reference,
+            profile,
+            contract,
+            feed=feed.name,
+            batch_id=str(number),
+            approved=approved_codes(session, feed, contract),
+            history=_history(session, home, feed),
+        )
     drifted = _mapping_drift(session, home, feed, str(number), reference, profile, contract, actor)
     events = process_batch(
         StoreAlerts(session, feed, actor),

@@ -46,8 +46,15 @@ from ingest.mllp import GroupCommit, MLLPServer
 from monitors.alerts import Alert, AlertEvent
 from monitors.contract import Contract
 from service import audit
-from service.monitoring.feeds import ProfiledBatch, Upload, post_batch, profile_in_memory
-from service.store.db import engine_for, session_scope
+from service.monitoring.feeds import (
+    ProfiledBatch,
+    ScoredAhead,
+    Upload,
+    post_batch,
+    profile_in_memory,
+    score_ahead,
+)
+from service.store.db import engine_for, read_scope, session_scope
 from service.store.errors import Invalid, NotFound
 from service.store.feeds import Feed, FeedBatch
 from service.store.messages import DeadLetter, ItemMessage, MessageImportResult, StoredMessage
@@ -498,6 +505,7 @@ class PreparedBatch:
     alerts: list[Alert]
     sites: set[str]
     profiled: ProfiledBatch  # the rows profiled under the feed's contract
+    scored: ScoredAhead | None = None  # the monitors run on the profile before the write lock
 
 
 def prepare(feed: Feed, stored: list[StoredMessage]) -> PreparedBatch | None:
@@ -546,6 +554,7 @@ def score_pending(
         extra_alerts=prepared.alerts,
         extra_segments=prepared.sites,
         evidently=False,  # the listener's stores wait while a batch is scored: keep that short
+        scored=prepared.scored,
     )
     # one UPDATE for the batch, not one per message: the store's writers wait while this transaction runs
     stamp = update(messages).where(messages.c.id.in_(prepared.message_ids)).values(batch_number=batch.number)
@@ -596,6 +605,10 @@ class Listener:
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # set once the port is bound (`port` is then set)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _oldest: float | None = None
+    # messages waiting for a batch as far as this listener knows (the store's count after each cut, plus what
+    # arrived since): a cut is asked of the scoring process only when a batch is full or due, never per message
+    _waiting: int = 0
+    _arrived: int = 0
     _scorer: ProcessPoolExecutor | None = None
 
     async def serve(self, stop: asyncio.Event | None = None) -> None:
@@ -624,6 +637,8 @@ class Listener:
 
     def _accepted(self, messages: list, refs: list) -> None:
         self._oldest = self._oldest or time.monotonic()
+        self._waiting += len(refs)
+        self._arrived += len(refs)
         self._wake.set()
 
     async def _batcher(self) -> None:
@@ -634,6 +649,8 @@ class Listener:
                 pass
             self._wake.clear()
             due = self._oldest is not None and time.monotonic() - self._oldest >= self.batch_seconds
+            if not due and self._waiting < self.batch_size:
+                continue
             try:
                 while await self._cut(due):
                     pass
@@ -647,8 +664,11 @@ class Listener:
         project_id = self.project.id if self.project else None
         url = self.engine.url.render_as_string(hide_password=False)
         job = (url, self.home, self.feed.id, self.actor, self.batch_size, due, project_id)
+        arrived = self._arrived
         outcome, left = await asyncio.get_running_loop().run_in_executor(self._scorer, cut_batch_at, *job)
+        self._waiting = left + self._arrived - arrived  # some that arrived meanwhile may be in `left`: harmless
         if outcome is None:
+            self._oldest = self._oldest if left else None  # nothing waits: no batch is due
             return False
         self._oldest = time.monotonic() if left else None  # the rest waits at most batch_seconds more
         if self.on_batch is not None:
@@ -688,15 +708,17 @@ def cut_batch(
 ) -> tuple[tuple[FeedBatch, list[AlertEvent], CodeImport | None] | None, int]:
     """In its own transaction: score one batch of the feed's waiting messages when `batch_size` wait, or any
     wait and `due`. Returns the batch (None when none was cut) and how many messages still wait."""
-    # SQLite has one writer: reading and parsing the messages happens in a read of its own, so the
-    # listener's stores (and their ACKs) wait only for the scoring itself
-    with session_scope(engine) as session:
+    # SQLite has one writer: reading and parsing the messages happens in a read of its own (a snapshot that
+    # takes no write lock), so the listener's stores (and their ACKs) wait only for the scoring itself
+    with read_scope(engine) as session:
         feed = session.get(Feed, feed_id)
         waiting = pending_count(session, feed)
         if waiting == 0 or (waiting < batch_size and not due):
             return None, waiting
         stored = pending(session, feed, batch_size)
     prepared = prepare(feed, stored)
+    with read_scope(engine) as session:  # the monitors too run before the lock, against a snapshot
+        prepared.scored = score_ahead(session, home, session.get(Feed, feed_id), prepared.profiled)
     with session_scope(engine) as session:
         feed = session.get(Feed, feed_id)
         project = session.get(Project, project_id) if project_id else None

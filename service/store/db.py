@@ -27,6 +27,7 @@ MIGRATIONS = SERVICE / "migrations"
 
 
 POOL_SIZE, MAX_OVERFLOW = 10, 5  # Settings.db_pool_size / db_max_overflow
+READ_ONLY = "crosswalk_read_only"  # execution option: SQLite begins without the write lock
 BUSY_TIMEOUT_S = 60  # an SQLite writer waits this long for the write lock (writers queue, never fail at once)
 
 
@@ -71,7 +72,9 @@ def _sqlite_engine(url: str, pool: dict[str, int]) -> Engine:
     def _on_begin(connection) -> None:
         # Writers take the write lock at BEGIN, so two transactions can never both read the audit
         # chain's tail (or an item's version) and then both append: the second waits for the first.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A `read_scope` reads a snapshot instead and never waits for (or holds up) a writer.
+        reading = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN DEFERRED" if reading else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -81,6 +84,16 @@ def concurrent_sessions(engine: Engine, pool_size: int) -> int:
     SQLite transaction takes the write lock at BEGIN, so a second would only poll for the lock in a
     worker thread, where a newcomer can overtake it; queued in the service instead, they go in turn."""
     return 1 if engine.dialect.name == "sqlite" else pool_size
+
+
+@contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """A transaction that only reads: on SQLite a snapshot that takes no write lock, so a reader polling the
+    store (the MLLP listener's batch cutter) never makes a writer wait for it. Nothing written in it is kept."""
+    # closed, not rolled back: what was read stays loaded (a rollback would expire it); the pool ends the
+    # transaction when the connection goes back
+    with Session(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False) as session:
+        yield session
 
 
 @contextmanager

@@ -134,6 +134,71 @@ def test_listener_cuts_a_batch_after_batch_seconds(store, tmp_path, monkeypatch)
         assert sum(b.rows for b in session.exec(select(FeedBatch))) == 6
 
 
+def test_the_monitors_run_before_the_write_lock_and_again_under_it_when_another_batch_came_first(
+    store, tmp_path, monkeypatch
+):
+    from service.monitoring import feeds as feeds_module
+    from service.monitoring.messages import pending, prepare, score_ahead, score_pending
+
+    engine, feed, _ = store
+    EngineStore(engine, feed).commit([m.encode() for m in lab_messages(6)])
+    scorings = []
+    real = feeds_module.score_profiles
+    monkeypatch.setattr(feeds_module, "score_profiles", lambda *a, **k: scorings.append(k["batch_id"]) or real(*a, **k))
+
+    def prepared_ahead(limit: int):
+        with session_scope(engine) as session:
+            waiting = prepare(session.get(Feed, feed.id), pending(session, session.get(Feed, feed.id), limit))
+            waiting.scored = score_ahead(session, tmp_path, session.get(Feed, feed.id), waiting.profiled)
+        return waiting
+
+    first = prepared_ahead(3)
+    assert scorings == ["1"]
+    with session_scope(engine) as session:
+        batch, _, _ = score_pending(session, tmp_path, session.get(Feed, feed.id), "t", limit=3, prepared=first)
+    assert batch.number == 1 and scorings == ["1"]  # the findings made before the lock were used as they were
+
+    ahead = prepared_ahead(3)  # the other three, scored ahead as batch 2 ...
+    assert scorings == ["1", "2"]
+    with session_scope(engine) as session:  # ... but another batch (an upload) is posted first
+        feeds_module.post_batch(session, tmp_path, session.get(Feed, feed.id), first.profiled, "t", evidently=False)
+    assert scorings == ["1", "2", "2"]
+    with session_scope(engine) as session:
+        batch, _, _ = score_pending(session, tmp_path, session.get(Feed, feed.id), "t", limit=3, prepared=ahead)
+    assert batch.number == 3 and scorings == ["1", "2", "2", "3"]  # stale: scored again under the lock
+
+
+def test_a_read_scope_neither_waits_for_nor_holds_up_an_sqlite_writer(tmp_path):
+    from sqlalchemy import text
+
+    from service.store.db import read_scope
+
+    engine = engine_for(f"sqlite:///{tmp_path / 'store.db'}")
+    with session_scope(engine) as session:
+        session.exec(text("CREATE TABLE t (x INTEGER)"))
+    writing, done = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with session_scope(engine) as session:
+            session.exec(text("INSERT INTO t VALUES (1)"))
+            writing.set()
+            done.wait(30)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert writing.wait(30)
+        with read_scope(engine) as session:  # would wait for the writer (busy timeout 60 s) under BEGIN IMMEDIATE
+            assert session.exec(text("SELECT count(*) FROM t")).one() == (0,)
+    finally:
+        done.set()
+        thread.join(30)
+    with read_scope(engine) as session:
+        session.exec(text("INSERT INTO t VALUES (2)"))  # not kept: a read scope writes nothing
+    with session_scope(engine) as session:
+        assert session.exec(text("SELECT x FROM t")).all() == [(1,)]
+
+
 # -- kill -9 ------------------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as sock:
