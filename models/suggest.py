@@ -25,7 +25,7 @@ from models.items import SourceItem, Suggestion
 from models.lexical import LexicalMatcher
 from models.rows import ConceptRows
 from models.terminology import Concept, Terminology, attributes_match, target_filters
-from models.text import LAB_ABBREVIATIONS, expand_unknown, fold_words, normalize
+from models.text import LAB_ABBREVIATIONS, clinical_abbreviations, expand_unknown, fold_words, normalize
 
 AXIS_FORMATS = frozenset({"loinc"})  # terminologies whose concepts have LOINC's axes
 # Words that name an order of several results: a source that says one may mean a LOINC panel. Besides
@@ -94,7 +94,7 @@ class Suggester:
         self._concept_axes: dict[int, Axes] = {}
         self._has_axes = terminology.format in AXIS_FORMATS
         self._panels: np.ndarray | None = None
-        self._known_lab_words: frozenset[str] | None = None
+        self._known_words: frozenset[str] | None = None  # abbreviations the target table writes itself
         self._masks: dict[tuple, np.ndarray] = {}
         self.history = history
         self._history = self._index_history(history, history_vectors) if history else None
@@ -199,14 +199,13 @@ class Suggester:
                 yield chunk, scores
 
     def _query_texts(self, items: list[SourceItem]) -> list[str]:
-        """The names the matchers compare; lab abbreviations the LOINC table never uses are spelt out."""
+        """The names the matchers compare; abbreviations the target table never uses are spelt out (lab
+        words for a LOINC-like table, clipped clinical words for any other)."""
         texts = [item.query_text() for item in items]
-        if not self._has_axes:
-            return texts
-        if self._known_lab_words is None:  # once: which abbreviations the table itself writes
-            wanted = LAB_ABBREVIATIONS.keys()
-            self._known_lab_words = frozenset(w for t in self.rows.texts for w in fold_words(t) if w in wanted)
-        return [expand_unknown(text, self._known_lab_words, LAB_ABBREVIATIONS) for text in texts]
+        table = LAB_ABBREVIATIONS if self._has_axes else clinical_abbreviations()
+        if self._known_words is None:  # once: which abbreviations the table itself writes
+            self._known_words = frozenset(w for t in self.rows.texts for w in fold_words(t) if w in table)
+        return [expand_unknown(text, self._known_words, table) for text in texts]
 
     def _score(self, items: list[SourceItem]) -> _Chunk:
         texts = self._query_texts(items)

@@ -7,10 +7,12 @@ character n-grams and embeddings see the same words.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 
 # Multi-character tokens that stand for words in clinical text. Only unambiguous, widely used
 # ones: "ca" (calcium/cancer) and "ms" (multiple sclerosis/mitral stenosis) stay as they are.
@@ -258,6 +260,19 @@ def _expand(token: str) -> str:
     if "/" in token:  # "bronch/lung": two words, each may be abbreviated
         return " ".join(ABBREVIATIONS.get(part, part) for part in token.split("/") if part)
     return token
+
+
+CLINICAL_ABBREVIATIONS_FILE = Path(__file__).parent / "data" / "clinical_abbreviations.tsv"
+
+
+@lru_cache(maxsize=1)
+def clinical_abbreviations() -> dict[str, str]:
+    """Clipped clinical words -> the word, learned from ICD-9-CM's short and long titles
+    (`training.abbreviations`); for queries only, through `expand_unknown`, like `LAB_ABBREVIATIONS`."""
+    if not CLINICAL_ABBREVIATIONS_FILE.exists():
+        return {}
+    with CLINICAL_ABBREVIATIONS_FILE.open(newline="") as handle:
+        return {row["abbreviation"]: row["expansion"] for row in csv.DictReader(handle, delimiter="\t")}
 
 
 def expand_unknown(text: str, known: frozenset[str], table: dict[str, str]) -> str:

@@ -102,11 +102,14 @@ def test_lab_abbreviations_the_table_never_writes_are_spelt_out_in_queries():
     assert expand_unknown("TSH Baseline", known, LAB_ABBREVIATIONS) == "TSH Baseline"  # nothing to expand
 
 
-def test_a_loinc_suggester_expands_only_for_loinc(loinc_suggester, tiny_icd, encoder, tmp_path):
+def test_each_suggester_spells_out_its_own_abbreviations(loinc_suggester, tiny_icd, encoder, tmp_path):
     item = SourceItem("x", "Glu SerPl", {"unit": "mg/dL"})
     assert loinc_suggester._query_texts([item]) == ["glucose serpl"]
     icd = Suggester(Terminology("icd", "icd10cm", "1", tiny_icd.concepts), encoder, cache_dir=tmp_path)
-    assert icd._query_texts([item]) == ["Glu SerPl"]
+    assert icd._query_texts([item]) == ["Glu SerPl"]  # lab words only for a LOINC-like table
+    # clipped clinical words (learned from ICD-9-CM's short and long titles) for any other table
+    assert icd._query_texts([SourceItem("x", "Crnry athrscl")]) == ["coronary atherosclerosis"]
+    assert loinc_suggester._query_texts([SourceItem("x", "Crnry athrscl")]) == ["Crnry athrscl"]
 
 
 def test_context_moves_the_ranking_only_through_axes(loinc_suggester):
