@@ -20,6 +20,7 @@ from sqlmodel import Session
 from ingest.schema import SchemaError, SourceSchema, is_database_url, read_database, read_source, redact_url
 from service.crud_imports import import_items, schema_rows
 from service.monitoring.feeds import Upload
+from service.monitoring.field_roles import not_a_fields_project
 from service.store.errors import Conflict, Invalid, Unsupported
 from service.store.tables import Project, SchemaImportResult
 
@@ -43,12 +44,10 @@ ACCEPTED = "text/csv, application/vnd.apache.parquet or x-application/hl7-v2+er7
 
 
 def require_field_project(project: Project, target_models: Sequence[str]) -> None:
-    """Source columns go only to a project whose target is a data model (checked before any source is read)."""
-    if project.target_terminology not in target_models:
-        raise Conflict(
-            f"project {project.name!r} maps codes to {project.target_terminology}; source columns go to a "
-            "project on a data model such as omop-cdm-5.4 (`crosswalk project create --kind fields`)"
-        )
+    """Source columns go only to a project whose target is a data model (checked before any source is read);
+    Conflict (409): the project exists but is of the other kind."""
+    if problem := not_a_fields_project(project, target_models):
+        raise Conflict(f"source columns cannot be imported: {problem}")
 
 
 def import_schema(

@@ -18,19 +18,26 @@ from service.store.errors import Invalid
 from service.store.tables import Project, SourceItem, Status
 
 
+def not_a_fields_project(project: Project, target_models: Sequence[str]) -> str | None:
+    """Why `project` cannot hold source-field mappings (its target is no data model); None when it can."""
+    if project.target_terminology in target_models:
+        return None
+    return (
+        f"project {project.name!r} maps codes to {project.target_terminology}, not source fields to a data model "
+        "such as omop-cdm-5.4 (`crosswalk project create --kind fields --target omop-cdm-5.4 ...`)"
+    )
+
+
 def fields_project(session: Session, home: Path, project_id: int) -> Project:
-    """The project, when it maps source fields to a target data model; Invalid (422) otherwise."""
+    """The project a request names, when it maps source fields to a target data model; Invalid (422) otherwise."""
     from service.engine import target_catalog  # the one place that says where loaded models live
     from service.settings import Settings
 
     project = by_id_or_name(session, Project, project_id) if 0 < project_id <= MAX_STORED_INT else None
     if project is None:
         raise Invalid(f"fields_project_id: no project {project_id}")
-    if project.target_terminology not in target_catalog(Settings(home=home)).names():
-        raise Invalid(
-            f"fields_project_id: project {project.name!r} maps codes to {project.target_terminology}, not source "
-            "fields to a data model (`crosswalk project create --kind fields --target omop-cdm-5.4 ...`)"
-        )
+    if problem := not_a_fields_project(project, target_catalog(Settings(home=home)).names()):
+        raise Invalid(f"fields_project_id: {problem}")
     return project
 
 
