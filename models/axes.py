@@ -238,7 +238,9 @@ def _words(text: str) -> list[str]:
 def _systems(words: list[str]) -> frozenset[str]:
     # Compound local spellings: "SerPl", "Bld-Hemo", "Ur/24h" were split on '-' and '/' here.
     found = set()
-    for word in words:
+    for word, after in zip(words, [*words[1:], ""]):
+        if after.startswith("cell"):  # "Plasma cells", "Red blood cells": the analyte, not the specimen
+            continue
         for part in re.split(r"[-/.]", word):
             if part in _SYSTEM_WORDS:
                 found.add(_SYSTEM_WORDS[part])

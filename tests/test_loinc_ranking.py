@@ -37,6 +37,9 @@ def test_the_specimen_comes_from_the_fluid_column_or_the_name():
     assert source_axes("Chloride Ur Qn", {}).system == {"ur"}
     assert source_axes("Protein CSF", {}).system == {"csf"}
     assert source_axes("Glucose", {}).system == frozenset()  # unstated: neither for nor against
+    # a specimen word naming cells is the analyte: "Plasma cells/100 leukocytes in Blood" must not conflict
+    assert source_axes("Plasma Cells %", {"unit": "%"}).system == frozenset()
+    assert source_axes("Glucose Plasma", {}).system == {"serpl"}
 
 
 def test_a_source_in_serum_contradicts_a_candidate_in_urine_and_timing_counts():
