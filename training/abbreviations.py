@@ -25,7 +25,8 @@ from pathlib import Path
 from models.text import CLINICAL_ABBREVIATIONS_FILE, fold_words
 from training.datasets import _data_files, is_test_code
 
-MIN_VOTES = 1.0  # titles that must agree on an expansion
+MIN_VOTES = 1.0  # titles that must agree on an expansion ...
+MIN_VOTES_SHORT = 3.0  # ... and for a word of at most 3 letters, which may stand for many ("po", "cr", "ml")
 MIN_SHARE = 0.6  # of the titles where the word is clipped
 
 
@@ -53,7 +54,7 @@ def learn(pairs: Iterable[tuple[str, str]]) -> dict[str, tuple[str, float, int]]
     table = {}
     for token, counts in votes.items():
         word, n = counts.most_common(1)[0]
-        if n >= MIN_VOTES and n / clipped[token] >= MIN_SHARE:
+        if n >= (MIN_VOTES_SHORT if len(token) <= 3 else MIN_VOTES) and n / clipped[token] >= MIN_SHARE:
             table[token] = (word, round(n, 1), clipped[token])
     return table
 
