@@ -152,7 +152,7 @@ class Suggester:
         if not len(history):
             return None
         if vectors is None or len(vectors) != len(history):
-            vectors = self.dense.encode_queries(history.texts)
+            vectors = self.dense.encode_queries(self._spelt_out(list(history.texts)))  # as queries are read
         position = {c.code: i for i, c in enumerate(self.terminology)}
         return HistoryIndex(history, vectors, position, self._parent, _text_words, self._words)
 
@@ -199,9 +199,12 @@ class Suggester:
                 yield chunk, scores
 
     def _query_texts(self, items: list[SourceItem]) -> list[str]:
-        """The names the matchers compare; abbreviations the target table never uses are spelt out (lab
-        words for a LOINC-like table, clipped clinical words for any other)."""
-        texts = [item.query_text() for item in items]
+        """The names the matchers compare (see `_spelt_out`)."""
+        return self._spelt_out([item.query_text() for item in items])
+
+    def _spelt_out(self, texts: list[str]) -> list[str]:
+        """Source texts with the abbreviations the target table never uses spelt out (lab words for a
+        LOINC-like table, clipped clinical words for any other): queries and approved history alike."""
         table = LAB_ABBREVIATIONS if self._has_axes else clinical_abbreviations()
         if self._known_words is None:  # once: which abbreviations the table itself writes
             self._known_words = frozenset(w for t in self.rows.texts for w in fold_words(t) if w in table)

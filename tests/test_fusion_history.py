@@ -161,6 +161,15 @@ def test_a_suggester_with_history_offers_what_the_team_approved_for_a_similar_so
     assert plain.history_vectors() is None
 
 
+def test_approved_history_is_read_with_the_words_spelt_out_as_queries_are(tiny_icd, encoder):
+    source = "skl sugar disease high"  # a clipped word the target table never writes (and normalize keeps)
+    remembering = Suggester(tiny_icd, encoder, history=ApprovedHistory([source], [["E11.65"]]))
+    assert remembering._query_texts([SourceItem("q", source)]) == ["skull sugar disease high"]
+    candidates = remembering.candidates([source])[0]
+    row = list(candidates.pool).index([c.code for c in tiny_icd].index("E11.65"))
+    assert candidates.features[row, HISTORY] == pytest.approx(1.0, abs=1e-5)  # the same source: the same text
+
+
 def test_word_associations_explain_a_candidates_extra_words_by_the_teams_habits():
     words = lambda text: frozenset(text.split())  # noqa: E731
     sources = [words("postpartum anemia"), words("postpartum sepsis"), words("anemia"), words("sepsis")]

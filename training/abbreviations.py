@@ -28,11 +28,15 @@ from training.datasets import _data_files, is_test_code
 MIN_VOTES = 1.0  # titles that must agree on an expansion ...
 MIN_VOTES_SHORT = 3.0  # ... and for a word of at most 3 letters, which may stand for many ("po", "cr", "ml")
 MIN_SHARE = 0.6  # of the titles where the word is clipped
+_INFLECTIONS = frozenset({"s", "es", "d", "ed", "ing"})
 
 
 def _abbreviates(short: str, word: str) -> bool:
-    """`short` could be `word` clipped: same first letter, shorter, its letters in `word` in order."""
+    """`short` could be `word` clipped: same first letter, shorter, its letters in `word` in order; not the
+    same word inflected ("disease" for "diseases", "deliver" for "delivered"), which is no abbreviation."""
     if short[0] != word[0] or len(short) >= len(word):
+        return False
+    if word.startswith(short) and word[len(short) :] in _INFLECTIONS:
         return False
     letters = iter(word)
     return all(letter in letters for letter in short)

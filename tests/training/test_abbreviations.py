@@ -26,6 +26,12 @@ def test_a_clipped_word_is_paired_with_the_long_word_it_abbreviates():
     assert "syndrome" not in table and "kidney" not in table  # written out in both titles: nothing to learn
 
 
+def test_an_inflected_word_is_no_abbreviation():
+    pairs = [("Chr disease", "Chronic diseases"), ("Disease site", "Diseases of other sites")] * 3
+    table = learn(pairs)
+    assert "disease" not in table and "site" not in table and table["chr"][0] == "chronic"
+
+
 def test_an_ambiguous_or_inconsistent_word_is_left_out():
     # "pr" fits "pressure" and "primary" alike in one title, and another title spells it otherwise
     pairs = [("Pr ulcer pr site", "Pressure ulcer primary site"), ("Pr gout", "Gout pr")]
