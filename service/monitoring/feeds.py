@@ -127,22 +127,31 @@ class ScoredAhead:
 def score_ahead(session: Session, home: Path, feed: Feed, profiled: ProfiledBatch) -> ScoredAhead:
     """Run the monitors on `profiled` against what the store holds now; reads only. A review decision made
     before the write lock is taken is seen by the next batch (as if this one had arrived a moment earlier)."""
-    contract = Contract.from_dict(profiled.contract)
     number = _next_number(session, feed)
-    report = score_profiles(
-        files.read_profile(home, feed.reference_profile, feed.reference_profile_sha256),
-        profiled.profile,
-        contract,
-        feed=feed.name,
-        batch_id=str(number),
-        approved=approved_codes(session, feed, contract),
-        history=_history(session, home, feed),
+    reference = files.read_profile(home, feed.reference_profile, feed.reference_profile_sha256)
+    report = _run_monitors(
+        session, home, feed, reference, profiled.profile, Contract.from_dict(profiled.contract), number
     )
     return ScoredAhead(number, profiled.contract, report)
 
 
 def _next_number(session: Session, feed: Feed) -> int:
     return (session.exec(select(func.max(FeedBatch.number)).where(FeedBatch.feed_id == feed.id)).one() or 0) + 1
+
+
+def _run_monitors(
+    session: Session, home: Path, feed: Feed, reference: Profile, profile: Profile, contract: Contract, number: int
+) -> MonitorReport:
+    """Batch `number`'s profile against the reference, the feed's approved codes and its recent batches."""
+    return score_profiles(
+        reference,
+        profile,
+        contract,
+        feed=feed.name,
+        batch_id=str(number),
+        approved=approved_codes(session, feed, contract),
+        history=_history(session, home, feed),
+    )
 
 
 def profile_in_memory(feed: Feed, upload: Upload, report_note: str = NO_REPORT_FROM_MESSAGES) -> ProfiledBatch:
@@ -533,15 +542,7 @@ def post_batch(
     if scored is not None and scored.number == number and scored.contract == feed.contract:
         report = scored.report
     else:  # scored against an older state (another batch, an edited contract): score again under the lock
-        report = score_profiles(
-            reference,
-            profile,
-            contract,
-            feed=feed.name,
-            batch_id=str(number),
-            approved=approved_codes(session, feed, contract),
-            history=_history(session, home, feed),
-        )
+        report = _run_monitors(session, home, feed, reference, profile, contract, number)
     drifted = _mapping_drift(session, home, feed, str(number), reference, profile, contract, actor)
     events = process_batch(
         StoreAlerts(session, feed, actor),
