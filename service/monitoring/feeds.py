@@ -297,17 +297,23 @@ def reference_frame(home: Path, feed: Feed) -> pd.DataFrame:
 
 
 # -- the contract -----------------------------------------------------------------------------------
-def update_contract(
-    session: Session, home: Path, feed: Feed, data: dict[str, Any], actor: str, version: int | None
-) -> Feed:
-    """Replace the contract (checked against the reference) and re-profile the reference under it."""
+def _lock_at_version(session: Session, feed: Feed, version: int | None, hint: str) -> None:
+    """Take the write lock and re-read the feed; StaleVersion (with the current feed) when an edit based on
+    `version` (If-Match; None: any) would overwrite a change made since."""
     audit.lock_chain(session)
     session.refresh(feed)
     if version is not None and version != feed.version:
         raise StaleVersion(
-            f"feed {feed.name!r} changed since version {version} (now version {feed.version}); reload the contract and edit again",
+            f"feed {feed.name!r} changed since version {version} (now version {feed.version}); {hint}",
             {"current": feed_public(session, feed).model_dump(mode="json")},
         )
+
+
+def update_contract(
+    session: Session, home: Path, feed: Feed, data: dict[str, Any], actor: str, version: int | None
+) -> Feed:
+    """Replace the contract (checked against the reference) and re-profile the reference under it."""
+    _lock_at_version(session, feed, version, "reload the contract and edit again")
     try:
         contract = Contract.from_dict({**data, "feed": feed.name})
     except ContractError as error:
@@ -330,13 +336,7 @@ def update_contract(
 def update_feed(session: Session, home: Path, feed: Feed, data: FeedUpdate, actor: str, version: int | None) -> Feed:
     """Link or unlink the feed's field-mapping project, or drop its explicit contract; an inferred contract is
     inferred again with the (new) roles and the reference re-profiled, in the same audited change."""
-    audit.lock_chain(session)
-    session.refresh(feed)
-    if version is not None and version != feed.version:
-        raise StaleVersion(
-            f"feed {feed.name!r} changed since version {version} (now version {feed.version}); reload it and edit again",
-            {"current": feed_public(session, feed).model_dump(mode="json")},
-        )
+    _lock_at_version(session, feed, version, "reload it and edit again")
     changes: dict[str, Any] = {}
     if "fields_project_id" in data.model_fields_set:
         if data.fields_project_id is not None:

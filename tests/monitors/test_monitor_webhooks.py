@@ -30,6 +30,7 @@ from monitors.webhooks import (
     resolve,
     verify,
 )
+from tests.webhook_receiver import AnsweringReceiver
 
 SECRET = "s3cret"
 # The receivers run on 127.0.0.1 over http: allowed explicitly, as an admin would for an in-house receiver.
@@ -212,31 +213,6 @@ def test_delivery_connects_to_the_address_checked_once_and_names_the_host():
     assert receiver.accepted[0][1]["Host"] == f"receiver.test:{port}"
 
 
-class _Answering:
-    """A receiver that answers every POST with `respond(handler)`; records the paths it was asked for."""
-
-    def __init__(self, respond) -> None:
-        self.paths: list[str] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                owner.paths.append(self.path)
-                self.rfile.read(int(self.headers["Content-Length"]))
-                respond(self)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def _one_failed_attempt(tmp_path, events, hook: Webhook) -> str:
     """Queue the events for `hook`, make one attempt that must fail (pending), return its error."""
     outbox = Outbox(tmp_path / "o.db")
@@ -252,7 +228,7 @@ def test_a_redirect_is_never_followed_and_the_message_stays_pending(tmp_path, ev
         handler.send_header("Content-Length", "0")
         handler.end_headers()
 
-    receiver = _Answering(redirect)
+    receiver = AnsweringReceiver(redirect)
     try:
         error = _one_failed_attempt(tmp_path, events, Webhook(receiver.url + "/hook", SECRET, base_delay=60))
     finally:
@@ -271,7 +247,7 @@ def test_an_endless_answer_is_cut_at_the_size_cap():
         except OSError:
             pass  # the sender hung up after its cap
 
-    receiver = _Answering(endless)
+    receiver = AnsweringReceiver(endless)
     try:
         sender = Sender(UrlPolicy(allow_http=True, allow_hosts=frozenset({"127.0.0.1"}), max_response_bytes=100_000))
         sender(receiver.url + "/hook", b"{}", {}, 5.0)  # returns: it would read forever without the cap
@@ -281,7 +257,7 @@ def test_an_endless_answer_is_cut_at_the_size_cap():
 
 def test_a_receiver_that_never_answers_fails_at_the_timeout(tmp_path, events):
     stop = threading.Event()
-    receiver = _Answering(lambda handler: stop.wait(10))
+    receiver = AnsweringReceiver(lambda handler: stop.wait(10))
     try:
         error = _one_failed_attempt(tmp_path, events, Webhook(receiver.url + "/hook", SECRET, timeout=0.2))
     finally:

@@ -10,7 +10,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -34,6 +33,7 @@ from service.store.messages import StoredMessage
 from service.web.app import create_app
 from tests.service.conftest import WEBHOOK_SECRET, crosswalk, postgres_url
 from tests.service.hl7_feed import lab_messages, make_feed
+from tests.webhook_receiver import AnsweringReceiver
 from training import tracking
 
 
@@ -71,32 +71,21 @@ def test_serve_starts_each_worker_from_the_same_options(env, monkeypatch, capsys
 
 
 # -- webhooks: each message posted once, whoever delivers ------------------------------------------
-class CountingReceiver:
+class CountingReceiver(AnsweringReceiver):
     """A slow webhook receiver on 127.0.0.1 that counts the deliveries it got, by delivery id."""
 
     def __init__(self) -> None:
         self.deliveries: Counter[str] = Counter()
-        lock, deliveries = threading.Lock(), self.deliveries
+        lock = threading.Lock()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                self.rfile.read(int(self.headers["Content-Length"]))
-                time.sleep(0.02)  # slow enough that the two deliverers overlap
-                with lock:
-                    deliveries[self.headers[DELIVERY_HEADER]] += 1
-                self.send_response(204)
-                self.end_headers()
+        def respond(handler) -> None:
+            time.sleep(0.02)  # slow enough that the two deliverers overlap
+            with lock:
+                self.deliveries[handler.headers[DELIVERY_HEADER]] += 1
+            handler.send_response(204)
+            handler.end_headers()
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(respond)
 
 
 def _queue_messages(engine, home: Path, url: str, hooks: int, events: int) -> None:
