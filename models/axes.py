@@ -93,6 +93,35 @@ _SYSTEM_WORDS = {
     "tissue": "tissue",
     "tiss": "tissue",
 }
+# Finer specimens inside a group, where LOINC codes differ by them: a SARS-CoV-2 test "in Nasopharynx"
+# is another code than one "in Respiratory specimen", and "pH of Arterial blood" than "pH of Blood".
+# A word not listed is its group's generic value.
+_FINE_SPECIMENS = {
+    "nasopharyngeal": "nph",
+    "nasopharynx": "nph",
+    "nph": "nph",
+    "np": "nph",
+    "nasal": "nose",
+    "nose": "nose",
+    "nares": "nose",
+    "turbinate": "nose",
+    "throat": "throat",
+    "thrt": "throat",
+    "oropharyngeal": "throat",
+    "saliva": "saliva",
+    "oral": "saliva",
+    "sputum": "lower",
+    "bal": "lower",
+    "bronchial": "lower",
+    "arterial": "blda",
+    "blda": "blda",
+    "abg": "blda",
+    "venous": "bldv",
+    "bldv": "bldv",
+    "vbg": "bldv",
+    "capillary": "bldc",
+    "bldc": "bldc",
+}
 # Unit -> the LOINC properties it can measure (lower case, spaces removed; UCUM and local spellings).
 _MASS = "mcnc"
 _SUBST = "scnc"
@@ -111,6 +140,12 @@ _UNIT_PROPERTIES: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(r"^(%|percent|pct|\{percent\})$"), _FRACTION),
     (re.compile(rf"^({_NUMBER_UNITS})$"), (_NUMBER, "naric")),
     (re.compile(r"^(m|k|u|mc)?(iu|u|units?|\[iu\])/(m|d)?l$"), (_CATALYTIC, _ARBITRARY)),
+    # Assay-defined units (AU, BAU, RU, EU, ELU per mL; "index"): arbitrary concentration, never enzymatic.
+    (re.compile(r"^(\{?(a|ba|r|e|el|ar)u\}?/(m|d)?l|index|\{index\}|\{index_val\})$"), (_ARBITRARY,)),
+    (re.compile(r"^(log|\{log\}|\{log_)"), ("lacnc", "lncnc")),  # a viral load in log units or log copies
+    (re.compile(r"^(fl|\[fl\]|um3)$"), ("entvol",)),  # a cell's volume (MCV)
+    (re.compile(r"^(pg|\[pg\])$"), ("entmass",)),  # a cell's mass (MCH)
+    (re.compile(r"^(mm/h|mm/hr|mm/\(h\))$"), ("vel",)),  # sedimentation rate
     (re.compile(r"^.*(/24h|/\(24\.h\)|/tv|/d|/day)$"), ("mrat", "srat", "vrat", "rat")),
     (re.compile(r"^(s|sec|seconds?|min)$"), ("time",)),
     (re.compile(r"^(titer|\{titer\})$"), ("titr",)),
@@ -141,6 +176,11 @@ _BRACKET_PROPERTIES = {
     "identifier": "prid",
     "#/area": "naric",
     "osmolality": "osmol",
+    "entitic volume": "entvol",
+    "entitic mass": "entmass",
+    "velocity": "vel",
+    "log #/volume": "lncnc",
+    "log units/volume": "lacnc",
 }
 _PROPERTY_GROUPS = {"pprs": "ppres", "prid": "prid", "mrat": "mrat", "srat": "srat"}
 _ORDINAL = frozenset("ord pos neg positive negative presence detected screen scrn qual qualitative".split())
@@ -219,6 +259,7 @@ class Axes:
     """Coarse LOINC axis values; empty = not stated."""
 
     system: frozenset[str] = frozenset()
+    specimen: frozenset[str] = frozenset()  # the finer specimens within the system groups
     property: frozenset[str] = frozenset()
     time: str = ""
     scale: str = ""
@@ -235,16 +276,37 @@ def _words(text: str) -> list[str]:
     return _WORDS.findall(text.casefold())
 
 
-def _systems(words: list[str]) -> frozenset[str]:
+def _specimen_words(words: list[str]) -> list[str]:
     # Compound local spellings: "SerPl", "Bld-Hemo", "Ur/24h" were split on '-' and '/' here.
-    found = set()
+    found = []
     for word, after in zip(words, [*words[1:], ""]):
         if after.startswith("cell"):  # "Plasma cells", "Red blood cells": the analyte, not the specimen
             continue
-        for part in re.split(r"[-/.]", word):
-            if part in _SYSTEM_WORDS:
-                found.add(_SYSTEM_WORDS[part])
-    return frozenset(found)
+        found += [part for part in re.split(r"[-/.]", word) if part in _SYSTEM_WORDS]
+    return found
+
+
+def _systems(words: list[str]) -> frozenset[str]:
+    return frozenset(_SYSTEM_WORDS[w] for w in _specimen_words(words))
+
+
+def _fine_specimens(words: list[str]) -> frozenset[str]:
+    """The specimens at the finest level both sides can say, one value per system group.
+
+    Within a group a specific specimen ("nasopharyngeal") replaces the generic one ("swab" of a
+    "respiratory" sample); a source that lists several specific specimens of one group ("nasal swab;
+    nasopharyngeal swab; oropharyngeal swab") means the generic one, as LOINC's "Respiratory specimen"
+    does, and so does one that names several groups ("serum; plasma; whole blood": "Ser/Plas/Bld").
+    """
+    by_group: dict[str, set[str]] = {}
+    for word in _specimen_words(words):
+        group = _SYSTEM_WORDS[word]
+        by_group.setdefault(group, set()).add(_FINE_SPECIMENS.get(word, group))
+    fine = set()
+    for group, values in by_group.items():
+        specific = values - {group}
+        fine.add(specific.pop() if len(specific) == 1 and len(by_group) == 1 else group)
+    return frozenset(fine)
 
 
 def unit_properties(unit: str) -> frozenset[str]:
@@ -259,10 +321,11 @@ def source_axes(text: str, context: Mapping[str, str]) -> Axes:
     """The axes a source item states: specimen words in its name or fluid/specimen column, its unit."""
     words = _words(text)
     specimen = " ".join(v for k, v in context.items() if k.casefold() in ("fluid", "specimen", "system", "sample"))
-    systems = _systems(_words(specimen)) or _systems(words)
+    specimen_words = _words(specimen) if _systems(_words(specimen)) else words
+    systems, fine = _systems(specimen_words), _fine_specimens(specimen_words)
     category = " ".join(v for k, v in context.items() if k.casefold() in ("category", "section", "department"))
     if not systems and re.search(r"\burin", category, re.I):  # a urinalysis section: the specimen is urine
-        systems = frozenset({"ur"})
+        systems = fine = frozenset({"ur"})
     unit = next((v for k, v in context.items() if k.casefold() in ("unit", "units", "uom")), "")
     properties = unit_properties(unit) if unit else frozenset()
     bag = set(words)
@@ -273,7 +336,7 @@ def source_axes(text: str, context: Mapping[str, str]) -> Axes:
     scale = "qn" if properties or bag & _QUANTITATIVE else "ord" if bag & _ORDINAL else ""
     scale = "nom" if not scale and bag & _NOMINAL else scale
     method = next((_METHOD_WORDS[w] for w in words if w in _METHOD_WORDS), "")
-    return Axes(systems, properties, time, scale, method)
+    return Axes(systems, fine, properties, time, scale, method)
 
 
 def concept_axes(display: str, synonyms: list[str], attributes: Mapping[str, object]) -> Axes:
@@ -282,15 +345,18 @@ def concept_axes(display: str, synonyms: list[str], attributes: Mapping[str, obj
     system_part = str(attributes.get("system") or "")
     in_clause = lowered.rsplit(" in ", 1)[1] if " in " in lowered else ""
     in_clause = in_clause.split(" by ")[0].split(" --")[0]
-    systems = _systems(_words(system_part)) if system_part else _systems(_words(in_clause))
+    system_words = _words(system_part) if system_part else _words(in_clause)
+    systems, fine = _systems(system_words), _fine_specimens(system_words)
     if system_part.casefold() in ("xxx", "") and "unspecified specimen" in (in_clause or system_part.casefold()):
-        systems = frozenset()
+        systems = fine = frozenset()
     prop = str(attributes.get("property") or "").casefold()
     if not prop:
         bracket = re.search(r"\[([^\]]+)\]", lowered)
         prop = _BRACKET_PROPERTIES.get(bracket.group(1), "") if bracket else ""
         if not prop and re.search(r"/100 \w+", lowered):
             prop = "nfr"  # "Neutrophils/100 leukocytes in Blood"
+        elif not prop and "/" in lowered.split(" in ")[0]:
+            prop = "fr"  # "Alkaline phosphatase.liver/Alkaline phosphatase.total in Serum": a part of a whole
     time = str(attributes.get("time") or "").casefold()
     timed = "24" in time or "24 hour" in lowered
     scale = str(attributes.get("scale") or "").casefold()
@@ -304,7 +370,8 @@ def concept_axes(display: str, synonyms: list[str], attributes: Mapping[str, obj
         if method_part
         else next((_METHOD_WORDS[w] for w in _words(by) if w in _METHOD_WORDS), "")
     )
-    return Axes(systems, frozenset({prop}) if prop else frozenset(), "24h" if timed else "pt", scale, method or "")
+    properties = frozenset({prop}) if prop else frozenset()
+    return Axes(systems, fine, properties, "24h" if timed else "pt", scale, method or "")
 
 
 def axis_features(source: Axes, candidates: list[Axes]) -> np.ndarray:
@@ -323,7 +390,7 @@ def axis_features(source: Axes, candidates: list[Axes]) -> np.ndarray:
         system_conflict = property_conflict = 0.0
         if source.system and axes.system:
             if source.system & axes.system:
-                agree += 1
+                agree += 1 + (source.specimen == axes.specimen)  # the very specimen counts twice
             else:
                 conflict, system_conflict = conflict + 1, 1.0
         if source.property and axes.property:

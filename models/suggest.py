@@ -94,6 +94,7 @@ class Suggester:
         self._concept_axes: dict[int, Axes] = {}
         self._has_axes = terminology.format in AXIS_FORMATS
         self._panels: np.ndarray | None = None
+        self._panel_words = _PANEL_WORDS
         self._known_words: frozenset[str] | None = None  # abbreviations the target table writes itself
         self._masks: dict[tuple, np.ndarray] = {}
         self.history = history
@@ -169,11 +170,12 @@ class Suggester:
     def _query_mask(self, where: dict[str, Any] | None, item: SourceItem) -> np.ndarray:
         """The filter's mask; a LOINC source that names a panel may also get panels (unless `where` decides)."""
         mask = self._mask(where)
-        if not self._has_axes or "panel" in (where or {}) or not _names_panel(item.text):
+        if not self._has_axes or "panel" in (where or {}):
             return mask
         if self._panels is None:
             self._panels = np.fromiter((c.attributes.get("panel") is True for c in self.terminology), bool)
-        if not self._panels.any():
+            self._panel_words = _PANEL_WORDS | _words_only_in(self.terminology, self._panels)
+        if not self._panels.any() or not _names_panel(item.text, self._panel_words):
             return mask
         try:
             return mask | self._mask({**(where or {}), "panel": True})
@@ -346,8 +348,19 @@ def contradictions_fall(fused: np.ndarray, features: np.ndarray) -> np.ndarray:
     return np.where(contradicted, fused * CONTRADICTED, fused)
 
 
-def _names_panel(text: str) -> bool:
-    return any(word.rstrip("0123456789") in _PANEL_WORDS for word in normalize(text).split())  # "CBC2" too
+def _names_panel(text: str, panel_words: frozenset[str] = _PANEL_WORDS) -> bool:
+    return any(word.rstrip("0123456789") in panel_words for word in normalize(text).split())  # "CBC2" too
+
+
+def _words_only_in(terminology: Terminology, panels: np.ndarray) -> frozenset[str]:
+    """Words of the table's panel names that no other concept's name uses ("comprehensive",
+    "electrolytes", "urinalysis"): a source that says one asks for a panel, whatever the table."""
+    panel_words: set[str] = set()
+    other_words: set[str] = set()
+    for concept, is_panel in zip(terminology, panels):
+        words = normalize(" ".join([concept.display, *concept.synonyms])).split()
+        (panel_words if is_panel else other_words).update(w for w in words if len(w) > 3 and not w.isdigit())
+    return frozenset(panel_words - other_words)
 
 
 def _text_words(text: str) -> frozenset[str]:

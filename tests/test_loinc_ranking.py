@@ -51,6 +51,48 @@ def test_a_source_in_serum_contradicts_a_candidate_in_urine_and_timing_counts():
     assert urine_row[2] == 1
 
 
+def test_the_very_specimen_counts_more_than_its_group():
+    nasopharynx = _axes_of("SARS-CoV-2 RNA [Presence] in Nasopharynx by NAA with probe detection")
+    respiratory = _axes_of("SARS-CoV-2 RNA [Presence] in Respiratory specimen by NAA with probe detection")
+    one = source_axes("SARS-CoV-2", {"fluid": "nasopharyngeal swab"})
+    (agree_nph, *_), (agree_resp, *_) = axis_features(one, [nasopharynx, respiratory])
+    assert agree_nph > agree_resp >= 1  # both respiratory, only one the stated specimen
+    # several respiratory specimens mean LOINC's generic respiratory specimen
+    several = source_axes("SARS-CoV-2", {"fluid": "Nasal swab; nasopharyngeal swab; oropharyngeal swab"})
+    (agree_nph, *_), (agree_resp, *_) = axis_features(several, [nasopharynx, respiratory])
+    assert agree_resp > agree_nph >= 1
+    # and serum, plasma or whole blood is "Ser/Plas/Bld", not "Ser/Plas"
+    either = source_axes("SARS-CoV-2 IgG", {"fluid": "serum; plasma; venous whole blood"})
+    both = concept_axes("x", [], {"system": "Ser/Plas/Bld"})
+    serum = concept_axes("x", [], {"system": "Ser/Plas"})
+    (agree_both, *_), (agree_serum, *_) = axis_features(either, [both, serum])
+    assert agree_both > agree_serum >= 1
+    assert source_axes("pH", {"fluid": "arterial blood"}).specimen == {"blda"}
+
+
+@pytest.mark.parametrize(
+    ("unit", "inside", "outside"),
+    [
+        ("BAU/mL", "acnc", "ccnc"),  # assay units: arbitrary, never an enzyme's activity
+        ("AU/mL", "acnc", "ccnc"),
+        ("log IU/mL", "lacnc", "acnc"),  # a viral load in log units is not one in units
+        ("fL", "entvol", "mcnc"),
+        ("mm/h", "vel", "time"),
+    ],
+)
+def test_assay_log_and_cell_units_state_their_own_property(unit, inside, outside):
+    properties = source_axes("x", {"unit": unit}).property
+    assert inside in properties and outside not in properties
+
+
+def test_a_part_of_a_whole_contradicts_an_activity_unit():
+    source = source_axes("Alk Phos (Tot)", {"unit": "U/L"})
+    fraction = _axes_of("Alkaline phosphatase.liver/Alkaline phosphatase.total in Serum or Plasma")
+    activity = _axes_of("Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma")
+    (_, _, _, fraction_conflict), (_, _, _, activity_conflict) = axis_features(source, [fraction, activity])
+    assert fraction_conflict == 1 and activity_conflict == 0
+
+
 def test_loinc_parts_win_over_the_name():
     axes = concept_axes("whatever", [], {"system": "Ur", "property": "SCnc", "time": "24H", "scale": "Qn"})
     assert axes.system == {"ur"} and axes.property == {"scnc"} and axes.time == "24h" and axes.scale == "qn"
@@ -82,11 +124,11 @@ def loinc_suggester(tiny_loinc, encoder, tmp_path):
 def test_loinc_panels_are_no_default_target_unless_asked(loinc_suggester):
     [plain] = loinc_suggester.suggest([SourceItem("x", "metabolic panel serum")], top_k=10, where={"panel": False})
     assert "24323-8" not in [s.code for s in plain]
-    [default] = loinc_suggester.suggest([SourceItem("x", "Glucose metabolic")], top_k=10)
+    [default] = loinc_suggester.suggest([SourceItem("x", "Glucose serum")], top_k=10)
     assert "24323-8" not in [s.code for s in default] and "1234-5" not in [s.code for s in default]
     [asked] = loinc_suggester.suggest([SourceItem("x", "metabolic panel")], top_k=10)
     assert "24323-8" in [s.code for s in asked]  # the source names a panel
-    [widened] = loinc_suggester.suggest([SourceItem("x", "Glucose metabolic")], top_k=10, where={"panel": "any"})
+    [widened] = loinc_suggester.suggest([SourceItem("x", "Glucose serum")], top_k=10, where={"panel": "any"})
     assert "24323-8" in [s.code for s in widened]
 
 
@@ -96,6 +138,13 @@ def test_names_local_systems_give_panels_let_panels_compete(loinc_suggester, nam
     panels = [i for i, c in enumerate(loinc_suggester.terminology) if c.attributes.get("panel")]
     assert mask[panels].all()
     assert not loinc_suggester._query_mask(None, SourceItem("x", "Glucose SerPl"))[panels].any()
+
+
+def test_a_word_only_the_tables_panels_use_asks_for_a_panel(loinc_suggester):
+    panels = [i for i, c in enumerate(loinc_suggester.terminology) if c.attributes.get("panel")]
+    # "comprehensive" is in no local panel list: the table's own panel names teach it
+    assert loinc_suggester._query_mask(None, SourceItem("x", "COMPREHENSIVE METABOLIC"))[panels].all()
+    assert not loinc_suggester._query_mask(None, SourceItem("x", "Glucose serum"))[panels].any()  # words all share
 
 
 def test_lab_abbreviations_the_table_never_writes_are_spelt_out_in_queries():
