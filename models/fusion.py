@@ -173,6 +173,18 @@ def _openmp_controller():
     return ThreadpoolController()
 
 
+RIVAL_FLOOR = -8.0  # a pool of one has no rival: as if the next were hopeless
+
+
+def rival_logit(logits: np.ndarray) -> float:
+    """How strong the best candidate's rivals are together: log-sum-exp of the other logits, so two
+    close rivals weigh more than one (RIVAL_FLOOR where there is none, or it is lower)."""
+    if len(logits) < 2:
+        return RIVAL_FLOOR
+    others = np.delete(logits, int(np.argmax(logits)))
+    return max(float(np.logaddexp.reduce(others)), RIVAL_FLOOR)
+
+
 def _sigmoid(logit: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))
 
@@ -239,7 +251,11 @@ class RerankedFusion:
     trees: Any  # a fitted sklearn HistGradientBoostingClassifier over FEATURES
     depth: int
     version: str
-    platt: tuple[float, float] = (1.0, 0.0)  # sigmoid(a * tree logit + b) is the served confidence
+    # The served confidence is sigmoid(a * tree logit + b + c * the pool's rival logit): a best
+    # candidate with close rivals is right less often than one alone at the same score (near-identical
+    # LOINC codes, one chosen per vendor). The term is the same for the whole pool, so
+    # it never changes a ranking. (a, b) alone, as older fusions store it, means c = 0.
+    platt: tuple[float, ...] = (1.0, 0.0)
 
     def score(self, features: np.ndarray) -> np.ndarray:
         return self.score_pools([features])[0]
@@ -248,10 +264,10 @@ class RerankedFusion:
         firsts = [self.first.score(features) for features in pools]
         tops = [np.argsort(-first, kind="stable")[: self.depth] for first in firsts]
         logits = self.tree_logits([features[top] for features, top in zip(pools, tops)])
-        a, b = self.platt
+        a, b, c = (*self.platt, 0.0)[:3]
         out = []
         for first, top, logit in zip(firsts, tops, logits):
-            reranked = _sigmoid(a * logit + b)
+            reranked = _sigmoid(a * logit + b + (c * rival_logit(logit) if c else 0.0))
             # Below the re-ranked candidates, in the linear order: shown only when top_k > depth.
             scores = first * (reranked.min() if len(reranked) else 1.0) * 0.999
             scores[top] = reranked
@@ -269,8 +285,9 @@ class RerankedFusion:
             logit = self.trees.decision_function(np.vstack(pools))
         return np.split(logit, np.cumsum(sizes)[:-1])
 
-    def with_platt(self, a: float, b: float) -> RerankedFusion:
-        return RerankedFusion(self.first, self.trees, self.depth, f"{self.version}-platt", (a, b))
+    def with_platt(self, a: float, b: float, c: float = 0.0) -> RerankedFusion:
+        platt = (a, b, c) if c else (a, b)
+        return RerankedFusion(self.first, self.trees, self.depth, f"{self.version}-platt", platt)
 
     def save(self, path: Path) -> None:
         import joblib

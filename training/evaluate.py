@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
-from models.fusion import Fusion, LogisticFusion, RerankedFusion
+from models.fusion import Fusion, LogisticFusion, RerankedFusion, rival_logit
 from models.items import SourceItem
 from training.sets import ApprovedMapping
 
@@ -130,23 +130,38 @@ def fit_labelled(
 
 
 def calibrate(fusion: Fusion, labelled: Sequence[Labelled]) -> tuple[Fusion, dict]:
-    logits, hits = [], []
+    """Platt scaling of the top suggestion's logit; a re-ranked fusion's also reads its rivals' (fusion.rival_logit)."""
+    logits, rivals, hits = [], [], []
     for scores, (_, labels) in zip(fusion.score_pools([f for f, _ in labelled]), labelled):
+        logit = np.log(np.clip(scores, 1e-7, 1 - 1e-7) / (1 - np.clip(scores, 1e-7, 1 - 1e-7)))
         best = int(np.argmax(scores))
-        p = float(np.clip(scores[best], 1e-7, 1 - 1e-7))
-        logits.append(np.log(p / (1 - p)))  # the fusion's own logit for its top candidate
+        logits.append(logit[best])  # the fusion's own logit for its top candidate
+        rivals.append(rival_logit(logit))
         hits.append(bool(labels[best]))
-    logit, hit = np.asarray(logits), np.asarray(hits)
+    logit, rival, hit = np.asarray(logits), np.asarray(rivals), np.asarray(hits)
     before = expected_calibration_error(1 / (1 + np.exp(-logit)), hit)
     report = {"fit_ece_uncalibrated": before, "platt_a": 1.0, "platt_b": 0.0}
     if hit.all() or not hit.any():
         report["fit_ece_calibrated"] = before
         return fusion, report
-    a, b = fit_platt(logit, hit)
-    report.update(
-        platt_a=a, platt_b=b, fit_ece_calibrated=expected_calibration_error(1 / (1 + np.exp(-(a * logit + b))), hit)
-    )
-    return fusion.with_platt(a, b), report
+    if isinstance(fusion, RerankedFusion):
+        a, b, c = fit_platt_with_rival(logit, rival, hit)
+    else:
+        (a, b), c = fit_platt(logit, hit), 0.0
+    calibrated = 1 / (1 + np.exp(-(a * logit + b + c * rival)))
+    report.update(platt_a=a, platt_b=b, platt_c=c, fit_ece_calibrated=expected_calibration_error(calibrated, hit))
+    return (fusion.with_platt(a, b, c) if c else fusion.with_platt(a, b)), report
+
+
+def fit_platt_with_rival(logit: np.ndarray, rival: np.ndarray, hit: np.ndarray) -> tuple[float, float, float]:
+    """(a, b, c) of P(hit) = sigmoid(a * logit + b + c * rival logit); plain Platt where a <= 0."""
+    from sklearn.linear_model import LogisticRegression
+
+    platt = LogisticRegression(C=1e4).fit(np.column_stack([logit, rival]), hit)
+    a, c = (float(v) for v in platt.coef_[0])
+    if a <= 1e-3:
+        return (*fit_platt(logit, hit), 0.0)
+    return a, float(platt.intercept_[0]), c
 
 
 def fit_platt(logit: np.ndarray, hit: np.ndarray) -> tuple[float, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.fusion import FEATURES, LogisticFusion
+from models.fusion import FEATURES, LogisticFusion, RerankedFusion
 from models.suggest import Suggester
 from training.datasets import is_test_code
 from training.evaluate import calibrate, evaluate, expected_calibration_error, ranking_metrics
@@ -69,6 +69,35 @@ def test_platt_calibration_keeps_the_ranking_and_fixes_overconfidence():
     assert report["fit_ece_uncalibrated"] > 0.3 and report["fit_ece_calibrated"] < 0.1
     features = pools[0][0]
     assert (np.argsort(-calibrated.score(features)) == np.argsort(-fusion.score(features))).all()
+
+
+def test_a_close_rival_lowers_the_calibrated_confidence_but_never_the_ranking():
+    rng = np.random.default_rng(1)
+    fusion = _trees_fusion(rng)
+    pools = []
+    for _ in range(400):
+        features = rng.normal(size=(6, len(FEATURES))).astype(np.float32)
+        logits = fusion.tree_logits([features])[0]
+        best, gap = int(np.argmax(logits)), float(np.sort(logits)[-1] - np.sort(logits)[-2])
+        labels = np.zeros(6, bool)
+        labels[best] = rng.random() < (0.9 if gap > 1.0 else 0.3)  # a top with a close rival is often wrong
+        pools.append((features, labels))
+    calibrated, report = calibrate(fusion, pools)
+    assert report["platt_c"] < 0 and report["fit_ece_calibrated"] < report["fit_ece_uncalibrated"]
+    for features, _ in pools[:20]:
+        assert (np.argsort(-calibrated.score(features)) == np.argsort(-fusion.score(features))).all()
+    older = RerankedFusion(fusion.first, fusion.trees, fusion.depth, "older", platt=(1.0, 0.0))
+    assert np.allclose(older.score(pools[0][0]), fusion.score(pools[0][0]))  # (a, b) alone: no rival term
+
+
+def _trees_fusion(rng) -> RerankedFusion:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    features = rng.normal(size=(600, len(FEATURES))).astype(np.float32)
+    labels = features[:, 0] + 0.3 * rng.normal(size=600) > 0.5
+    trees = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(features, labels)
+    first = LogisticFusion(np.ones(len(FEATURES), np.float32), 0.0, "linear")
+    return RerankedFusion(first, trees, depth=6, version="trees")
 
 
 def test_gate_needs_the_margin_and_no_worse_calibration():
