@@ -293,8 +293,8 @@ def _systems(words: list[str]) -> frozenset[str]:
 def _fine_specimens(words: list[str]) -> frozenset[str]:
     """The specimens at the finest level both sides can say, one value per system group.
 
-    Within a group a specific specimen ("nasopharyngeal") replaces the generic one ("swab" of a
-    "respiratory" sample); a source that lists several specific specimens of one group ("nasal swab;
+    Within a group a specific specimen ("nasopharyngeal") replaces the group's generic value
+    ("respiratory"); a source that lists several specific specimens of one group ("nasal swab;
     nasopharyngeal swab; oropharyngeal swab") means the generic one, as LOINC's "Respiratory specimen"
     does, and so does one that names several groups ("serum; plasma; whole blood": "Ser/Plas/Bld").
     """
@@ -321,7 +321,8 @@ def source_axes(text: str, context: Mapping[str, str]) -> Axes:
     """The axes a source item states: specimen words in its name or fluid/specimen column, its unit."""
     words = _words(text)
     specimen = " ".join(v for k, v in context.items() if k.casefold() in ("fluid", "specimen", "system", "sample"))
-    specimen_words = _words(specimen) if _systems(_words(specimen)) else words
+    specimen_words = _words(specimen)
+    specimen_words = specimen_words if _systems(specimen_words) else words  # the column first, else the name
     systems, fine = _systems(specimen_words), _fine_specimens(specimen_words)
     category = " ".join(v for k, v in context.items() if k.casefold() in ("category", "section", "department"))
     if not systems and re.search(r"\burin", category, re.I):  # a urinalysis section: the specimen is urine

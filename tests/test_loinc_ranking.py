@@ -151,7 +151,9 @@ def test_lab_abbreviations_the_table_never_writes_are_spelt_out_in_queries():
     known = frozenset({"tot"})
     assert expand_unknown("Uric Acid (SMA)", known, LAB_ABBREVIATIONS) == "urate acid sma"
     assert expand_unknown("Tot Chol", known, LAB_ABBREVIATIONS) == "tot cholesterol"  # the table says "Tot"
-    assert expand_unknown("TSH Baseline", known, LAB_ABBREVIATIONS) == "TSH Baseline"  # nothing to expand
+    assert expand_unknown("Glucose Baseline", known, LAB_ABBREVIATIONS) == "Glucose Baseline"  # nothing to expand
+    assert expand_unknown("TSH", known, LAB_ABBREVIATIONS) == "thyrotropin"  # LOINC's name for the analyte
+    assert expand_unknown("TSH", frozenset({"tsh"}), LAB_ABBREVIATIONS) == "TSH"  # a table that says "TSH"
 
 
 def test_each_suggester_spells_out_its_own_abbreviations(loinc_suggester, tiny_icd, encoder, tmp_path):

@@ -136,7 +136,8 @@ def calibrate(fusion: Fusion, labelled: Sequence[Labelled]) -> tuple[Fusion, dic
         logit = np.log(np.clip(scores, 1e-7, 1 - 1e-7) / (1 - np.clip(scores, 1e-7, 1 - 1e-7)))
         best = int(np.argmax(scores))
         logits.append(logit[best])  # the fusion's own logit for its top candidate
-        rivals.append(rival_logit(logit))
+        # the rivals a re-ranked fusion serves with: its re-ranked top `depth`, never the tail below
+        rivals.append(rival_logit(np.sort(logit)[-fusion.depth :] if isinstance(fusion, RerankedFusion) else logit))
         hits.append(bool(labels[best]))
     logit, rival, hit = np.asarray(logits), np.asarray(rivals), np.asarray(hits)
     before = expected_calibration_error(1 / (1 + np.exp(-logit)), hit)
