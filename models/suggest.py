@@ -94,7 +94,7 @@ class Suggester:
         self._concept_axes: dict[int, Axes] = {}
         self._has_axes = terminology.format in AXIS_FORMATS
         self._panels: np.ndarray | None = None
-        self._panel_words = _PANEL_WORDS
+        self._panel_words = _PANEL_WORDS  # and, once the table is read, the words only its panels use
         self._known_words: frozenset[str] | None = None  # abbreviations the target table writes itself
         self._masks: dict[tuple, np.ndarray] = {}
         self.history = history
@@ -172,9 +172,7 @@ class Suggester:
         mask = self._mask(where)
         if not self._has_axes or "panel" in (where or {}):
             return mask
-        if self._panels is None:
-            self._panels = np.fromiter((c.attributes.get("panel") is True for c in self.terminology), bool)
-            self._panel_words = _PANEL_WORDS | _words_only_in(self.terminology, self._panels)
+        self._read_table_words()
         if not self._panels.any() or not _names_panel(item.text, self._panel_words):
             return mask
         try:
@@ -207,10 +205,30 @@ class Suggester:
     def _spelt_out(self, texts: list[str]) -> list[str]:
         """Source texts with the abbreviations the target table never uses spelt out (lab words for a
         LOINC-like table, clipped clinical words for any other): queries and approved history alike."""
-        table = LAB_ABBREVIATIONS if self._has_axes else clinical_abbreviations()
-        if self._known_words is None:  # once: which abbreviations the table itself writes
+        self._read_table_words()
+        return [expand_unknown(text, self._known_words, self._abbreviations()) for text in texts]
+
+    def _abbreviations(self) -> dict[str, str]:
+        return LAB_ABBREVIATIONS if self._has_axes else clinical_abbreviations()
+
+    def _read_table_words(self) -> None:
+        """Once, in one pass over the table's names: the abbreviations it writes itself and, for a
+        LOINC-like table, the words only its panels use ("comprehensive", "electrolytes",
+        "urinalysis": a source that says one asks for a panel, whatever the table)."""
+        if self._known_words is not None:
+            return
+        table = self._abbreviations()
+        if not self._has_axes:  # no panels: the abbreviations alone
+            self._panels = np.zeros(len(self.terminology), bool)
             self._known_words = frozenset(w for t in self.rows.texts for w in fold_words(t) if w in table)
-        return [expand_unknown(text, self._known_words, table) for text in texts]
+            return
+        self._panels = np.fromiter((c.attributes.get("panel") is True for c in self.terminology), bool)
+        words_of: tuple[set[str], set[str]] = (set(), set())  # words of results, words of panels
+        for text, is_panel in zip(self.rows.texts, self._panels[self.rows.row_concept].tolist()):
+            words_of[is_panel].update(fold_words(text))
+        self._known_words = frozenset(w for w in words_of[0] | words_of[1] if w in table)
+        panel_only = words_of[1] - words_of[0]
+        self._panel_words = _PANEL_WORDS | {w for w in panel_only if len(w) > 3 and not w.isdigit()}
 
     def _score(self, items: list[SourceItem]) -> _Chunk:
         texts = self._query_texts(items)
@@ -350,17 +368,6 @@ def contradictions_fall(fused: np.ndarray, features: np.ndarray) -> np.ndarray:
 
 def _names_panel(text: str, panel_words: frozenset[str] = _PANEL_WORDS) -> bool:
     return any(word.rstrip("0123456789") in panel_words for word in normalize(text).split())  # "CBC2" too
-
-
-def _words_only_in(terminology: Terminology, panels: np.ndarray) -> frozenset[str]:
-    """Words of the table's panel names that no other concept's name uses ("comprehensive",
-    "electrolytes", "urinalysis"): a source that says one asks for a panel, whatever the table."""
-    panel_words: set[str] = set()
-    other_words: set[str] = set()
-    for concept, is_panel in zip(terminology, panels):
-        words = normalize(" ".join([concept.display, *concept.synonyms])).split()
-        (panel_words if is_panel else other_words).update(w for w in words if len(w) > 3 and not w.isdigit())
-    return frozenset(panel_words - other_words)
 
 
 def _text_words(text: str) -> frozenset[str]:
