@@ -7,7 +7,9 @@ Domains:
   is `int(sha1(code), 16) % 5 == 0`.
 - Local lab names -> LOINC (../shared/data/labs-loinc: a hospital flowsheet and CDC's LIVD table),
   with the context columns fluid, category and unit, against the LOINC names both sources carry;
-  held out by local code (or name, where there is none) the same way, each source reported apart.
+  held out by local code (or name, where there is none) the same way, each source reported apart;
+  and the flowsheet's held-out names again with their specimen moved into a fluid column, the shape
+  of many hospital dictionaries (name, fluid, category, unit).
 
 Each domain is ranked by character TF-IDF (as OHDSI Usagi), MiniLM alone, a naive 50/50 sum of both
 cosines over crosswalk's own candidate pools, and crosswalk. Nothing is fitted or tuned on a test
@@ -46,6 +48,7 @@ from training.datasets import (  # noqa: E402
     gem_icd9_to_icd10,
     labs_loinc_terminology,
     labs_to_loinc,
+    specimen_in_column,
     undotted,
 )
 
@@ -161,6 +164,12 @@ def lab_domains(home: Path, labs: Path | None) -> list[Domain]:
         queries = [q for q in test if q.source == source]
         items = [SourceItem(q.source_code, q.text, q.context) for q in queries]
         domains.append(Domain(f"labs -> LOINC ({source})", suggester, items, [set(q.targets) for q in queries], None))
+    # Many hospital dictionaries keep the specimen in a fluid column, not in the name: the same
+    # held-out flowsheet names in that shape (chemistry's serum tests say "Blood" there).
+    moved = [m for m in (specimen_in_column(q) for q in test if q.source == LAB_SOURCES[0]) if m is not None]
+    items = [SourceItem(q.source_code, q.text, q.context) for q in moved]
+    name = f"labs -> LOINC ({LAB_SOURCES[0]}, specimen in a fluid column)"
+    domains.append(Domain(name, suggester, items, [set(q.targets) for q in moved], None))
     return domains
 
 

@@ -48,6 +48,7 @@ _SYSTEM_WORDS = {
     "ua": "ur",
     "csf": "csf",
     "cerebral": "csf",
+    "cerebrospinal": "csf",
     "spinal": "csf",
     "stool": "stool",
     "stl": "stool",
@@ -132,7 +133,7 @@ _FRACTION = ("mfr", "nfr", "vfr", "sfr", "fr", "ratio", "mrto", "srto", "nrto")
 _MASS_UNITS = r"(m|u|mc|µ|n|p|k)?g/(d|m|c|u)?l|(m|u|mc|n|p)?g/ml|g/l|mg/l|mgdl"
 _SUBST_UNITS = r"(m|u|mc|µ|n|p|f)?mol/(d|m)?l|(m|u)?eq/l|meq/l|mosm/l"
 _NUMBER_UNITS = (
-    r"(10\*\d+|10\^\d+|x10\*?\^?\d+|k|m|thou|mill|cells)?/(u|µ|mc|n|m)?l|.*/mm3|#/mm3|/hpf|/lpf|/\[hpf\]|/\[lpf\]"
+    r"(10\*\d+|10\^\d+|x10\*?\^?\d+|k|m|thou|mill|cells|#)?/(u|µ|mc|n|m)?l|.*/mm3|#?/hpf|#?/lpf|#?/\[hpf\]|#?/\[lpf\]"
 )
 _UNIT_PROPERTIES: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(rf"^({_MASS_UNITS})$"), (_MASS, "susc")),  # an MIC is reported in ug/mL
@@ -260,6 +261,7 @@ class Axes:
 
     system: frozenset[str] = frozenset()
     specimen: frozenset[str] = frozenset()  # the finer specimens within the system groups
+    unlikely: frozenset[str] = frozenset()  # system groups the source allows but a mapper would not pick
     property: frozenset[str] = frozenset()
     time: str = ""
     scale: str = ""
@@ -286,8 +288,18 @@ def _specimen_words(words: list[str]) -> list[str]:
     return found
 
 
+def specimen_words(word: str) -> frozenset[str]:
+    """The system groups one word of a name states ("SerPl" -> serum/plasma; "Chloride" -> none)."""
+    return _systems(_words(word))
+
+
 def _systems(words: list[str]) -> frozenset[str]:
-    return frozenset(_SYSTEM_WORDS[w] for w in _specimen_words(words))
+    return _without_generic_fluid(frozenset(_SYSTEM_WORDS[w] for w in _specimen_words(words)))
+
+
+def _without_generic_fluid(groups: frozenset[str]) -> frozenset[str]:
+    # "Cerebrospinal fluid", "Amniotic fluid": the word "fluid" is no second specimen beside the first
+    return groups - {"fluid"} if len(groups) > 1 else groups
 
 
 def _fine_specimens(words: list[str]) -> frozenset[str]:
@@ -299,9 +311,11 @@ def _fine_specimens(words: list[str]) -> frozenset[str]:
     does, and so does one that names several groups ("serum; plasma; whole blood": "Ser/Plas/Bld").
     """
     by_group: dict[str, set[str]] = {}
+    groups = _systems(words)
     for word in _specimen_words(words):
         group = _SYSTEM_WORDS[word]
-        by_group.setdefault(group, set()).add(_FINE_SPECIMENS.get(word, group))
+        if group in groups:
+            by_group.setdefault(group, set()).add(_FINE_SPECIMENS.get(word, group))
     fine = set()
     for group, values in by_group.items():
         specific = values - {group}
@@ -317,16 +331,54 @@ def unit_properties(unit: str) -> frozenset[str]:
     return frozenset()
 
 
+# A specimen column that says only "Blood" names where the sample was drawn, not what the lab measured
+# in: a chemistry analyte drawn as blood is measured in serum or plasma, a blood count or gas in whole
+# blood. The lab section tells which; without one neither is preferred.
+_DRAWN_BLOOD = frozenset({"blood", "sample", "specimen"})
+_WHOLE_BLOOD_SECTIONS = re.compile(r"hemat|haemat|\bgas|cbc|\bheme\b|\bhem\b", re.I)
+_SERUM_SECTIONS = re.compile(
+    r"chem|sero|immun|endocr|tox|drug|tdm|lipid|hormon|virol|infect|coag|special|\bchm\b", re.I
+)
+
+
+_SpecimenAxes = tuple[frozenset[str], frozenset[str], frozenset[str]]  # systems, fine specimens, unlikely
+
+
+def _drawn_blood(category: str) -> _SpecimenAxes:
+    """A column that says only "Blood": serum/plasma or whole blood, as the lab section suggests.
+
+    A blood count or gas section prefers whole blood but keeps plasma (its coagulation tests are on
+    platelet-poor plasma); a chemistry or serology section prefers serum/plasma and finds whole blood
+    unlikely (its whole-blood tests say so in their names, or sit with the gases).
+    """
+    both = frozenset({"bld", "serpl"})
+    if _WHOLE_BLOOD_SECTIONS.search(category):
+        return both, frozenset({"bld"}), frozenset()
+    if _SERUM_SECTIONS.search(category):
+        return both, frozenset({"serpl"}), frozenset({"bld"})
+    return both, frozenset({"drawn"}), frozenset()
+
+
+def _source_system(words: list[str], column: list[str], category: str) -> _SpecimenAxes:
+    """The source's system groups and fine specimens: the specimen column first, else the name."""
+    if column and set(column) <= _DRAWN_BLOOD and "blood" in column:
+        named = _systems(words)  # "Potassium, Whole Blood": the name says more than the column
+        if named and named <= {"bld", "serpl"}:
+            return named, _fine_specimens(words), frozenset()
+        return _drawn_blood(category)
+    specimen_words = column if _systems(column) else words
+    systems, fine = _systems(specimen_words), _fine_specimens(specimen_words)
+    if not systems and re.search(r"\burin", category, re.I):  # a urinalysis section: the specimen is urine
+        systems = fine = frozenset({"ur"})
+    return systems, fine, frozenset()
+
+
 def source_axes(text: str, context: Mapping[str, str]) -> Axes:
     """The axes a source item states: specimen words in its name or fluid/specimen column, its unit."""
     words = _words(text)
     specimen = " ".join(v for k, v in context.items() if k.casefold() in ("fluid", "specimen", "system", "sample"))
-    specimen_words = _words(specimen)
-    specimen_words = specimen_words if _systems(specimen_words) else words  # the column first, else the name
-    systems, fine = _systems(specimen_words), _fine_specimens(specimen_words)
     category = " ".join(v for k, v in context.items() if k.casefold() in ("category", "section", "department"))
-    if not systems and re.search(r"\burin", category, re.I):  # a urinalysis section: the specimen is urine
-        systems = fine = frozenset({"ur"})
+    systems, fine, unlikely = _source_system(words, _words(specimen), category)
     unit = next((v for k, v in context.items() if k.casefold() in ("unit", "units", "uom")), "")
     properties = unit_properties(unit) if unit else frozenset()
     bag = set(words)
@@ -337,14 +389,18 @@ def source_axes(text: str, context: Mapping[str, str]) -> Axes:
     scale = "qn" if properties or bag & _QUANTITATIVE else "ord" if bag & _ORDINAL else ""
     scale = "nom" if not scale and bag & _NOMINAL else scale
     method = next((_METHOD_WORDS[w] for w in words if w in _METHOD_WORDS), "")
-    return Axes(systems, fine, properties, time, scale, method)
+    return Axes(systems, fine, unlikely, properties, time, scale, method)
 
 
 def concept_axes(display: str, synonyms: list[str], attributes: Mapping[str, object]) -> Axes:
     """A LOINC concept's axes: its parts where the table has them, else read from its long name."""
     lowered = display.casefold()
     system_part = str(attributes.get("system") or "")
-    in_clause = lowered.rsplit(" in ", 1)[1] if " in " in lowered else ""
+    # "Glucose [Mass/volume] in Blood", but "pH of Urine", "Hematocrit [Volume Fraction] of Blood".
+    head = lowered.split(" by ")[0].split(" --")[0]
+    in_clause = (
+        lowered.rsplit(" in ", 1)[1] if " in " in lowered else head.rsplit(" of ", 1)[1] if " of " in head else ""
+    )
     in_clause = in_clause.split(" by ")[0].split(" --")[0]
     system_words = _words(system_part) if system_part else _words(in_clause)
     systems, fine = _systems(system_words), _fine_specimens(system_words)
@@ -372,7 +428,7 @@ def concept_axes(display: str, synonyms: list[str], attributes: Mapping[str, obj
         else next((_METHOD_WORDS[w] for w in _words(by) if w in _METHOD_WORDS), "")
     )
     properties = frozenset({prop}) if prop else frozenset()
-    return Axes(systems, fine, properties, "24h" if timed else "pt", scale, method or "")
+    return Axes(systems, fine, frozenset(), properties, "24h" if timed else "pt", scale, method or "")
 
 
 def axis_features(source: Axes, candidates: list[Axes]) -> np.ndarray:
@@ -390,7 +446,9 @@ def axis_features(source: Axes, candidates: list[Axes]) -> np.ndarray:
         agree = conflict = 0
         system_conflict = property_conflict = 0.0
         if source.system and axes.system:
-            if source.system & axes.system:
+            if axes.system <= source.unlikely:  # possible, but not what a mapper would pick
+                conflict += 1
+            elif source.system & axes.system:
                 agree += 1 + (source.specimen == axes.specimen)  # the very specimen counts twice
             else:
                 conflict, system_conflict = conflict + 1, 1.0

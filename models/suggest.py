@@ -25,7 +25,7 @@ from models.items import SourceItem, Suggestion
 from models.lexical import LexicalMatcher
 from models.rows import ConceptRows
 from models.terminology import Concept, Terminology, attributes_match, target_filters
-from models.text import LAB_ABBREVIATIONS, clinical_abbreviations, expand_unknown, fold_words, normalize
+from models.text import LAB_ABBREVIATIONS, clinical_abbreviations, expand_unknown, fold_words, known_phrases, normalize
 
 AXIS_FORMATS = frozenset({"loinc"})  # terminologies whose concepts have LOINC's axes
 # Words that name an order of several results: a source that says one may mean a LOINC panel. Besides
@@ -224,9 +224,12 @@ class Suggester:
             return
         self._panels = np.fromiter((c.attributes.get("panel") is True for c in self.terminology), bool)
         words_of: tuple[set[str], set[str]] = (set(), set())  # words of results, words of panels
+        folded = []
         for text, is_panel in zip(self.rows.texts, self._panels[self.rows.row_concept].tolist()):
-            words_of[is_panel].update(fold_words(text))
-        self._known_words = frozenset(w for w in words_of[0] | words_of[1] if w in table)
+            words = fold_words(text)
+            words_of[is_panel].update(words)
+            folded.append(" ".join(words))
+        self._known_words = frozenset(w for w in words_of[0] | words_of[1] if w in table) | known_phrases(folded, table)
         panel_only = words_of[1] - words_of[0]
         self._panel_words = _PANEL_WORDS | {w for w in panel_only if len(w) > 3 and not w.isdigit()}
 

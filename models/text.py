@@ -257,6 +257,18 @@ LAB_ABBREVIATIONS: dict[str, str] = {
     "ferr": "ferritin",
     "ptt": "aptt",
     "vit": "vitamin",
+    # Whole analyte names that LOINC spells otherwise (matched as phrases, after the words above).
+    "thyroid stimulating hormone": "thyrotropin",
+    "blood urea nitrogen": "urea nitrogen",
+    "white blood cell": "leukocytes",
+    "white blood cells": "leukocytes",
+    "red blood cell": "erythrocytes",
+    "red blood cells": "erythrocytes",
+    "partial thromboplastin time": "aptt",
+    "free calcium": "calcium ionized",
+    "ionized calcium": "calcium ionized",
+    "total co2": "carbon dioxide total",
+    "hepatitis b surface antigen": "hepatitis b virus surface ag",
 }
 
 # Phrases an older terminology words differently from a newer one (ICD-9-CM "late effect of" is
@@ -316,11 +328,34 @@ def clinical_abbreviations() -> dict[str, str]:
 
 
 def expand_unknown(text: str, known: frozenset[str], table: dict[str, str]) -> str:
-    """`text` with each word of `table` that `known` lacks spelt out (words split as `normalize` splits)."""
+    """`text` with each word of `table` that `known` lacks spelt out (words split as `normalize` splits),
+    then each of its phrases (keys with a space) that `known` lacks."""
     words = fold_words(text)
-    if not any(word in table and word not in known for word in words):
-        return text
-    return " ".join(table[word] if word in table and word not in known else word for word in words)
+    expanded = " ".join(table[word] if word in table and word not in known else word for word in words)
+    for phrase in _phrases(table):
+        if phrase not in known and f" {phrase} " in f" {expanded} ":
+            expanded = f" {expanded} ".replace(f" {phrase} ", f" {table[phrase]} ").strip()
+    return expanded if expanded != " ".join(words) else text
+
+
+def _phrases(table: dict[str, str]) -> list[str]:
+    """The table's multi-word keys, longest first (so "white blood cells" goes before "white blood cell")."""
+    held = _PHRASES_OF.get(id(table))
+    if held is None or held[0] is not table:  # the table is held, so its id cannot be reused
+        held = _PHRASES_OF[id(table)] = (table, sorted((k for k in table if " " in k), key=len, reverse=True))
+    return held[1]
+
+
+_PHRASES_OF: dict[int, tuple[dict[str, str], list[str]]] = {}
+
+
+def known_phrases(folded_texts: list[str], table: dict[str, str]) -> frozenset[str]:
+    """The multi-word keys of `table` that these texts (folded words joined by spaces) write themselves."""
+    phrases = _phrases(table)
+    if not phrases:
+        return frozenset()
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, phrases)) + r")\b")
+    return frozenset(match for text in folded_texts for match in pattern.findall(text))
 
 
 def fold_words(text: str) -> list[str]:

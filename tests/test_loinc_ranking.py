@@ -70,6 +70,38 @@ def test_the_very_specimen_counts_more_than_its_group():
     assert source_axes("pH", {"fluid": "arterial blood"}).specimen == {"blda"}
 
 
+def test_a_column_that_says_only_blood_is_read_with_the_lab_section():
+    # A dictionary's fluid "Blood" is where the sample was drawn: chemistry measures serum or plasma.
+    chemistry = source_axes("Sodium", {"fluid": "Blood", "category": "Chemistry"})
+    gas = source_axes("Sodium", {"fluid": "Blood", "category": "Blood Gas"})
+    unknown = source_axes("Sodium", {"fluid": "Blood"})
+    serum = _axes_of("Sodium [Moles/volume] in Serum or Plasma")
+    whole = _axes_of("Sodium [Moles/volume] in Blood")
+    (agree_s, conflict_s, sys_s, _), (agree_w, conflict_w, sys_w, _) = axis_features(chemistry, [serum, whole])
+    assert agree_s > agree_w and conflict_s == 0 and conflict_w == 1 and sys_s == sys_w == 0
+    (agree_s, conflict_s, *_), (agree_w, conflict_w, *_) = axis_features(gas, [serum, whole])
+    assert agree_w > agree_s >= 1 and conflict_s == conflict_w == 0  # coagulation (plasma) sits here too
+    (agree_s, conflict_s, *_), (agree_w, conflict_w, *_) = axis_features(unknown, [serum, whole])
+    assert agree_s == agree_w >= 1 and conflict_s == conflict_w == 0  # no section: neither preferred
+    # the name says more than the column; a whole-blood column stays whole blood
+    assert source_axes("Potassium, Whole Blood", {"fluid": "Blood", "category": "Chemistry"}).system == {"bld"}
+    assert source_axes("Glucose", {"fluid": "whole blood", "category": "Chemistry"}).system == {"bld"}
+    csf = source_axes("Glucose", {"fluid": "Cerebrospinal Fluid (CSF)", "category": "Chemistry"})
+    assert csf.system == {"csf"}  # not any body fluid: "fluid" is no second specimen
+    pleural, spinal = _axes_of("Glucose in Pleural fluid"), _axes_of("Glucose in Cerebral spinal fluid")
+    (_, _, pleural_conflict, _), (_, _, spinal_conflict, _) = axis_features(csf, [pleural, spinal])
+    assert pleural_conflict == 1 and spinal_conflict == 0
+
+
+def test_names_that_say_of_their_specimen_state_it():
+    assert _axes_of("pH of Urine by Test strip").system == {"ur"}
+    assert _axes_of("Hematocrit [Volume Fraction] of Blood").system == {"bld"}
+    source = source_axes("pH", {"fluid": "Urine"})
+    urine, serum = _axes_of("pH of Urine"), _axes_of("pH of Serum or Plasma")
+    (_, conflict_u, *_), (_, conflict_s, system_s, _) = axis_features(source, [urine, serum])
+    assert conflict_u == 0 and system_s == 1
+
+
 @pytest.mark.parametrize(
     ("unit", "inside", "outside"),
     [
@@ -78,6 +110,8 @@ def test_the_very_specimen_counts_more_than_its_group():
         ("log IU/mL", "lacnc", "acnc"),  # a viral load in log units is not one in units
         ("fL", "entvol", "mcnc"),
         ("mm/h", "vel", "time"),
+        ("#/uL", "ncnc", "acnc"),  # a cell count as a lab dictionary writes it
+        ("#/hpf", "naric", "acnc"),
     ],
 )
 def test_assay_log_and_cell_units_state_their_own_property(unit, inside, outside):
@@ -171,6 +205,10 @@ def test_context_moves_the_ranking_only_through_axes(loinc_suggester):
     [serum] = loinc_suggester.suggest([SourceItem("x", "Glucose", {"fluid": "Serum"})], top_k=2)
     assert blood[0].code == "2339-0" and serum[0].code == "2345-7"
     assert blood[0].evidence["matched_text"] == "Glucose [Mass/volume] in Blood"
+    chemistry = SourceItem("x", "Glucose", {"fluid": "Blood", "category": "Chemistry", "unit": "mg/dL"})
+    gas = SourceItem("x", "Glucose", {"fluid": "Blood", "category": "Blood Gas", "unit": "mg/dL"})
+    [chemistry_top, gas_top] = loinc_suggester.suggest([chemistry, gas], top_k=2)
+    assert chemistry_top[0].code == "2345-7" and gas_top[0].code == "2339-0"
 
 
 def test_icd10cm_maps_to_billable_codes_by_default(tiny_icd, encoder, tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,3 +130,47 @@ def labs_to_loinc(split: Split = "all", root: Path | None = None) -> list[LabQue
     if split == "all":
         return queries
     return [q for q in queries if is_test_code(q.source_code.casefold()) == (split == "test")]
+
+
+# A specimen as a lab dictionary's fluid column writes it, per coarse system group (models.axes).
+_COLUMN_SPECIMEN = {
+    "serpl": "Serum",
+    "bld": "Whole blood",
+    "ur": "Urine",
+    "csf": "Cerebrospinal fluid",
+    "stool": "Stool",
+    "fluid": "Body fluid",
+    "amnio": "Amniotic fluid",
+    "semen": "Semen",
+    "sweat": "Sweat",
+    "resp": "Respiratory specimen",
+    "marrow": "Bone marrow",
+    "tissue": "Tissue",
+}
+_FINE_GROUPS = frozenset({"fluid", "resp"})
+
+
+def specimen_in_column(query: LabQuery) -> LabQuery | None:
+    """The same test as a dictionary with a fluid column writes it: the name's specimen words moved
+    into that column ("Chloride Ur Qn" -> "Chloride Qn", fluid "Urine"). A chemistry section's serum
+    test says "Blood" there, as dictionaries do (the sample was drawn as blood). None where the name
+    states no single specimen or the source already has a fluid column.
+    """
+    from models.axes import specimen_words
+
+    if query.context.get("fluid"):
+        return None
+    words = query.text.split()
+    found = [specimen_words(word) for word in words]
+    groups = {group for parts in found for group in parts}
+    kept = " ".join(word for word, parts in zip(words, found) if not parts).strip(" ,;-")
+    if len(groups) != 1 or not kept:
+        return None
+    group = groups.pop()
+    chemistry = re.search(r"chem", query.context.get("category", ""), re.I)
+    said = " ".join(word for word, parts in zip(words, found) if parts)
+    fluid = "Blood" if group == "serpl" and chemistry else _COLUMN_SPECIMEN.get(group)
+    fluid = said if group in _FINE_GROUPS else fluid  # "Pleural Fld", "NP swab": the finer specimen stays
+    if fluid is None:
+        return None
+    return LabQuery(query.source, query.source_code, kept, {**query.context, "fluid": fluid}, query.targets)

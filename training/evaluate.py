@@ -98,12 +98,16 @@ def fit_fusion(
 
 
 def fit_labelled(
-    labelled: Sequence[Labelled], version: str, repeats: Sequence[int] | None = None
+    labelled: Sequence[Labelled],
+    version: str,
+    repeats: Sequence[int] | None = None,
+    fit_only: Sequence[Labelled] = (),
 ) -> tuple[RerankedFusion, dict[str, float]]:
     """Linear fusion + trees on four fifths of the queries, Platt calibration on the other fifth.
 
     `repeats[i]`: how many times query i counts in the fit (a small domain beside a large one);
-    the calibration fifth counts every query once.
+    the calibration fifth counts every query once. `fit_only`: more pools for the fit alone (other
+    shapes of the fit queries; none may come from the calibration fifth, which is `labelled[4::5]`).
 
     Platt scaling (a logistic on the top suggestion's logit) is a positive rescaling: it keeps every
     ranking and makes the served score calibrated. The fifth is taken by position in a
@@ -112,6 +116,7 @@ def fit_labelled(
     calibration_half = list(labelled[4::5]) or list(labelled)
     counts = repeats or [1] * len(labelled)
     fusion_half = [pool for i, pool in enumerate(labelled) if i % 5 != 4 for _ in range(counts[i])] or list(labelled)
+    fusion_half += list(fit_only)
     features = np.vstack([f for f, _ in fusion_half])
     labels = np.concatenate([y for _, y in fusion_half])
     if labels.all() or not labels.any():

@@ -23,7 +23,7 @@ from models.dense import OnnxEncoder
 from models.fusion import DEFAULT_FUSION_DIR, FEATURES, Fusion, LogisticFusion, save_fusion
 from models.items import SourceItem
 from models.suggest import Suggester
-from training.datasets import gem_icd9_to_icd10, labs_loinc_terminology, labs_to_loinc, undotted
+from training.datasets import gem_icd9_to_icd10, labs_loinc_terminology, labs_to_loinc, specimen_in_column, undotted
 from training.evaluate import Labelled, fit_labelled, labelled_pools
 
 # How many times each lab query counts in the fit (the lab train split is a quarter of GEM's); 3 was
@@ -66,12 +66,23 @@ def fit_default_fusion(home: Path, version: str, labs: Path | None = None) -> tu
     return fusion, report
 
 
+def column_specimen_pools(suggester: Suggester, labs: Path | None = None) -> list[Labelled]:
+    """Half the fit queries (never the calibration fifth) again, their specimen moved from the name
+    into a fluid column, as many hospital dictionaries write it: so the fusion learns to read that
+    column. Half, not all: over 4 tree seeds all of them cost the names as they are 0.005 acc@10."""
+    train = labs_to_loinc("train", labs)
+    moved = [specimen_in_column(q) for i, q in enumerate(train) if i % 5 != 4]
+    moved = [q for q in moved if q is not None][::2]
+    items = [SourceItem(q.source_code, q.text, q.context) for q in moved]
+    return labelled_pools(suggester, items, [q.targets for q in moved])
+
+
 def fit_loinc_fusion(home: Path, version: str, labs: Path | None = None) -> tuple[Fusion, dict]:
     cache = home / "cache"
     loinc = Suggester(labs_loinc_terminology(labs), OnnxEncoder(export_dir=cache), cache, UNFITTED, progress=True)
-    lab = lab_pools(loinc, labs)
-    fusion, report = fit_labelled(lab, version)
-    report.update(lab_queries=len(lab))
+    lab, moved = lab_pools(loinc, labs), column_specimen_pools(loinc, labs)
+    fusion, report = fit_labelled(lab, version, fit_only=moved)
+    report.update(lab_queries=len(lab), column_specimen_queries=len(moved))
     return fusion, report
 
 

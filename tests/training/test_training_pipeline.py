@@ -134,3 +134,22 @@ def test_challenger_pipeline_trains_on_train_codes_and_fits_fusion_on_others(
     metrics = evaluate(challenger.suggester, split.heldout)
     assert set(metrics) >= {"acc@1", "acc@5", "acc@10", "mrr@10", "ece", "latency_p95_ms"}
     assert metrics["acc@10"] == 1.0  # every tiny-ICD concept fits in a top 10
+
+
+def test_a_names_specimen_moves_into_a_fluid_column_as_dictionaries_write_it():
+    from training.datasets import LabQuery, specimen_in_column
+
+    def query(text, **context):
+        return LabQuery("lhcflowsheet", "1", text, context, frozenset({"2075-0"}))
+
+    urine = specimen_in_column(query("Chloride Ur Qn", unit="mmol/L"))
+    assert urine.text == "Chloride Qn" and urine.context == {"unit": "mmol/L", "fluid": "Urine"}
+    assert urine.targets == frozenset({"2075-0"})
+    # a chemistry section's serum test says "Blood", where the sample was drawn
+    assert specimen_in_column(query("Chloride SerPl Qn", category="CHEMISTRY STUDIES")).context["fluid"] == "Blood"
+    assert specimen_in_column(query("Chloride SerPl Qn")).context["fluid"] == "Serum"
+    assert specimen_in_column(query("Glucose Pleural Fld")).context["fluid"] == "Pleural Fld"  # finer stays
+    assert specimen_in_column(query("Chloride Qn")) is None  # no specimen in the name
+    assert specimen_in_column(query("Creatinine Ur/SerPl")) is None  # two specimens: a ratio, not one
+    assert specimen_in_column(query("Ur")) is None  # nothing left to name the test
+    assert specimen_in_column(query("Chloride Ur", fluid="Urine")) is None  # already in a column
