@@ -129,11 +129,13 @@ _SUBST = "scnc"
 _NUMBER = "ncnc"
 _CATALYTIC = "ccnc"
 _ARBITRARY = "acnc"
+_RATIOS = frozenset({"ratio", "mrto", "srto", "nrto"})
 _FRACTION = ("mfr", "nfr", "vfr", "sfr", "fr", "ratio", "mrto", "srto", "nrto")
 _MASS_UNITS = r"(m|u|mc|µ|n|p|k)?g/(d|m|c|u)?l|(m|u|mc|n|p)?g/ml|g/l|mg/l|mgdl"
 _SUBST_UNITS = r"(m|u|mc|µ|n|p|f)?mol/(d|m)?l|(m|u)?eq/l|meq/l|mosm/l"
 _NUMBER_UNITS = (
-    r"(10\*\d+|10\^\d+|x10\*?\^?\d+|k|m|thou|mill|cells|#)?/(u|µ|mc|n|m)?l|.*/mm3|#?/hpf|#?/lpf|#?/\[hpf\]|#?/\[lpf\]"
+    r"(x?10(\*|\^|e)?\d+|k|m|thou|thousand|mill|million|cells|copies|#)?/(u|µ|mc|n|m)?l"
+    r"|.*/mm3|#?/hpf|#?/lpf|#?/\[hpf\]|#?/\[lpf\]"
 )
 _UNIT_PROPERTIES: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(rf"^({_MASS_UNITS})$"), (_MASS, "susc")),  # an MIC is reported in ug/mL
@@ -152,7 +154,7 @@ _UNIT_PROPERTIES: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(r"^(titer|\{titer\})$"), ("titr",)),
     (re.compile(r"^(mosm/kg|mosmol/kg|mosm/kg\[h2o\])$"), ("osmol",)),
     (re.compile(r"^(mmhg|mm\[hg\])$"), ("pres", "ppres")),
-    (re.compile(r"^(ratio|\{ratio\})$"), ("ratio", "mrto", "srto", "nrto")),
+    (re.compile(r"^(ratio|\{ratio\})$"), _RATIOS),
 ]
 # LOINC long names write the property in brackets.
 _BRACKET_PROPERTIES = {
@@ -288,9 +290,9 @@ def _specimen_words(words: list[str]) -> list[str]:
     return found
 
 
-def specimen_words(word: str) -> frozenset[str]:
-    """The system groups one word of a name states ("SerPl" -> serum/plasma; "Chloride" -> none)."""
-    return _systems(_words(word))
+def specimen_group(part: str) -> str | None:
+    """The system group one part of a word names ("SerPl", "Ur" in "Tetracycline-Ur"), or None."""
+    return _SYSTEM_WORDS.get(part.casefold())
 
 
 def _systems(words: list[str]) -> frozenset[str]:
@@ -382,6 +384,8 @@ def source_axes(text: str, context: Mapping[str, str]) -> Axes:
     unit = next((v for k, v in context.items() if k.casefold() in ("unit", "units", "uom")), "")
     properties = unit_properties(unit) if unit else frozenset()
     bag = set(words)
+    if not properties and bag & {"ratio", "ratios"}:  # "BUN/Creatinine Ratio": a ratio whatever its unit
+        properties = _RATIOS
     rate = bool(properties & {"mrat", "srat"})
     timed = rate or bool(bag & _TIMED) or "24 hour" in text.casefold() or "24 hr" in text.casefold()
     # A concentration unit means a single specimen (point in time); no unit and no words: unstated.

@@ -257,6 +257,8 @@ LAB_ABBREVIATIONS: dict[str, str] = {
     "ferr": "ferritin",
     "ptt": "aptt",
     "vit": "vitamin",
+    "monos": "monocytes",
+    "basos": "basophils",
     # Whole analyte names that LOINC spells otherwise (matched as phrases, after the words above).
     "thyroid stimulating hormone": "thyrotropin",
     "blood urea nitrogen": "urea nitrogen",

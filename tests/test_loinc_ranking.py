@@ -93,6 +93,14 @@ def test_a_column_that_says_only_blood_is_read_with_the_lab_section():
     assert pleural_conflict == 1 and spinal_conflict == 0
 
 
+def test_a_name_that_says_ratio_states_a_ratio():
+    source = source_axes("BUN/Creatinine Ratio", {"fluid": "Serum"})
+    ratio = _axes_of("Urea nitrogen/Creatinine [Mass Ratio] in Serum or Plasma")
+    urea = _axes_of("Urea nitrogen [Mass/volume] in Serum or Plasma")
+    (_, _, _, ratio_conflict), (_, _, _, urea_conflict) = axis_features(source, [ratio, urea])
+    assert ratio_conflict == 0 and urea_conflict == 1
+
+
 def test_names_that_say_of_their_specimen_state_it():
     assert _axes_of("pH of Urine by Test strip").system == {"ur"}
     assert _axes_of("Hematocrit [Volume Fraction] of Blood").system == {"bld"}
@@ -112,6 +120,9 @@ def test_names_that_say_of_their_specimen_state_it():
         ("mm/h", "vel", "time"),
         ("#/uL", "ncnc", "acnc"),  # a cell count as a lab dictionary writes it
         ("#/hpf", "naric", "acnc"),
+        ("x10E3/uL", "ncnc", "mcnc"),  # reference laboratories' spellings
+        ("Thousand/uL", "ncnc", "mcnc"),
+        ("copies/mL", "ncnc", "acnc"),
     ],
 )
 def test_assay_log_and_cell_units_state_their_own_property(unit, inside, outside):

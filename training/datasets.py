@@ -148,29 +148,42 @@ _COLUMN_SPECIMEN = {
     "tissue": "Tissue",
 }
 _FINE_GROUPS = frozenset({"fluid", "resp"})
+_ANALYTE_SPECIMENS = frozenset({"rbc", "erythrocytes"})  # a count of red cells, or a test in them
 
 
 def specimen_in_column(query: LabQuery) -> LabQuery | None:
     """The same test as a dictionary with a fluid column writes it: the name's specimen words moved
     into that column ("Chloride Ur Qn" -> "Chloride Qn", fluid "Urine"). A chemistry section's serum
     test says "Blood" there, as dictionaries do (the sample was drawn as blood). None where the name
-    states no single specimen or the source already has a fluid column.
+    states no single specimen, where a specimen word may be the analyte ("RBC", "Plasma cells"), or
+    where the source already has a fluid column.
     """
-    from models.axes import specimen_words
+    from models.axes import specimen_group
 
     if query.context.get("fluid"):
         return None
     words = query.text.split()
-    found = [specimen_words(word) for word in words]
-    groups = {group for parts in found for group in parts}
-    kept = " ".join(word for word, parts in zip(words, found) if not parts).strip(" ,;-")
-    if len(groups) != 1 or not kept:
+    kept, said, groups = [], [], set()
+    for word, after in zip(words, [*words[1:], ""]):
+        parts = re.split(r"[-/.]", word)
+        named = [specimen_group(part) for part in parts]
+        if not any(named):
+            kept.append(word)
+            continue
+        if after.casefold().startswith("cell") or any(p.casefold() in _ANALYTE_SPECIMENS for p in parts):
+            return None
+        groups.update(g for g in named if g)
+        said += [part for part, group in zip(parts, named) if group]
+        rest = "-".join(part for part, group in zip(parts, named) if not group and part)
+        if rest:
+            kept.append(rest)
+    text = " ".join(kept).strip(" ,;-")
+    if len(groups) != 1 or not text:
         return None
     group = groups.pop()
     chemistry = re.search(r"chem", query.context.get("category", ""), re.I)
-    said = " ".join(word for word, parts in zip(words, found) if parts)
     fluid = "Blood" if group == "serpl" and chemistry else _COLUMN_SPECIMEN.get(group)
-    fluid = said if group in _FINE_GROUPS else fluid  # "Pleural Fld", "NP swab": the finer specimen stays
+    fluid = " ".join(said) if group in _FINE_GROUPS else fluid  # "Pleural Fld", "NP swab": the finer specimen stays
     if fluid is None:
         return None
-    return LabQuery(query.source, query.source_code, kept, {**query.context, "fluid": fluid}, query.targets)
+    return LabQuery(query.source, query.source_code, text, {**query.context, "fluid": fluid}, query.targets)

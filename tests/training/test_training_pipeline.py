@@ -153,3 +153,6 @@ def test_a_names_specimen_moves_into_a_fluid_column_as_dictionaries_write_it():
     assert specimen_in_column(query("Creatinine Ur/SerPl")) is None  # two specimens: a ratio, not one
     assert specimen_in_column(query("Ur")) is None  # nothing left to name the test
     assert specimen_in_column(query("Chloride Ur", fluid="Urine")) is None  # already in a column
+    assert specimen_in_column(query("Tetracycline-Ur Susc")).text == "Tetracycline Susc"
+    assert specimen_in_column(query("RBC Count (Elp)")) is None  # the specimen word is the analyte
+    assert specimen_in_column(query("Plasma Cells %")) is None
