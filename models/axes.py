@@ -295,26 +295,24 @@ def specimen_group(part: str) -> str | None:
     return _SYSTEM_WORDS.get(part.casefold())
 
 
-def _systems(words: list[str]) -> frozenset[str]:
-    return _without_generic_fluid(frozenset(_SYSTEM_WORDS[w] for w in _specimen_words(words)))
-
-
 def _without_generic_fluid(groups: frozenset[str]) -> frozenset[str]:
     # "Cerebrospinal fluid", "Amniotic fluid": the word "fluid" is no second specimen beside the first
     return groups - {"fluid"} if len(groups) > 1 else groups
 
 
-def _fine_specimens(words: list[str]) -> frozenset[str]:
-    """The specimens at the finest level both sides can say, one value per system group.
+def _specimens(words: list[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """The system groups these words name, and the specimens at the finest level both sides can say
+    (one value per group).
 
     Within a group a specific specimen ("nasopharyngeal") replaces the group's generic value
     ("respiratory"); a source that lists several specific specimens of one group ("nasal swab;
     nasopharyngeal swab; oropharyngeal swab") means the generic one, as LOINC's "Respiratory specimen"
     does, and so does one that names several groups ("serum; plasma; whole blood": "Ser/Plas/Bld").
     """
+    found = _specimen_words(words)
+    groups = _without_generic_fluid(frozenset(_SYSTEM_WORDS[w] for w in found))
     by_group: dict[str, set[str]] = {}
-    groups = _systems(words)
-    for word in _specimen_words(words):
+    for word in found:
         group = _SYSTEM_WORDS[word]
         if group in groups:
             by_group.setdefault(group, set()).add(_FINE_SPECIMENS.get(word, group))
@@ -322,7 +320,7 @@ def _fine_specimens(words: list[str]) -> frozenset[str]:
     for group, values in by_group.items():
         specific = values - {group}
         fine.add(specific.pop() if len(specific) == 1 and len(by_group) == 1 else group)
-    return frozenset(fine)
+    return groups, frozenset(fine)
 
 
 def unit_properties(unit: str) -> frozenset[str]:
@@ -364,12 +362,13 @@ def _drawn_blood(category: str) -> _SpecimenAxes:
 def _source_system(words: list[str], column: list[str], category: str) -> _SpecimenAxes:
     """The source's system groups and fine specimens: the specimen column first, else the name."""
     if column and set(column) <= _DRAWN_BLOOD and "blood" in column:
-        named = _systems(words)  # "Potassium, Whole Blood": the name says more than the column
+        named, named_fine = _specimens(words)  # "Potassium, Whole Blood": the name says more than the column
         if named and named <= {"bld", "serpl"}:
-            return named, _fine_specimens(words), frozenset()
+            return named, named_fine, frozenset()
         return _drawn_blood(category)
-    specimen_words = column if _systems(column) else words
-    systems, fine = _systems(specimen_words), _fine_specimens(specimen_words)
+    systems, fine = _specimens(column)
+    if not systems:
+        systems, fine = _specimens(words)
     if not systems and re.search(r"\burin", category, re.I):  # a urinalysis section: the specimen is urine
         systems = fine = frozenset({"ur"})
     return systems, fine, frozenset()
@@ -407,7 +406,7 @@ def concept_axes(display: str, synonyms: list[str], attributes: Mapping[str, obj
     )
     in_clause = in_clause.split(" by ")[0].split(" --")[0]
     system_words = _words(system_part) if system_part else _words(in_clause)
-    systems, fine = _systems(system_words), _fine_specimens(system_words)
+    systems, fine = _specimens(system_words)
     if system_part.casefold() in ("xxx", "") and "unspecified specimen" in (in_clause or system_part.casefold()):
         systems = fine = frozenset()
     prop = str(attributes.get("property") or "").casefold()
