@@ -93,14 +93,6 @@ def test_a_column_that_says_only_blood_is_read_with_the_lab_section():
     assert pleural_conflict == 1 and spinal_conflict == 0
 
 
-def test_a_name_that_says_ratio_states_a_ratio():
-    source = source_axes("BUN/Creatinine Ratio", {"fluid": "Serum"})
-    ratio = _axes_of("Urea nitrogen/Creatinine [Mass Ratio] in Serum or Plasma")
-    urea = _axes_of("Urea nitrogen [Mass/volume] in Serum or Plasma")
-    (_, _, _, ratio_conflict), (_, _, _, urea_conflict) = axis_features(source, [ratio, urea])
-    assert ratio_conflict == 0 and urea_conflict == 1
-
-
 def test_names_that_say_of_their_specimen_state_it():
     assert _axes_of("pH of Urine by Test strip").system == {"ur"}
     assert _axes_of("Hematocrit [Volume Fraction] of Blood").system == {"bld"}
@@ -130,12 +122,29 @@ def test_assay_log_and_cell_units_state_their_own_property(unit, inside, outside
     assert inside in properties and outside not in properties
 
 
-def test_a_part_of_a_whole_contradicts_an_activity_unit():
-    source = source_axes("Alk Phos (Tot)", {"unit": "U/L"})
-    fraction = _axes_of("Alkaline phosphatase.liver/Alkaline phosphatase.total in Serum or Plasma")
-    activity = _axes_of("Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma")
-    (_, _, _, fraction_conflict), (_, _, _, activity_conflict) = axis_features(source, [fraction, activity])
-    assert fraction_conflict == 1 and activity_conflict == 0
+@pytest.mark.parametrize(
+    ("name", "context", "fits", "contradicts"),
+    [
+        # a name that says "ratio" states a ratio, whatever its unit
+        (
+            "BUN/Creatinine Ratio",
+            {"fluid": "Serum"},
+            "Urea nitrogen/Creatinine [Mass Ratio] in Serum or Plasma",
+            "Urea nitrogen [Mass/volume] in Serum or Plasma",
+        ),
+        # "A/B in ..." is a part of a whole: it contradicts an activity unit
+        (
+            "Alk Phos (Tot)",
+            {"unit": "U/L"},
+            "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma",
+            "Alkaline phosphatase.liver/Alkaline phosphatase.total in Serum or Plasma",
+        ),
+    ],
+)
+def test_a_candidate_of_another_property_conflicts(name, context, fits, contradicts):
+    source = source_axes(name, context)
+    (_, _, _, fits_conflict), (_, _, _, other_conflict) = axis_features(source, [_axes_of(fits), _axes_of(contradicts)])
+    assert fits_conflict == 0 and other_conflict == 1
 
 
 def test_loinc_parts_win_over_the_name():
