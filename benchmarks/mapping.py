@@ -129,6 +129,7 @@ def measure(domain: Domain) -> dict[str, object]:
     figures["crosswalk"] = ranking_metrics([[s.code for s in r] for r in results], domain.gold)
     top = [(r[0].score, r[0].code in g) if r else (0.0, False) for r, g in zip(results, domain.gold)]
     figures["crosswalk"]["ece"] = evaluate.expected_calibration_error([c for c, _ in top], [h for _, h in top])
+    figures["crosswalk"]["ece_floor"] = evaluate.calibrated_ece_floor([c for c, _ in top])
     return figures
 
 
@@ -275,6 +276,9 @@ def report(f: dict) -> None:
             m = d[key]
             ece = f"{m['ece']:6.3f}" if "ece" in m else ""
             print(f"{label:38} {m['acc@1']:6.3f} {m['acc@5']:6.3f} {m['acc@10']:6.3f} {m['mrr@10']:7.3f} {ece}")
+        floor = d["crosswalk"].get("ece_floor")
+        if floor is not None:
+            print(f"{'':38} ECE a perfectly calibrated score would show on these queries: {floor:.3f}")
     print(f"\nGEM reachable ceiling (a target left in ICD-10-CM 2026): {f['gem_ceiling']:.3f}")
     cold = f"{f['cold_index_s']:.0f} s" if "cold_index_s" in f else "not measured (--cold)"
     print(f"cold index build: {cold}; warm start (new process to first answer): {f['warm_start_s']:.2f} s")

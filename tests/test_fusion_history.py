@@ -10,6 +10,7 @@ from models.fusion import (
     FEATURES,
     LogisticFusion,
     RerankedFusion,
+    TreeEnsemble,
     default_fusion,
     load_fusion,
     save_fusion,
@@ -83,8 +84,27 @@ def test_fusions_round_trip_through_a_model_folder_and_refuse_other_features(tmp
         load_fusion(tmp_path / "empty")
 
 
-def test_the_shipped_fusion_is_re_ranked_and_reads_every_feature():
-    shipped = default_fusion()
+def test_cross_fitted_trees_are_served_as_one_and_calibrated_on_every_query_out_of_fold(tmp_path):
+    pools = _pools()
+    variants = [(i, pool) for i, pool in enumerate(_pools(40, seed=4))]  # other shapes of the first 40
+    fusion, report = fit_labelled(pools, "test-folds", fit_only=variants, folds=5)
+    assert isinstance(fusion.trees, TreeEnsemble) and len(fusion.trees.members) == 5
+    assert report["calibration_queries"] == len(pools) + len(variants)  # not a fifth of them
+    features = _pools(1, seed=5)[0][0]
+    members = [m.decision_function(features) for m in fusion.trees.members]
+    assert np.allclose(fusion.trees.decision_function(features), np.mean(members, axis=0))
+    held_out = _pools(100, seed=1)
+    scores = fusion.score_pools([f for f, _ in held_out])
+    assert np.mean([labels[int(np.argmax(s))] for s, (_, labels) in zip(scores, held_out)]) > 0.6
+    save_fusion(fusion, tmp_path)
+    assert np.allclose(load_fusion(tmp_path).score(features), fusion.score(features), atol=1e-5)
+    _, single = fit_labelled(pools, "test-fifth", fit_only=variants)
+    assert single["calibration_queries"] == len(pools) // 5
+
+
+@pytest.mark.parametrize("terminology_format", [None, "loinc"])
+def test_the_shipped_fusions_are_re_ranked_and_read_every_feature(terminology_format):
+    shipped = default_fusion(terminology_format)
     assert isinstance(shipped, RerankedFusion) and shipped.depth >= 10
     assert shipped.trees.n_features_in_ == len(FEATURES) == len(shipped.first.coef)
 

@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
-from models.fusion import Fusion, LogisticFusion, RerankedFusion, rival_logit
+from models.fusion import Fusion, LogisticFusion, RerankedFusion, TreeEnsemble, rival_logit
 from models.items import SourceItem
 from training.sets import ApprovedMapping
 
@@ -47,6 +47,19 @@ def expected_calibration_error(confidences: Sequence[float], hits: Sequence[bool
         if inside.any():
             error += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
     return float(error)
+
+
+def calibrated_ece_floor(confidences: Sequence[float], draws: int = 200, seed: int = 0) -> float:
+    """The ECE a perfectly calibrated score would still show at these confidences, on average over
+    outcomes drawn with exactly those probabilities: a small test set's bins are noisy (about 0.07
+    for 171 queries spread over five bins), so a measured ECE is read against this floor."""
+    confidence = np.asarray(confidences, dtype=float)
+    rng = np.random.default_rng(seed)
+    return float(
+        np.mean(
+            [expected_calibration_error(confidence, rng.random(len(confidence)) < confidence) for _ in range(draws)]
+        )
+    )
 
 
 def evaluate(
@@ -97,56 +110,96 @@ def fit_fusion(
     return fit_labelled(labelled_pools(suggester, items, gold, where), version)
 
 
+Variant = tuple[int, Labelled]  # another shape of query `i` (its position in the labelled list) and its pool
+
+
 def fit_labelled(
     labelled: Sequence[Labelled],
     version: str,
     repeats: Sequence[int] | None = None,
-    fit_only: Sequence[Labelled] = (),
+    fit_only: Sequence[Variant] = (),
+    folds: int = 1,
 ) -> tuple[RerankedFusion, dict[str, float]]:
-    """Linear fusion + trees on four fifths of the queries, Platt calibration on the other fifth.
+    """Linear fusion + trees, and a Platt calibration on scores the trees did not see.
 
-    `repeats[i]`: how many times query i counts in the fit (a small domain beside a large one);
-    the calibration fifth counts every query once. `fit_only`: more pools for the fit alone (other
-    shapes of the fit queries; none may come from the calibration fifth, which is `labelled[4::5]`).
+    `folds` = 1: the trees are fitted on four fifths of the queries and calibrated on the other fifth
+    (`labelled[4::5]`, taken by position in a hash-ordered list). `folds` = k > 1: k tree fits, each
+    leaving out every k-th query, served as one TreeEnsemble and calibrated on every query's
+    out-of-fold score: k times the calibration data, and an average of k fits instead of one.
+
+    `repeats[i]`: how many times query i counts in the fit (a small domain beside a large one); the
+    calibration counts every query once. `fit_only`: other shapes of the queries (an origin index and
+    its pool), held out with their origin: with folds = 1 never calibrated on, with folds > 1
+    calibrated out of fold like it (the shapes a feed will send).
 
     Platt scaling (a logistic on the top suggestion's logit) is a positive rescaling: it keeps every
-    ranking and makes the served score calibrated. The fifth is taken by position in a
-    hash-ordered list, so the calibration is fitted on scores the fusion did not see.
+    ranking and makes the served score calibrated.
     """
-    calibration_half = list(labelled[4::5]) or list(labelled)
-    counts = repeats or [1] * len(labelled)
-    fusion_half = [pool for i, pool in enumerate(labelled) if i % 5 != 4 for _ in range(counts[i])] or list(labelled)
-    fusion_half += list(fit_only)
-    features = np.vstack([f for f, _ in fusion_half])
-    labels = np.concatenate([y for _, y in fusion_half])
+    counts = list(repeats or [1] * len(labelled))
+    if folds > 1:
+        fold = [i % folds for i in range(len(labelled))]
+    else:  # fold 0 is the calibration fifth; -1 is never held out (all of a list too short to split)
+        fold = [0 if i % 5 == 4 and len(labelled) >= 5 else -1 for i in range(len(labelled))]
+    fit = [(fold[i], pool) for i, pool in enumerate(labelled) for _ in range(counts[i])]
+    fit += [(fold[origin], pool) for origin, pool in fit_only]
+    # The linear stage only picks the candidates the trees re-rank: one low-capacity fit, on all
+    # queries but a single calibration fifth.
+    first = _fit_linear([pool for k, pool in fit if folds > 1 or k != 0], version)
+    tops = [np.argsort(-first.score(f), kind="stable")[:RERANK_DEPTH] for _, (f, _) in fit]
+    top_pools = [(k, (f[top], y[top])) for (k, (f, y)), top in zip(fit, tops)]
+    members = [_fit_trees([pool for k, pool in top_pools if k != held]) for held in range(folds)]
+    if folds == 1:
+        calibration = [pool for i, pool in enumerate(labelled) if fold[i] == 0] or list(labelled)
+        return calibrate(RerankedFusion(first, members[0], RERANK_DEPTH, version), calibration)
+    rows = []  # every query's top logit, scored by the fit that left it out
+    for held, member in enumerate(members):
+        out_of_fold = [pool for i, pool in enumerate(labelled) if fold[i] == held]
+        out_of_fold += [pool for origin, pool in fit_only if fold[origin] == held]
+        rows += _top_logits(RerankedFusion(first, member, RERANK_DEPTH, version), out_of_fold)
+    logit, rival, hit = (np.asarray(column) for column in zip(*rows))
+    return _with_platt(RerankedFusion(first, TreeEnsemble(members), RERANK_DEPTH, version), logit, rival, hit)
+
+
+def _fit_linear(pools: Sequence[Labelled], version: str) -> LogisticFusion:
+    labels = np.concatenate([y for _, y in pools])
     if labels.all() or not labels.any():
         raise ValueError("the fit split needs both right and wrong candidates to fit a fusion")
-    first = LogisticFusion.fit(features, labels, version=f"{version}-linear")
-    tops = [np.argsort(-first.score(f), kind="stable")[:RERANK_DEPTH] for f, _ in fusion_half]
-    top_features = np.vstack([f[top] for (f, _), top in zip(fusion_half, tops)])
-    top_labels = np.concatenate([y[top] for (_, y), top in zip(fusion_half, tops)])
-    if top_labels.all() or not top_labels.any():
+    return LogisticFusion.fit(np.vstack([f for f, _ in pools]), labels, version=f"{version}-linear")
+
+
+def _fit_trees(top_pools: Sequence[Labelled]):
+    labels = np.concatenate([y for _, y in top_pools])
+    if labels.all() or not labels.any():
         raise ValueError("the fit split needs both right and wrong top candidates to fit a fusion")
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     # Early stopping on a random tenth when there are over 10,000 candidates (scikit-learn's "auto").
-    trees = HistGradientBoostingClassifier(**TREES).fit(top_features, top_labels)
-    return calibrate(RerankedFusion(first, trees, RERANK_DEPTH, version), calibration_half)
+    return HistGradientBoostingClassifier(**TREES).fit(np.vstack([f for f, _ in top_pools]), labels)
+
+
+def _top_logits(fusion: Fusion, labelled: Sequence[Labelled]) -> list[tuple[float, float, bool]]:
+    """Per query: the fusion's logit for its top candidate, its rivals' (fusion.rival_logit), a hit."""
+    rows = []
+    for scores, (_, labels) in zip(fusion.score_pools([f for f, _ in labelled]), labelled):
+        logit = np.log(np.clip(scores, 1e-7, 1 - 1e-7) / (1 - np.clip(scores, 1e-7, 1 - 1e-7)))
+        best = int(np.argmax(scores))
+        # the rivals a re-ranked fusion serves with: its re-ranked top `depth`, never the tail below
+        rival = rival_logit(np.sort(logit)[-fusion.depth :] if isinstance(fusion, RerankedFusion) else logit)
+        rows.append((float(logit[best]), rival, bool(labels[best])))
+    return rows
 
 
 def calibrate(fusion: Fusion, labelled: Sequence[Labelled]) -> tuple[Fusion, dict]:
     """Platt scaling of the top suggestion's logit; a re-ranked fusion's also reads its rivals' (fusion.rival_logit)."""
-    logits, rivals, hits = [], [], []
-    for scores, (_, labels) in zip(fusion.score_pools([f for f, _ in labelled]), labelled):
-        logit = np.log(np.clip(scores, 1e-7, 1 - 1e-7) / (1 - np.clip(scores, 1e-7, 1 - 1e-7)))
-        best = int(np.argmax(scores))
-        logits.append(logit[best])  # the fusion's own logit for its top candidate
-        # the rivals a re-ranked fusion serves with: its re-ranked top `depth`, never the tail below
-        rivals.append(rival_logit(np.sort(logit)[-fusion.depth :] if isinstance(fusion, RerankedFusion) else logit))
-        hits.append(bool(labels[best]))
-    logit, rival, hit = np.asarray(logits), np.asarray(rivals), np.asarray(hits)
+    rows = _top_logits(fusion, labelled)
+    logit, rival, hit = (np.asarray(column) for column in zip(*rows)) if rows else (np.zeros(0),) * 3
+    return _with_platt(fusion, logit, rival, hit)
+
+
+def _with_platt(fusion: Fusion, logit: np.ndarray, rival: np.ndarray, hit: np.ndarray) -> tuple[Fusion, dict]:
+    hit = hit.astype(bool)
     before = expected_calibration_error(1 / (1 + np.exp(-logit)), hit)
-    report = {"fit_ece_uncalibrated": before, "platt_a": 1.0, "platt_b": 0.0}
+    report = {"fit_ece_uncalibrated": before, "platt_a": 1.0, "platt_b": 0.0, "calibration_queries": len(hit)}
     if hit.all() or not hit.any():
         report["fit_ece_calibrated"] = before
         return fusion, report

@@ -8,7 +8,7 @@ import pytest
 from models.fusion import FEATURES, LogisticFusion, RerankedFusion
 from models.suggest import Suggester
 from training.datasets import is_test_code
-from training.evaluate import calibrate, evaluate, expected_calibration_error, ranking_metrics
+from training.evaluate import calibrate, calibrated_ece_floor, evaluate, expected_calibration_error, ranking_metrics
 from training.finetune import FineTuneConfig
 from training.gate import GatePolicy, decide
 from training.pipeline import TrainConfig, train_challenger
@@ -43,6 +43,14 @@ def test_hard_negatives_are_high_ranking_wrong_codes_and_reviewer_rejections_com
     assert triplet.positive == "type 2 diabetes mellitus without complications"
     assert triplet.negative == "essential primary hypertension"  # the reviewer's rejection, not the mined one
     assert triplets([rejected], [("E11.65",)], display, max_pairs=1) == [triplet]
+
+
+def test_the_ece_floor_is_what_a_calibrated_score_shows_by_chance_and_shrinks_with_more_queries():
+    assert calibrated_ece_floor([0.0] * 50 + [1.0] * 50) == 0.0  # certain outcomes: no noise
+    spread = np.linspace(0.2, 0.7, 171)
+    floor = calibrated_ece_floor(spread)
+    assert 0.04 < floor < 0.1
+    assert calibrated_ece_floor(np.repeat(spread, 10)) < floor / 2
 
 
 def test_ece_measures_the_gap_between_confidence_and_accuracy():
