@@ -100,6 +100,8 @@ def test_cross_fitted_trees_are_served_as_one_and_calibrated_on_every_query_out_
     assert np.allclose(load_fusion(tmp_path).score(features), fusion.score(features), atol=1e-5)
     _, single = fit_labelled(pools, "test-fifth", fit_only=variants)
     assert single["calibration_queries"] == len(pools) // 5
+    capped, _ = fit_labelled(pools, "test-capped", folds=3, max_trees=5)
+    assert [member.n_iter_ for member in capped.trees.members] == [5, 5, 5]
 
 
 @pytest.mark.parametrize("terminology_format", [None, "loinc"])

@@ -119,6 +119,7 @@ def fit_labelled(
     repeats: Sequence[int] | None = None,
     fit_only: Sequence[Variant] = (),
     folds: int = 1,
+    max_trees: int | None = None,
 ) -> tuple[RerankedFusion, dict[str, float]]:
     """Linear fusion + trees, and a Platt calibration on scores the trees did not see.
 
@@ -131,6 +132,9 @@ def fit_labelled(
     calibration counts every query once. `fit_only`: other shapes of the queries (an origin index and
     its pool), held out with their origin: with folds = 1 never calibrated on, with folds > 1
     calibrated out of fold like it (the shapes a feed will send).
+
+    `max_trees`: at most this many trees per fit (TREES' own limit otherwise): every tree costs each
+    query its time.
 
     Platt scaling (a logistic on the top suggestion's logit) is a positive rescaling: it keeps every
     ranking and makes the served score calibrated.
@@ -147,7 +151,7 @@ def fit_labelled(
     first = _fit_linear([pool for k, pool in fit if folds > 1 or k != 0], version)
     tops = [np.argsort(-first.score(f), kind="stable")[:RERANK_DEPTH] for _, (f, _) in fit]
     top_pools = [(k, (f[top], y[top])) for (k, (f, y)), top in zip(fit, tops)]
-    members = [_fit_trees([pool for k, pool in top_pools if k != held]) for held in range(folds)]
+    members = [_fit_trees([pool for k, pool in top_pools if k != held], max_trees) for held in range(folds)]
     if folds == 1:
         calibration = [pool for i, pool in enumerate(labelled) if fold[i] == 0] or list(labelled)
         return calibrate(RerankedFusion(first, members[0], RERANK_DEPTH, version), calibration)
@@ -167,14 +171,15 @@ def _fit_linear(pools: Sequence[Labelled], version: str) -> LogisticFusion:
     return LogisticFusion.fit(np.vstack([f for f, _ in pools]), labels, version=f"{version}-linear")
 
 
-def _fit_trees(top_pools: Sequence[Labelled]):
+def _fit_trees(top_pools: Sequence[Labelled], max_trees: int | None = None):
     labels = np.concatenate([y for _, y in top_pools])
     if labels.all() or not labels.any():
         raise ValueError("the fit split needs both right and wrong top candidates to fit a fusion")
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     # Early stopping on a random tenth when there are over 10,000 candidates (scikit-learn's "auto").
-    return HistGradientBoostingClassifier(**TREES).fit(np.vstack([f for f, _ in top_pools]), labels)
+    settings = {**TREES, "max_iter": min(TREES["max_iter"], max_trees or TREES["max_iter"])}
+    return HistGradientBoostingClassifier(**settings).fit(np.vstack([f for f, _ in top_pools]), labels)
 
 
 def _top_logits(fusion: Fusion, labelled: Sequence[Labelled]) -> list[tuple[float, float, bool]]:
