@@ -128,9 +128,10 @@ def measure(domain: Domain) -> dict[str, object]:
     results = domain.suggester.suggest(domain.items, top_k=10, where=domain.where)
     figures["terms_per_s"] = len(texts) / (time.perf_counter() - started)
     figures["crosswalk"] = ranking_metrics([[s.code for s in r] for r in results], domain.gold)
-    top = [(r[0].score, r[0].code in g) if r else (0.0, False) for r, g in zip(results, domain.gold)]
-    figures["crosswalk"]["ece"] = evaluate.expected_calibration_error([c for c, _ in top], [h for _, h in top])
-    figures["crosswalk"]["ece_floor"] = evaluate.calibrated_ece_floor([c for c, _ in top])
+    confidences = [r[0].score if r else 0.0 for r in results]
+    hits = [bool(r) and r[0].code in g for r, g in zip(results, domain.gold)]
+    figures["crosswalk"]["ece"] = evaluate.expected_calibration_error(confidences, hits)
+    figures["crosswalk"]["ece_floor"] = evaluate.calibrated_ece_floor(confidences)
     return figures
 
 

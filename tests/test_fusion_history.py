@@ -102,6 +102,8 @@ def test_cross_fitted_trees_are_served_as_one_and_calibrated_on_every_query_out_
     assert single["calibration_queries"] == len(pools) // 5
     capped, _ = fit_labelled(pools, "test-capped", folds=3, max_trees=5)
     assert [member.n_iter_ for member in capped.trees.members] == [5, 5, 5]
+    with pytest.raises(ValueError, match="folds must be 1 or more"):
+        fit_labelled(pools, "test-no-folds", folds=0)
 
 
 @pytest.mark.parametrize("terminology_format", [None, "loinc"])

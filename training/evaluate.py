@@ -55,11 +55,8 @@ def calibrated_ece_floor(confidences: Sequence[float], draws: int = 200, seed: i
     for 171 queries spread over five bins), so a measured ECE is read against this floor."""
     confidence = np.asarray(confidences, dtype=float)
     rng = np.random.default_rng(seed)
-    return float(
-        np.mean(
-            [expected_calibration_error(confidence, rng.random(len(confidence)) < confidence) for _ in range(draws)]
-        )
-    )
+    by_chance = [expected_calibration_error(confidence, rng.random(len(confidence)) < confidence) for _ in range(draws)]
+    return float(np.mean(by_chance))
 
 
 def evaluate(
@@ -139,6 +136,8 @@ def fit_labelled(
     Platt scaling (a logistic on the top suggestion's logit) is a positive rescaling: it keeps every
     ranking and makes the served score calibrated.
     """
+    if folds < 1:
+        raise ValueError(f"folds must be 1 or more, not {folds}")
     counts = list(repeats or [1] * len(labelled))
     if folds > 1:
         fold = [i % folds for i in range(len(labelled))]
