@@ -185,6 +185,14 @@ _BRACKET_PROPERTIES = {
     "log #/volume": "lncnc",
     "log units/volume": "lacnc",
 }
+# Long names that write no bracket, by what they measure, as their PROPERTY part says.
+_NAMED_PROPERTIES = {
+    "ph": "lscnc",
+    "specific gravity": "rden",
+    "osmolality": "osmol",
+    "appearance": "aper",
+    "color": "type",
+}
 _PROPERTY_GROUPS = {"pprs": "ppres", "prid": "prid", "mrat": "mrat", "srat": "srat"}
 _ORDINAL = frozenset("ord pos neg positive negative presence detected screen scrn qual qualitative".split())
 _NOMINAL = frozenset("nom identified id isolate type typing organism".split())
@@ -413,6 +421,7 @@ def concept_axes(display: str, synonyms: list[str], attributes: Mapping[str, obj
     if not prop:
         bracket = re.search(r"\[([^\]]+)\]", lowered)
         prop = _BRACKET_PROPERTIES.get(bracket.group(1), "") if bracket else ""
+        prop = prop or _NAMED_PROPERTIES.get(head.split(" of ")[0], "")  # "pH of Urine", "Color of Pleural fluid"
         if not prop and re.search(r"/100 \w+", lowered):
             prop = "nfr"  # "Neutrophils/100 leukocytes in Blood"
         elif not prop and "/" in lowered.split(" in ")[0]:
@@ -421,7 +430,9 @@ def concept_axes(display: str, synonyms: list[str], attributes: Mapping[str, obj
     timed = "24" in time or "24 hour" in lowered
     scale = str(attributes.get("scale") or "").casefold()
     if not scale:
-        scale = "ord" if prop == "prthr" else "nom" if "identified" in lowered or prop == "prid" else ""
+        scale = (
+            "ord" if prop == "prthr" else "nom" if "identified" in lowered or prop in ("prid", "type", "aper") else ""
+        )
         scale = scale or ("qn" if prop else "")
     method_part = str(attributes.get("method") or "").casefold()
     by = lowered.rsplit(" by ", 1)[1] if " by " in lowered else ""

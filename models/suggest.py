@@ -25,7 +25,16 @@ from models.items import SourceItem, Suggestion
 from models.lexical import LexicalMatcher
 from models.rows import ConceptRows
 from models.terminology import Concept, Terminology, attributes_match, target_filters
-from models.text import LAB_ABBREVIATIONS, clinical_abbreviations, expand_unknown, fold_words, known_phrases, normalize
+from models.text import (
+    LAB_ABBREVIATIONS,
+    acids_as_anions,
+    clinical_abbreviations,
+    expand_unknown,
+    fold_words,
+    known_phrases,
+    normalize,
+    table_acids,
+)
 
 AXIS_FORMATS = frozenset({"loinc"})  # terminologies whose concepts have LOINC's axes
 # Words that name an order of several results: a source that says one may mean a LOINC panel. Besides
@@ -96,6 +105,7 @@ class Suggester:
         self._panels: np.ndarray | None = None
         self._panel_words = _PANEL_WORDS  # and, once the table is read, the words only its panels use
         self._known_words: frozenset[str] | None = None  # abbreviations the target table writes itself
+        self._acids: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())  # its anions, its acids
         self._masks: dict[tuple, np.ndarray] = {}
         self.history = history
         self._history = self._index_history(history, history_vectors) if history else None
@@ -206,7 +216,10 @@ class Suggester:
         """Source texts with the abbreviations the target table never uses spelt out (lab words for a
         LOINC-like table, clipped clinical words for any other): queries and approved history alike."""
         self._read_table_words()
-        return [expand_unknown(text, self._known_words, self._abbreviations()) for text in texts]
+        spelt = [expand_unknown(text, self._known_words, self._abbreviations()) for text in texts]
+        if not self._has_axes:
+            return spelt
+        return [acids_as_anions(text, *self._acids) for text in spelt]
 
     def _abbreviations(self) -> dict[str, str]:
         return LAB_ABBREVIATIONS if self._has_axes else clinical_abbreviations()
@@ -230,6 +243,7 @@ class Suggester:
             words_of[is_panel].update(words)
             folded.append(" ".join(words))
         self._known_words = frozenset(w for w in words_of[0] | words_of[1] if w in table) | known_phrases(folded, table)
+        self._acids = table_acids(folded)
         panel_only = words_of[1] - words_of[0]
         self._panel_words = _PANEL_WORDS | {w for w in panel_only if len(w) > 3 and not w.isdigit()}
 

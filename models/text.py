@@ -360,6 +360,34 @@ def known_phrases(folded_texts: list[str], table: dict[str, str]) -> frozenset[s
     return frozenset(match for text in folded_texts for match in pattern.findall(text))
 
 
+# LOINC names an acid by its anion ("Lactate", "Valproate", "Methylmalonate") where lab dictionaries
+# write the acid ("Lactic Acid", "Valproic Acid").
+_IC_ACID = re.compile(r"\b([a-z0-9]+)ic acid\b")
+
+
+def acids_as_anions(text: str, anions: frozenset[str], acids: frozenset[str]) -> str:
+    """`text` with each "<stem>ic acid" spelt as the table's "<stem>ate", where the table writes that
+    anion (`anions`: its words ending in "ate") and never the acid itself (`acids`: words it writes
+    before "acid", so "Nalidixic acid" stays)."""
+    if "acid" not in text.casefold():
+        return text
+    folded = " ".join(fold_words(text))
+
+    def anion(match: re.Match) -> str:
+        stem = match.group(1)
+        return f"{stem}ate" if f"{stem}ate" in anions and f"{stem}ic" not in acids else match.group(0)
+
+    spelt = _IC_ACID.sub(anion, folded)
+    return spelt if spelt != folded else text
+
+
+def table_acids(folded_texts: list[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """The anions ("...ate" words) and acids (words before "acid") these folded texts write."""
+    words = {w for text in folded_texts for w in text.split()}
+    acids = {m.group(1) for text in folded_texts for m in re.finditer(r"\b([a-z0-9]+) acid\b", text)}
+    return frozenset(w for w in words if w.endswith("ate")), frozenset(acids)
+
+
 def fold_words(text: str) -> list[str]:
     """Folded words, punctuation dropped, no abbreviation expanded."""
     return _SPACES.sub(" ", _PUNCT.sub(" ", fold(text))).split()

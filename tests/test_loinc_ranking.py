@@ -8,7 +8,7 @@ from models.axes import NO_AXES, axis_features, concept_axes, source_axes
 from models.items import NO_CONFIDENT_MATCH, SourceItem, Suggestion, no_confident_match
 from models.suggest import Suggester
 from models.terminology import Concept, Terminology
-from models.text import LAB_ABBREVIATIONS, expand_unknown
+from models.text import LAB_ABBREVIATIONS, acids_as_anions, expand_unknown, table_acids
 
 
 def _axes_of(display: str, **attributes):
@@ -152,6 +152,22 @@ def test_loinc_parts_win_over_the_name():
     assert axes.system == {"ur"} and axes.property == {"scnc"} and axes.time == "24h" and axes.scale == "qn"
 
 
+@pytest.mark.parametrize(
+    "display, prop, scale",
+    [
+        ("pH of Pleural fluid", "lscnc", "qn"),
+        ("Specific gravity of Urine", "rden", "qn"),
+        ("Color of Urine", "type", "nom"),
+    ],
+)
+def test_long_names_without_a_bracket_state_their_property(display, prop, scale):
+    axes = concept_axes(display, [], {})
+    assert axes.property == {prop} and axes.scale == scale
+    # so an enzyme's unit contradicts "pH of Pleural fluid" as the table's PROPERTY part (LsCnc) would
+    ldh = source_axes("LDH, Pleural Fluid", {"unit": "U/L"})
+    assert axis_features(ldh, [concept_axes("pH of Pleural fluid", [], {})])[0, 3] == 1
+
+
 def test_concepts_without_axes_score_zero_everywhere():
     source = source_axes("Glucose SerPl", {"unit": "mg/dL"})
     assert not axis_features(source, [NO_AXES, NO_AXES]).any()
@@ -208,6 +224,28 @@ def test_lab_abbreviations_the_table_never_writes_are_spelt_out_in_queries():
     assert expand_unknown("Glucose Baseline", known, LAB_ABBREVIATIONS) == "Glucose Baseline"  # nothing to expand
     assert expand_unknown("TSH", known, LAB_ABBREVIATIONS) == "thyrotropin"  # LOINC's name for the analyte
     assert expand_unknown("TSH", frozenset({"tsh"}), LAB_ABBREVIATIONS) == "TSH"  # a table that says "TSH"
+
+
+def test_acids_read_as_the_anions_the_table_names():
+    anions, acids = table_acids(["lactate moles volume in serum or plasma", "nalidixic acid susceptibility"])
+    assert anions == {"lactate"} and acids == {"nalidixic"}
+    assert acids_as_anions("Lactic Acid, Plasma", anions, acids) == "lactate plasma"
+    assert (
+        acids_as_anions("Nalidixic Acid MIC", anions | {"nalidixate"}, acids) == "Nalidixic Acid MIC"
+    )  # the table's own acid
+    assert acids_as_anions("Prostatic Acid Phosphatase", anions, acids) == "Prostatic Acid Phosphatase"  # no such anion
+    assert acids_as_anions("Glucose", anions, acids) == "Glucose"
+
+
+def test_a_lab_dictionarys_acid_finds_loinc_anion(tiny_loinc, encoder, tmp_path):
+    concepts = [
+        *tiny_loinc.concepts,
+        Concept("2524-7", "Lactate [Moles/volume] in Serum or Plasma", [], [], {"panel": False}),
+    ]
+    suggester = Suggester(Terminology("tiny-loinc", "loinc", "1", concepts), encoder, cache_dir=tmp_path)
+    assert suggester._query_texts([SourceItem("x", "LACTIC ACID")]) == ["lactate"]
+    [top] = suggester.suggest([SourceItem("x", "LACTIC ACID", {"fluid": "Plasma", "unit": "mmol/L"})], top_k=1)
+    assert top[0].code == "2524-7"
 
 
 def test_each_suggester_spells_out_its_own_abbreviations(loinc_suggester, tiny_icd, encoder, tmp_path):
