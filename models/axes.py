@@ -382,6 +382,11 @@ def _source_system(words: list[str], column: list[str], category: str) -> _Speci
     return systems, fine, frozenset()
 
 
+def _says_timed(text: str) -> bool:
+    lowered = text.casefold()
+    return bool(set(_words(text)) & _TIMED) or "24 hour" in lowered or "24 hr" in lowered
+
+
 def source_axes(text: str, context: Mapping[str, str]) -> Axes:
     """The axes a source item states: specimen words in its name or fluid/specimen column, its unit."""
     words = _words(text)
@@ -394,7 +399,8 @@ def source_axes(text: str, context: Mapping[str, str]) -> Axes:
     if not properties and bag & {"ratio", "ratios"}:  # "BUN/Creatinine Ratio": a ratio whatever its unit
         properties = _RATIOS
     rate = bool(properties & {"mrat", "srat"})
-    timed = rate or bool(bag & _TIMED) or "24 hour" in text.casefold() or "24 hr" in text.casefold()
+    # A timed collection is said in the name ("Creatinine 24H Ur") or the fluid column ("24 Hr Urine").
+    timed = rate or _says_timed(text) or _says_timed(specimen)
     # A concentration unit means a single specimen (point in time); no unit and no words: unstated.
     time = "24h" if timed else "pt" if properties & {_MASS, _SUBST, _NUMBER, _CATALYTIC} else ""
     scale = "qn" if properties or bag & _QUANTITATIVE else "ord" if bag & _ORDINAL else ""

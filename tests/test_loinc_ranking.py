@@ -51,6 +51,17 @@ def test_a_source_in_serum_contradicts_a_candidate_in_urine_and_timing_counts():
     assert urine_row[2] == 1
 
 
+@pytest.mark.parametrize("fluid", ["24 Hr Urine", "Urine, 24 hour", "URINE 24H"])
+def test_a_fluid_column_that_says_24_hours_states_a_timed_collection(fluid):
+    # mg/dL alone would say a single specimen: the column's collection wins
+    source = source_axes("Calcium", {"fluid": fluid, "unit": "mg/dL"})
+    assert source.time == "24h"
+    timed, random = _axes_of("Calcium [Mass/volume] in 24 hour Urine"), _axes_of("Calcium [Mass/volume] in Urine")
+    timed_row, random_row = axis_features(source, [timed, random])
+    assert timed_row[0] > random_row[0] and random_row[1] >= 1
+    assert source_axes("Calcium", {"fluid": "Urine", "unit": "mg/dL"}).time == "pt"
+
+
 def test_the_very_specimen_counts_more_than_its_group():
     nasopharynx = _axes_of("SARS-CoV-2 RNA [Presence] in Nasopharynx by NAA with probe detection")
     respiratory = _axes_of("SARS-CoV-2 RNA [Presence] in Respiratory specimen by NAA with probe detection")
