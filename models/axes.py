@@ -135,7 +135,7 @@ _MASS_UNITS = r"(m|u|mc|µ|n|p|k)?g/(d|m|c|u)?l|(m|u|mc|n|p)?g/ml|g/l|mg/l|mgdl"
 _SUBST_UNITS = r"(m|u|mc|µ|n|p|f)?mol/(d|m)?l|(m|u)?eq/l|meq/l|mosm/l"
 _NUMBER_UNITS = (
     r"(x?10(\*|\^|e)?\d+|k|m|thou|thousand|mill|million|cells|copies|#)?/(u|µ|mc|n|m)?l"
-    r"|.*/mm3|#?/hpf|#?/lpf|#?/\[hpf\]|#?/\[lpf\]"
+    r"|.*/mm3|.*/cu?mm|#?/hpf|#?/lpf|#?/\[hpf\]|#?/\[lpf\]"  # /cmm: per cubic millimetre ("THOU/CMM")
 )
 _UNIT_PROPERTIES: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(rf"^({_MASS_UNITS})$"), (_MASS, "susc")),  # an MIC is reported in ug/mL
@@ -149,7 +149,7 @@ _UNIT_PROPERTIES: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(r"^(fl|\[fl\]|um3)$"), ("entvol",)),  # a cell's volume (MCV)
     (re.compile(r"^(pg|\[pg\])$"), ("entmass",)),  # a cell's mass (MCH)
     (re.compile(r"^(mm/h|mm/hr|mm/\(h\))$"), ("vel",)),  # sedimentation rate
-    (re.compile(r"^.*(/24h|/\(24\.h\)|/tv|/d|/day)$"), ("mrat", "srat", "vrat", "rat")),
+    (re.compile(r"^.*(/24h(rs?|ours?)?|/\(24\.h\)|/tv|/d|/day)$"), ("mrat", "srat", "vrat", "rat")),
     (re.compile(r"^(s|sec|seconds?|min)$"), ("time",)),
     (re.compile(r"^(titer|\{titer\})$"), ("titr",)),
     (re.compile(r"^(mosm/kg|mosmol/kg|mosm/kg\[h2o\])$"), ("osmol",)),
@@ -332,7 +332,8 @@ def _specimens(words: list[str]) -> tuple[frozenset[str], frozenset[str]]:
 
 
 def unit_properties(unit: str) -> frozenset[str]:
-    key = unit.casefold().replace(" ", "")
+    # casefold turns the micro sign into a Greek mu: both are "u", as UCUM writes it
+    key = unit.casefold().replace(" ", "").replace("\u03bc", "u").replace("\u00b5", "u")
     for pattern, properties in _UNIT_PROPERTIES:
         if pattern.match(key):
             return frozenset(properties)
@@ -377,7 +378,7 @@ def _source_system(words: list[str], column: list[str], category: str) -> _Speci
     systems, fine = _specimens(column)
     if not systems:
         systems, fine = _specimens(words)
-    if not systems and re.search(r"\burin", category, re.I):  # a urinalysis section: the specimen is urine
+    if not systems and re.search(r"\burin|\bua\b", category, re.I):  # a urinalysis section: the specimen is urine
         systems = fine = frozenset({"ur"})
     return systems, fine, frozenset()
 

@@ -26,7 +26,21 @@ def test_the_unit_states_the_property_and_a_contradicting_candidate_conflicts():
 
 @pytest.mark.parametrize(
     ("unit", "prop"),
-    [("mg/dL", "mcnc"), ("mmol/L", "scnc"), ("%", "mfr"), ("/uL", "ncnc"), ("U/L", "ccnc"), ("mg/24h", "mrat")],
+    [
+        ("mg/dL", "mcnc"),
+        ("mmol/L", "scnc"),
+        ("%", "mfr"),
+        ("/uL", "ncnc"),
+        ("U/L", "ccnc"),
+        ("mg/24h", "mrat"),
+        # as local systems write them: the micro sign, hours spelt out, per cubic millimetre
+        ("\u00b5g/dL", "mcnc"),
+        ("\u00b5mol/L", "scnc"),
+        ("mg/24 hr", "mrat"),
+        ("g/24 hours", "mrat"),
+        ("THOU/CMM", "ncnc"),
+        ("MIL/CMM", "ncnc"),
+    ],
 )
 def test_units_map_to_loinc_properties(unit, prop):
     assert prop in source_axes("x", {"unit": unit}).property
@@ -102,6 +116,13 @@ def test_a_column_that_says_only_blood_is_read_with_the_lab_section():
     pleural, spinal = _axes_of("Glucose in Pleural fluid"), _axes_of("Glucose in Cerebral spinal fluid")
     (_, _, pleural_conflict, _), (_, _, spinal_conflict, _) = axis_features(csf, [pleural, spinal])
     assert pleural_conflict == 1 and spinal_conflict == 0
+
+
+@pytest.mark.parametrize("section", ["Urinalysis", "UA", "Urine Chemistry"])
+def test_a_urinalysis_section_says_urine_where_nothing_else_does(section):
+    assert source_axes("Protein", {"category": section}).system == {"ur"}
+    assert source_axes("Protein", {"category": "Chemistry"}).system == frozenset()
+    assert source_axes("Protein", {"category": section, "fluid": "CSF"}).system == {"csf"}  # the column wins
 
 
 def test_names_that_say_of_their_specimen_state_it():
