@@ -123,6 +123,8 @@ _FINE_SPECIMENS = {
     "capillary": "bldc",
     "bldc": "bldc",
 }
+# A very specimen's group ("blda" -> "bld"): two different ones of one group are two different draws.
+_FINE_GROUP = {fine: _SYSTEM_WORDS[word] for word, fine in _FINE_SPECIMENS.items() if word in _SYSTEM_WORDS}
 # Unit -> the LOINC properties it can measure (lower case, spaces removed; UCUM and local spellings).
 _MASS = "mcnc"
 _SUBST = "scnc"
@@ -303,6 +305,11 @@ def specimen_group(part: str) -> str | None:
     return _SYSTEM_WORDS.get(part.casefold())
 
 
+def very_specimen(part: str) -> str | None:
+    """The very specimen one word names within its group ("BldV" -> "bldv"), or None."""
+    return _FINE_SPECIMENS.get(part.casefold())
+
+
 def _without_generic_fluid(groups: frozenset[str]) -> frozenset[str]:
     # "Cerebrospinal fluid", "Amniotic fluid": the word "fluid" is no second specimen beside the first
     return groups - {"fluid"} if len(groups) > 1 else groups
@@ -452,6 +459,15 @@ def concept_axes(display: str, synonyms: list[str], attributes: Mapping[str, obj
     return Axes(systems, fine, frozenset(), properties, "24h" if timed else "pt", scale, method or "")
 
 
+def _other_draw(source: frozenset[str], candidate: frozenset[str]) -> bool:
+    """Both name one very specimen of the same group, and not the same one: arterial against venous
+    blood, a nasopharyngeal against a throat swab. A group's generic value ("Blood") contradicts neither."""
+    if len(source) != 1 or len(candidate) != 1 or source == candidate:
+        return False
+    (mine,), (theirs,) = source, candidate
+    return mine in _FINE_GROUP and _FINE_GROUP.get(theirs) == _FINE_GROUP[mine]
+
+
 def axis_features(source: Axes, candidates: list[Axes]) -> np.ndarray:
     """(candidates x AXIS_FEATURES): axes agreeing, axes contradicting, system and property conflict.
 
@@ -469,6 +485,8 @@ def axis_features(source: Axes, candidates: list[Axes]) -> np.ndarray:
         if source.system and axes.system:
             if axes.system <= source.unlikely:  # possible, but not what a mapper would pick
                 conflict += 1
+            elif _other_draw(source.specimen, axes.specimen):
+                conflict, system_conflict = conflict + 1, 1.0
             elif source.system & axes.system:
                 agree += 1 + (source.specimen == axes.specimen)  # the very specimen counts twice
             else:

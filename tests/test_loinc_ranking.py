@@ -95,6 +95,21 @@ def test_the_very_specimen_counts_more_than_its_group():
     assert source_axes("pH", {"fluid": "arterial blood"}).specimen == {"blda"}
 
 
+def test_another_draw_of_the_same_group_contradicts_the_one_stated():
+    venous = source_axes("pO2", {"fluid": "Venous Blood", "unit": "mm[Hg]"})
+    generic, same, other = (
+        _axes_of(f"Oxygen [Partial pressure] in {system}") for system in ("Blood", "Venous blood", "Arterial blood")
+    )
+    (agree_g, conflict_g, *_), (agree_s, conflict_s, *_), (_, conflict_o, system_o, _) = axis_features(
+        venous, [generic, same, other]
+    )
+    assert agree_s > agree_g and conflict_g == conflict_s == 0  # plain "Blood" is no contradiction
+    assert conflict_o == 1 and system_o == 1
+    swab = source_axes("SARS-CoV-2 RNA", {"specimen": "Nasopharyngeal swab"})
+    [(_, _, throat_conflict, _)] = axis_features(swab, [_axes_of("SARS-CoV-2 RNA [Presence] in Throat")])
+    assert throat_conflict == 1
+
+
 def test_a_column_that_says_only_blood_is_read_with_the_lab_section():
     # A dictionary's fluid "Blood" is where the sample was drawn: chemistry measures serum or plasma.
     chemistry = source_axes("Sodium", {"fluid": "Blood", "category": "Chemistry"})

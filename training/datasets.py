@@ -147,6 +147,8 @@ _COLUMN_SPECIMEN = {
     "marrow": "Bone marrow",
     "tissue": "Tissue",
 }
+# ... and a blood draw, where the name says which ("pO2 BldV" -> "Venous blood").
+_COLUMN_BLOOD = {"blda": "Arterial blood", "bldv": "Venous blood", "bldc": "Capillary blood"}
 _FINE_GROUPS = frozenset({"fluid", "resp"})
 _ANALYTE_SPECIMENS = frozenset({"rbc", "erythrocytes"})  # a count of red cells, or a test in them
 
@@ -158,7 +160,7 @@ def specimen_in_column(query: LabQuery) -> LabQuery | None:
     states no single specimen, where a specimen word may be the analyte ("RBC", "Plasma cells"), or
     where the source already has a fluid column.
     """
-    from models.axes import specimen_group
+    from models.axes import specimen_group, very_specimen
 
     if query.context.get("fluid"):
         return None
@@ -184,6 +186,8 @@ def specimen_in_column(query: LabQuery) -> LabQuery | None:
     chemistry = re.search(r"chem", query.context.get("category", ""), re.I)
     fluid = "Blood" if group == "serpl" and chemistry else _COLUMN_SPECIMEN.get(group)
     fluid = " ".join(said) if group in _FINE_GROUPS else fluid  # "Pleural Fld", "NP swab": the finer specimen stays
+    draws = {_COLUMN_BLOOD.get(very_specimen(part) or "") for part in said} - {None}
+    fluid = draws.pop() if group == "bld" and len(draws) == 1 else fluid
     if fluid is None:
         return None
     return LabQuery(query.source, query.source_code, text, {**query.context, "fluid": fluid}, query.targets)

@@ -157,6 +157,8 @@ def test_a_names_specimen_moves_into_a_fluid_column_as_dictionaries_write_it():
     assert specimen_in_column(query("Chloride SerPl Qn", category="CHEMISTRY STUDIES")).context["fluid"] == "Blood"
     assert specimen_in_column(query("Chloride SerPl Qn")).context["fluid"] == "Serum"
     assert specimen_in_column(query("Glucose Pleural Fld")).context["fluid"] == "Pleural Fld"  # finer stays
+    assert specimen_in_column(query("pO2 BldV")).context["fluid"] == "Venous blood"  # so does the draw
+    assert specimen_in_column(query("Hgb Bld")).context["fluid"] == "Whole blood"
     assert specimen_in_column(query("Chloride Qn")) is None  # no specimen in the name
     assert specimen_in_column(query("Creatinine Ur/SerPl")) is None  # two specimens: a ratio, not one
     assert specimen_in_column(query("Ur")) is None  # nothing left to name the test
