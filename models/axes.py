@@ -133,10 +133,10 @@ _CATALYTIC = "ccnc"
 _ARBITRARY = "acnc"
 _RATIOS = frozenset({"ratio", "mrto", "srto", "nrto"})
 _FRACTION = ("mfr", "nfr", "vfr", "sfr", "fr", "ratio", "mrto", "srto", "nrto")
-_MASS_UNITS = r"(m|u|mc|µ|n|p|k)?g/(d|m|c|u)?l|(m|u|mc|n|p)?g/ml|g/l|mg/l|mgdl"
-_SUBST_UNITS = r"(m|u|mc|µ|n|p|f)?mol/(d|m)?l|(m|u)?eq/l|meq/l|mosm/l"
+_MASS_UNITS = r"(m|u|mc|n|p|k)?g/(d|m|c|u)?l|(m|u|mc|n|p)?g/ml|g/l|mg/l|mgdl"
+_SUBST_UNITS = r"(m|u|mc|n|p|f)?mol/(d|m)?l|(m|u)?eq/l|meq/l|mosm/l"
 _NUMBER_UNITS = (
-    r"(x?10(\*|\^|e)?\d+|k|m|thou|thousand|mill|million|cells|copies|#)?/(u|µ|mc|n|m)?l"
+    r"(x?10(\*|\^|e)?\d+|k|m|thou|thousand|mill|million|cells|copies|#)?/(u|mc|n|m)?l"
     r"|.*/mm3|.*/cu?mm|#?/hpf|#?/lpf|#?/\[hpf\]|#?/\[lpf\]"  # /cmm: per cubic millimetre ("THOU/CMM")
 )
 _UNIT_PROPERTIES: list[tuple[re.Pattern[str], tuple[str, ...]]] = [

@@ -186,7 +186,7 @@ def specimen_in_column(query: LabQuery) -> LabQuery | None:
     chemistry = re.search(r"chem", query.context.get("category", ""), re.I)
     fluid = "Blood" if group == "serpl" and chemistry else _COLUMN_SPECIMEN.get(group)
     fluid = " ".join(said) if group in _FINE_GROUPS else fluid  # "Pleural Fld", "NP swab": the finer specimen stays
-    draws = {_COLUMN_BLOOD.get(very_specimen(part) or "") for part in said} - {None}
+    draws = {_COLUMN_BLOOD[draw] for part in said if (draw := very_specimen(part)) in _COLUMN_BLOOD}
     fluid = draws.pop() if group == "bld" and len(draws) == 1 else fluid
     if fluid is None:
         return None
