@@ -242,8 +242,9 @@ class Suggester:
             words = fold_words(text)
             words_of[is_panel].update(words)
             folded.append(" ".join(words))
-        self._known_words = frozenset(w for w in words_of[0] | words_of[1] if w in table) | known_phrases(folded, table)
-        self._acids = table_acids(folded)
+        table_words = words_of[0] | words_of[1]
+        self._known_words = frozenset(w for w in table_words if w in table) | known_phrases(folded, table)
+        self._acids = table_acids(table_words, folded)
         panel_only = words_of[1] - words_of[0]
         self._panel_words = _PANEL_WORDS | {w for w in panel_only if len(w) > 3 and not w.isdigit()}
 

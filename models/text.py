@@ -11,6 +11,7 @@ import csv
 import hashlib
 import re
 import unicodedata
+from collections.abc import Collection
 from functools import lru_cache
 from pathlib import Path
 
@@ -381,9 +382,8 @@ def acids_as_anions(text: str, anions: frozenset[str], acids: frozenset[str]) ->
     return spelt if spelt != folded else text
 
 
-def table_acids(folded_texts: list[str]) -> tuple[frozenset[str], frozenset[str]]:
-    """The anions ("...ate" words) and acids (words before "acid") these folded texts write."""
-    words = {w for text in folded_texts for w in text.split()}
+def table_acids(words: Collection[str], folded_texts: list[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """The anions (its `words` ending in "ate") and acids (words before "acid") a table writes."""
     acids = {m.group(1) for text in folded_texts for m in re.finditer(r"\b([a-z0-9]+) acid\b", text)}
     return frozenset(w for w in words if w.endswith("ate")), frozenset(acids)
 

@@ -274,7 +274,8 @@ def test_lab_abbreviations_the_table_never_writes_are_spelt_out_in_queries():
 
 
 def test_acids_read_as_the_anions_the_table_names():
-    anions, acids = table_acids(["lactate moles volume in serum or plasma", "nalidixic acid susceptibility"])
+    folded = ["lactate moles volume in serum or plasma", "nalidixic acid susceptibility"]
+    anions, acids = table_acids({w for text in folded for w in text.split()}, folded)
     assert anions == {"lactate"} and acids == {"nalidixic"}
     assert acids_as_anions("Lactic Acid, Plasma", anions, acids) == "lactate plasma"
     assert (
