@@ -91,6 +91,7 @@ _SYSTEM_WORDS = {
     "rbc": "bld",
     "erythrocytes": "bld",
     "marrow": "marrow",
+    "mar": "marrow",  # LOINC's SYSTEM "Bone mar"
     "tissue": "tissue",
     "tiss": "tissue",
 }
@@ -137,13 +138,16 @@ _MASS_UNITS = r"(m|u|mc|n|p|k)?g/(d|m|c|u)?l|(m|u|mc|n|p)?g/ml|g/l|mg/l|mgdl"
 _SUBST_UNITS = r"(m|u|mc|n|p|f)?mol/(d|m)?l|(m|u)?eq/l|meq/l|mosm/l"
 _NUMBER_UNITS = (
     r"(x?10(\*|\^|e)?\d+|k|m|thou|thousand|mill|million|cells|copies|#)?/(u|mc|n|m)?l"
-    r"|.*/mm3|.*/cu?mm|#?/hpf|#?/lpf|#?/\[hpf\]|#?/\[lpf\]"  # /cmm: per cubic millimetre ("THOU/CMM")
+    r"|.*/mm3|.*/cu?mm"  # /cmm: per cubic millimetre ("THOU/CMM")
 )
+# Per microscope field: a count per area (LOINC's Naric), never per volume.
+_AREA_UNITS = r"(#|cells)?/\[?(hpf|lpf)\]?"
 _UNIT_PROPERTIES: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(rf"^({_MASS_UNITS})$"), (_MASS, "susc")),  # an MIC is reported in ug/mL
     (re.compile(rf"^({_SUBST_UNITS})$"), (_SUBST,)),
     (re.compile(r"^(%|percent|pct|\{percent\})$"), _FRACTION),
     (re.compile(rf"^({_NUMBER_UNITS})$"), (_NUMBER, "naric")),
+    (re.compile(rf"^({_AREA_UNITS})$"), ("naric",)),
     (re.compile(r"^(m|k|u|mc)?(iu|u|units?|\[iu\])/(m|d)?l$"), (_CATALYTIC, _ARBITRARY)),
     # Assay-defined units (AU, BAU, RU, EU, ELU per mL; "index"): arbitrary concentration, never enzymatic.
     (re.compile(r"^(\{?(a|ba|r|e|el|ar)u\}?/(m|d)?l|index|\{index\}|\{index_val\})$"), (_ARBITRARY,)),
@@ -291,12 +295,12 @@ def _words(text: str) -> list[str]:
 
 
 def _specimen_words(words: list[str]) -> list[str]:
-    # Compound local spellings: "SerPl", "Bld-Hemo", "Ur/24h" were split on '-' and '/' here.
+    # Compound spellings: "Bld-Hemo", "Ur/24h", LOINC's "Ser/Plas^Donor" are split into their parts.
     found = []
     for word, after in zip(words, [*words[1:], ""]):
         if after.startswith("cell"):  # "Plasma cells", "Red blood cells": the analyte, not the specimen
             continue
-        found += [part for part in re.split(r"[-/.]", word) if part in _SYSTEM_WORDS]
+        found += [part for part in re.split(r"[-/.^+]", word) if part in _SYSTEM_WORDS]
     return found
 
 
@@ -448,15 +452,21 @@ def concept_axes(display: str, synonyms: list[str], attributes: Mapping[str, obj
             "ord" if prop == "prthr" else "nom" if "identified" in lowered or prop in ("prid", "type", "aper") else ""
         )
         scale = scale or ("qn" if prop else "")
-    method_part = str(attributes.get("method") or "").casefold()
-    by = lowered.rsplit(" by ", 1)[1] if " by " in lowered else ""
-    method = (
-        _METHOD_TYPES.get(method_part, "")
-        if method_part
-        else next((_METHOD_WORDS[w] for w in _words(by) if w in _METHOD_WORDS), "")
-    )
+    method = _concept_method(str(attributes.get("method") or "").casefold(), lowered)
     properties = frozenset({prop}) if prop else frozenset()
     return Axes(systems, fine, frozenset(), properties, "24h" if timed else "pt", scale, method or "")
+
+
+def _concept_method(method_part: str, lowered_display: str) -> str:
+    """The METHOD_TYP part's method group; a part not listed is read by its words ("Probe.amp.sig",
+    "IA.rapid", "Aerobic culture"), and a table without parts by its long name's "by ..." clause."""
+    if method_part in _METHOD_TYPES:
+        return _METHOD_TYPES[method_part] or ""
+    by = lowered_display.rsplit(" by ", 1)[1] if " by " in lowered_display else ""
+    words = _words(method_part.replace(".", " ")) if method_part else _words(by)
+    if "amp" in words and method_part:
+        return "naa"  # "Non-probe.amp.tar": amplified; in a name "Amp" is as often amphetamine
+    return next((_METHOD_WORDS[w] for w in words if w in _METHOD_WORDS), "")
 
 
 def _other_draw(source: frozenset[str], candidate: frozenset[str]) -> bool:

@@ -133,6 +133,40 @@ def test_loinc_minimal_table(tmp_path: Path):
     assert loinc.get("2160-0").display == "Creatinine:MCnc:::"  # built from the axes present
 
 
+def test_loinc_related_names_keep_the_analyte_and_drop_other_axes(tmp_path: Path):
+    """LOINC gives every synonym of every part to each term carrying the part: "Whole blood" is on
+    every Bld term and "PCR" on every amplified one, whatever the analyte. As synonyms they made any
+    name that mentions blood or PCR match them, so only the analyte's names are kept."""
+    header = '"LOINC_NUM","COMPONENT","PROPERTY","SYSTEM","METHOD_TYP","LONG_COMMON_NAME","RELATEDNAMES2"\n'
+    rows = [
+        ("2339-0", "Glucose", "MCnc", "Bld", "", "Glucose in Blood", "Glu; Gluc; WB; Whole blood"),
+        ("2345-7", "Glucose", "MCnc", "Ser/Plas", "", "Glucose in Serum", "Glu; Gluc; Serum"),
+        ("1558-6", "Glucose^post 12H fast", "MCnc", "Ser/Plas", "", "Fasting glucose", "Glu; Fasting; Serum"),
+        ("718-7", "Hemoglobin", "MCnc", "Bld", "", "Hemoglobin in Blood", "Hgb; WB; Whole blood"),
+        ("4548-4", "Hemoglobin A1c/Hemoglobin.total", "MFr", "Bld", "", "A1c in Blood", "Hgb; HbA1c; WB; Whole blood"),
+        ("94500-6", "SARS-CoV-2 RNA", "PrThr", "Respiratory", "Probe.amp.tar", "SARS-CoV-2 RNA", "COVID; PCR; NAAT"),
+        ("92141-1", "Influenza virus B RNA", "PrThr", "Respiratory", "Probe.amp.tar", "Flu B RNA", "Flu; PCR; NAAT"),
+        (
+            "5964-2",
+            "Prothrombin time",
+            "Time",
+            "Bld",
+            "Coag",
+            "PT in Blood",
+            "PT; Protime; Coagulation; WB; Whole blood",
+        ),
+    ]
+    lines = "".join(",".join(f'"{field}"' for field in row) + "\n" for row in rows)
+    loinc = load_terminology("loinc", write(tmp_path / "Loinc.csv", header + lines), "loinc")
+    assert {"Glu", "Gluc"} <= set(loinc.get("2339-0").synonyms)  # the analyte's, in blood and in serum
+    assert not {"WB", "Whole blood"} & set(loinc.get("2339-0").synonyms)  # on every blood term
+    assert not {"PCR", "NAAT"} & set(loinc.get("94500-6").synonyms)  # on every amplified term
+    assert {"COVID", "Hgb"} <= set(loinc.get("94500-6").synonyms) | set(loinc.get("718-7").synonyms)
+    assert "Hgb" in loinc.get("4548-4").synonyms  # two hemoglobin components share the word
+    assert "Fasting" in loinc.get("1558-6").synonyms  # one term's own: nothing to tell it by
+    assert "Coagulation" in loinc.get("5964-2").synonyms
+
+
 @pytest.mark.parametrize(
     ("text", "line", "fragment"),
     [

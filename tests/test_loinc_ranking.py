@@ -159,6 +159,7 @@ def test_names_that_say_of_their_specimen_state_it():
         ("mm/h", "vel", "time"),
         ("#/uL", "ncnc", "acnc"),  # a cell count as a lab dictionary writes it
         ("#/hpf", "naric", "acnc"),
+        ("#/HPF", "naric", "ncnc"),  # per microscope field: never per volume
         ("x10E3/uL", "ncnc", "mcnc"),  # reference laboratories' spellings
         ("Thousand/uL", "ncnc", "mcnc"),
         ("copies/mL", "ncnc", "acnc"),
@@ -197,6 +198,24 @@ def test_a_candidate_of_another_property_conflicts(name, context, fits, contradi
 def test_loinc_parts_win_over_the_name():
     axes = concept_axes("whatever", [], {"system": "Ur", "property": "SCnc", "time": "24H", "scale": "Qn"})
     assert axes.system == {"ur"} and axes.property == {"scnc"} and axes.time == "24h" and axes.scale == "qn"
+
+
+@pytest.mark.parametrize(
+    ("parts", "system", "method"),
+    [
+        ({"system": "Ser/Plas", "method": "Probe.amp.sig"}, {"serpl"}, "naa"),  # a part read by its words
+        ({"system": "Nph", "method": "Non-probe.amp.tar"}, {"resp"}, "naa"),
+        ({"system": "Respiratory", "method": "IA.rapid"}, {"resp"}, "ia"),
+        ({"system": "Bone mar", "method": "RIA"}, {"marrow"}, "ia"),
+        ({"system": "Ser/Plas^Donor", "method": "LC/MS/MS"}, {"serpl"}, "ms"),  # a super system
+        ({"system": "Urine+Ser/Plas", "method": "Calculated"}, {"ur", "serpl"}, "calc"),  # a clearance
+        ({"system": "Urine", "method": "Screen"}, {"ur"}, ""),  # says nothing of the technique
+    ],
+)
+def test_loinc_parts_as_a_release_writes_them(parts, system, method):
+    """A release's own part values read as the long name would: the fusion learnt on both."""
+    axes = concept_axes("X [Mass/volume] in Blood by Immunoassay", [], {"property": "MCnc", **parts})
+    assert axes.system == system and axes.method == method
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ Hierarchies live in separate files (MultiAxialHierarchy), so concepts carry no p
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from models.loaders._common import Table, distinct
@@ -20,12 +20,16 @@ FORMAT = "loinc"
 ACTIVE_STATUSES = frozenset({"ACTIVE", "TRIAL"})
 
 # RELATEDNAMES2 mixes names of the analyte ("Glu", "HbA1c", "Blood urea nitrogen") with words for
-# the other axes ("Point in time", "QNT", "Serum"). An axis word is shared by a large share of the
-# table and says nothing about which term is meant, so names shared by more than GENERIC_SHARE of
-# the terms (and by more than GENERIC_MIN terms, for small tables) are left out; at most
-# MAX_RELATED_NAMES of the rest are kept.
+# the other axes ("Point in time", "QNT", "Whole blood", "Titer", "PCR"): LOINC lists every synonym of
+# every part. An axis word says nothing about which analyte is meant, yet as a synonym it matched any
+# name that mentions the specimen or method. Where the table has parts, a name is an axis word when
+# the terms carrying it hold more than one component and share one value of another axis, carried
+# by at least AXIS_COVERAGE of that value's terms (LOINC gives a part's synonyms to every term with
+# the part). Without parts, names shared by more than GENERIC_SHARE of the terms (and by more than
+# GENERIC_MIN, for small tables) are left out. At most MAX_RELATED_NAMES of the rest are kept.
 GENERIC_SHARE = 0.02
 GENERIC_MIN = 10
+AXIS_COVERAGE = 0.8
 MAX_RELATED_NAMES = 30
 
 CLASS_TYPES = {"1": "laboratory", "2": "clinical", "3": "claims attachment", "4": "survey"}
@@ -110,11 +114,48 @@ def _concept(row: dict[str, str], path: Path, line: int) -> Concept:
 
 
 def _add_related_names(concepts: list[Concept], related: list[list[str]]) -> None:
-    counts = Counter(name for names in related for name in names)
+    carriers: dict[str, list[int]] = defaultdict(list)
+    for position, names in enumerate(related):
+        for name in names:
+            carriers[name].append(position)
     most = max(GENERIC_MIN, GENERIC_SHARE * len(concepts))
+    carriers = {name: positions for name, positions in carriers.items() if len(positions) <= most}
+    axis_words = _axis_words(concepts, carriers)
     for concept, names in zip(concepts, related):
-        specific = [name for name in names if counts[name] <= most]
+        specific = [name for name in names if name in carriers and name not in axis_words]
         concept.synonyms = distinct(concept.synonyms + specific[:MAX_RELATED_NAMES], besides=concept.display)
+
+
+def _analyte(concept: Concept) -> str | None:
+    """The component without its challenge or timing ("Glucose^2H post 75 g glucose PO" -> "glucose")."""
+    component = concept.attributes.get("component")
+    return str(component).split("^")[0].casefold() if component else None
+
+
+# The axes a related name may stand for instead of the analyte (the class too: "Chemistry").
+_OTHER_AXES = ("property", "time", "system", "scale", "method", "class")
+
+
+def _axis_words(concepts: list[Concept], carriers: dict[str, list[int]]) -> set[str]:
+    """Related names that follow another axis than the component ("Arterial blood" on every BldA term)."""
+    terms_with: Counter[tuple[str, object]] = Counter(
+        (axis, concept.attributes.get(axis)) for concept in concepts for axis in _OTHER_AXES
+    )
+    words = set()
+    for name, positions in carriers.items():
+        components = {_analyte(concepts[p]) for p in positions}
+        if len(components) < 2 or None in components:
+            continue  # one analyte's names, or a table without parts: nothing to tell them by
+        for axis in _OTHER_AXES:
+            values = {concepts[p].attributes.get(axis) for p in positions}
+            if (
+                len(values) == 1
+                and (value := values.pop())
+                and len(positions) >= AXIS_COVERAGE * terms_with[axis, value]
+            ):
+                words.add(name)
+                break
+    return words
 
 
 def _fully_specified_name(row: dict[str, str]) -> str:
