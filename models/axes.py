@@ -155,6 +155,7 @@ _UNIT_PROPERTIES: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(r"^(fl|\[fl\]|um3)$"), ("entvol",)),  # a cell's volume (MCV)
     (re.compile(r"^(pg|\[pg\])$"), ("entmass",)),  # a cell's mass (MCH)
     (re.compile(r"^(mm/h|mm/hr|mm/\(h\))$"), ("vel",)),  # sedimentation rate
+    (re.compile(r"^ml/min/(1\.73m2|\{1\.73_m2\}|1\.73m\^2|1\.73sqm|bsa)$"), ("arvrat",)),  # a GFR per body surface
     (re.compile(r"^.*(/24h(rs?|ours?)?|/\(24\.h\)|/tv|/d|/day)$"), ("mrat", "srat", "vrat", "rat")),
     (re.compile(r"^(s|sec|seconds?|min)$"), ("time",)),
     (re.compile(r"^(titer|\{titer\})$"), ("titr",)),
@@ -188,6 +189,7 @@ _BRACKET_PROPERTIES = {
     "entitic volume": "entvol",
     "entitic mass": "entmass",
     "velocity": "vel",
+    "volume rate/area": "arvrat",
     "log #/volume": "lncnc",
     "log units/volume": "lacnc",
 }
@@ -342,9 +344,13 @@ def _specimens(words: list[str]) -> tuple[frozenset[str], frozenset[str]]:
     return groups, frozenset(fine)
 
 
+# What a reference laboratory writes beside a unit, not part of it: "mg/dL (calc)", "mcg/mL FEU".
+_UNIT_NOTES = re.compile(r"\([^)]*\)|\b(feu|ddu)\b")
+
+
 def unit_properties(unit: str) -> frozenset[str]:
     # casefold turns the micro sign into a Greek mu: both are "u", as UCUM writes it
-    key = unit.casefold().replace(" ", "").replace("\u03bc", "u").replace("\u00b5", "u")
+    key = _UNIT_NOTES.sub("", unit.casefold()).replace(" ", "").replace("\u03bc", "u").replace("\u00b5", "u")
     for pattern, properties in _UNIT_PROPERTIES:
         if pattern.match(key):
             return frozenset(properties)
@@ -417,7 +423,8 @@ def source_axes(text: str, context: Mapping[str, str]) -> Axes:
     time = "24h" if timed else "pt" if properties & {_MASS, _SUBST, _NUMBER, _CATALYTIC} else ""
     scale = "qn" if properties or bag & _QUANTITATIVE else "ord" if bag & _ORDINAL else ""
     scale = "nom" if not scale and bag & _NOMINAL else scale
-    method = next((_METHOD_WORDS[w] for w in words if w in _METHOD_WORDS), "")
+    # "mg/dL (calc)": a reference laboratory says a calculated result in its unit
+    method = next((_METHOD_WORDS[w] for w in [*words, *_words(unit)] if w in _METHOD_WORDS), "")
     return Axes(systems, fine, unlikely, properties, time, scale, method)
 
 

@@ -34,6 +34,7 @@ from models.text import (
     known_phrases,
     normalize,
     table_acids,
+    without_reflex,
 )
 
 AXIS_FORMATS = frozenset({"loinc"})  # terminologies whose concepts have LOINC's axes
@@ -216,6 +217,8 @@ class Suggester:
         """Source texts with the abbreviations the target table never uses spelt out (lab words for a
         LOINC-like table, clipped clinical words for any other): queries and approved history alike."""
         self._read_table_words()
+        if self._has_axes:
+            texts = [without_reflex(text) for text in texts]
         spelt = [expand_unknown(text, self._known_words, self._abbreviations()) for text in texts]
         if not self._has_axes:
             return spelt

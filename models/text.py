@@ -272,6 +272,8 @@ LAB_ABBREVIATIONS: dict[str, str] = {
     "ionized calcium": "calcium ionized",
     "total co2": "carbon dioxide total",
     "hepatitis b surface antigen": "hepatitis b virus surface ag",
+    "egfr": "glomerular filtration rate",  # estimated, as every chemistry panel reports it
+    "25 oh": "25 hydroxy",  # "Vitamin D, 25-OH"
 }
 
 # Phrases an older terminology words differently from a newer one (ICD-9-CM "late effect of" is
@@ -359,6 +361,18 @@ def known_phrases(folded_texts: list[str], table: dict[str, str]) -> frozenset[s
         return frozenset()
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, phrases)) + r")\b")
     return frozenset(match for text in folded_texts for match in pattern.findall(text))
+
+
+# A reference laboratory's order name says which test it adds when the first is abnormal ("TSH
+# W/REFLEX TO FT4", "HBsAg W/REFL CONFIRM"): the result is the first test's, and the reflexed
+# analyte's name only pulled its codes ahead.
+_REFLEX = re.compile(r"\s*[,;(]?\s*\b(w/|with\s+)refl(ex)?\b.*$", re.IGNORECASE)
+
+
+def without_reflex(text: str) -> str:
+    """The test a lab name orders, without its reflex clause."""
+    stripped = _REFLEX.sub("", text)
+    return stripped if stripped.strip() else text
 
 
 # LOINC names an acid by its anion ("Lactate", "Valproate", "Methylmalonate") where lab dictionaries

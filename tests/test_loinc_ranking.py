@@ -8,7 +8,7 @@ from models.axes import NO_AXES, axis_features, concept_axes, source_axes
 from models.items import NO_CONFIDENT_MATCH, SourceItem, Suggestion, no_confident_match
 from models.suggest import Suggester
 from models.terminology import Concept, Terminology
-from models.text import LAB_ABBREVIATIONS, acids_as_anions, expand_unknown, table_acids
+from models.text import LAB_ABBREVIATIONS, acids_as_anions, expand_unknown, table_acids, without_reflex
 
 
 def _axes_of(display: str, **attributes):
@@ -163,6 +163,9 @@ def test_names_that_say_of_their_specimen_state_it():
         ("x10E3/uL", "ncnc", "mcnc"),  # reference laboratories' spellings
         ("Thousand/uL", "ncnc", "mcnc"),
         ("copies/mL", "ncnc", "acnc"),
+        ("mg/dL (calc)", "mcnc", "scnc"),  # a reference laboratory's note beside its unit
+        ("mcg/mL FEU", "mcnc", "acnc"),  # D-dimer in fibrinogen-equivalent units
+        ("mL/min/1.73m2", "arvrat", "vel"),  # an eGFR, per body surface
     ],
 )
 def test_assay_log_and_cell_units_state_their_own_property(unit, inside, outside):
@@ -302,6 +305,18 @@ def test_acids_read_as_the_anions_the_table_names():
     )  # the table's own acid
     assert acids_as_anions("Prostatic Acid Phosphatase", anions, acids) == "Prostatic Acid Phosphatase"  # no such anion
     assert acids_as_anions("Glucose", anions, acids) == "Glucose"
+
+
+def test_a_reflex_clause_is_not_the_test_ordered(loinc_suggester):
+    assert without_reflex("TSH W/REFLEX TO FT4") == "TSH"
+    assert without_reflex("HEPATITIS B SURFACE ANTIGEN W/REFL CONFIRM") == "HEPATITIS B SURFACE ANTIGEN"
+    assert without_reflex("Hep C Ab, with reflex to HCV RNA") == "Hep C Ab"
+    assert without_reflex("Reflex testing") == "Reflex testing"  # no clause: the name itself
+    assert loinc_suggester._query_texts([SourceItem("x", "Glu W/REFL TO A1C")]) == ["glucose"]
+
+
+def test_a_calculated_unit_states_the_method():
+    assert source_axes("LDL-CHOLESTEROL", {"unit": "mg/dL (calc)"}).method == "calc"
 
 
 def test_a_lab_dictionarys_acid_finds_loinc_anion(tiny_loinc, encoder, tmp_path):
