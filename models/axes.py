@@ -268,6 +268,10 @@ _METHOD_TYPES = {
     "ms": "ms",
     "ihc": "ihc",
 }
+# The form of an analyte a name states: free against total thyroxine, testosterone, PSA, cortisol;
+# ionized against total calcium. LOINC writes it in the component ("Thyroxine (T4) free",
+# "Calcium.ionized", "Bilirubin.total"); a total analyte often says nothing ("Testosterone").
+_FORMS = {"free": "free", "ft4": "free", "ft3": "free", "ionized": "ionized", "ionised": "ionized", "total": "total"}
 _WORDS = re.compile(r"[a-z0-9µ#%*^./\-\[\]{}]+")
 AXES = ("system", "property", "time", "scale", "method")
 AXIS_FEATURES = 4
@@ -284,6 +288,7 @@ class Axes:
     time: str = ""
     scale: str = ""
     method: str = ""
+    form: str = ""  # the analyte's form: "free", "ionized", "total" (a concept without one: "")
 
     def stated(self) -> bool:
         return bool(self.system or self.property or self.time or self.scale or self.method)
@@ -425,7 +430,7 @@ def source_axes(text: str, context: Mapping[str, str]) -> Axes:
     scale = "nom" if not scale and bag & _NOMINAL else scale
     # "mg/dL (calc)": a reference laboratory says a calculated result in its unit
     method = next((_METHOD_WORDS[w] for w in [*words, *_words(unit)] if w in _METHOD_WORDS), "")
-    return Axes(systems, fine, unlikely, properties, time, scale, method)
+    return Axes(systems, fine, unlikely, properties, time, scale, method, _form(_words(text)))
 
 
 def concept_axes(display: str, synonyms: list[str], attributes: Mapping[str, object]) -> Axes:
@@ -461,7 +466,15 @@ def concept_axes(display: str, synonyms: list[str], attributes: Mapping[str, obj
         scale = scale or ("qn" if prop else "")
     method = _concept_method(str(attributes.get("method") or "").casefold(), lowered)
     properties = frozenset({prop}) if prop else frozenset()
-    return Axes(systems, fine, frozenset(), properties, "24h" if timed else "pt", scale, method or "")
+    component = str(attributes.get("component") or re.split(r" \[| in | of | by ", lowered)[0])
+    form = _form(re.split(r"[^a-z0-9]+", component.casefold()))
+    return Axes(systems, fine, frozenset(), properties, "24h" if timed else "pt", scale, method or "", form)
+
+
+def _form(words: list[str]) -> str:
+    """The one form these words state, else "" (none, or free and total together)."""
+    forms = {_FORMS[w] for w in words if w in _FORMS}
+    return forms.pop() if len(forms) == 1 else ""
 
 
 def _concept_method(method_part: str, lowered_display: str) -> str:
@@ -519,5 +532,7 @@ def axis_features(source: Axes, candidates: list[Axes]) -> np.ndarray:
             agree, conflict = (agree + 1, conflict) if axes.scale == source.scale else (agree, conflict + 1)
         if source.method and axes.method:
             agree, conflict = (agree + 1, conflict) if axes.method == source.method else (agree, conflict + 1)
+        if source.form and (source.form != "total" or axes.form):  # "total" says nothing against no form
+            agree, conflict = (agree + 1, conflict) if axes.form == source.form else (agree, conflict + 1)
         out[row] = (agree, conflict, system_conflict, property_conflict)
     return out

@@ -110,6 +110,29 @@ def test_another_draw_of_the_same_group_contradicts_the_one_stated():
     assert throat_conflict == 1
 
 
+@pytest.mark.parametrize(
+    ("name", "fits", "contradicts"),
+    [
+        (
+            "TESTOSTERONE, TOTAL",
+            "Testosterone [Mass/volume] in Serum or Plasma",
+            "Testosterone Free [Mass/volume] in Serum",
+        ),
+        ("Free T4", "Thyroxine (T4) free [Mass/volume] in Serum or Plasma", "Thyroxine (T4) [Mass/volume] in Serum"),
+        ("FT4", "Thyroxine (T4) free [Mass/volume] in Serum or Plasma", "Thyroxine (T4) [Mass/volume] in Serum"),
+        ("Calcium, Ionized", "Calcium.ionized [Moles/volume] in Blood", "Calcium [Moles/volume] in Blood"),
+    ],
+)
+def test_the_form_of_the_analyte_a_name_states(name, fits, contradicts):
+    """Free against total, ionized against total: LOINC writes the form in the component."""
+    (agree_fit, conflict_fit, *_), (_, conflict_other, *_) = axis_features(
+        source_axes(name, {}), [_axes_of(fits), _axes_of(contradicts)]
+    )
+    assert conflict_fit == 0 and conflict_other == 1
+    (_, unstated, *_), _ = axis_features(source_axes("T4", {}), [_axes_of(fits), _axes_of(contradicts)])
+    assert unstated == 0  # a name without a form contradicts neither
+
+
 def test_a_column_that_says_only_blood_is_read_with_the_lab_section():
     # A dictionary's fluid "Blood" is where the sample was drawn: chemistry measures serum or plasma.
     chemistry = source_axes("Sodium", {"fluid": "Blood", "category": "Chemistry"})
