@@ -456,6 +456,8 @@ def concept_axes(display: str, synonyms: list[str], attributes: Mapping[str, obj
             prop = "nfr"  # "Neutrophils/100 leukocytes in Blood"
         elif not prop and "/" in lowered.split(" in ")[0]:
             prop = "fr"  # "Alkaline phosphatase.liver/Alkaline phosphatase.total in Serum": a part of a whole
+        elif not prop and re.search(r" in [^/\[]*/[^/\[]* in ", lowered):
+            prop = "ratio"  # "Albumin in CSF/Albumin in Serum or Plasma": one analyte in two specimens
     time = str(attributes.get("time") or "").casefold()
     timed = "24" in time or "24 hour" in lowered
     scale = str(attributes.get("scale") or "").casefold()

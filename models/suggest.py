@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from models.axes import NO_AXES, Axes, axis_features, concept_axes, source_axes
+from models.axes import NO_AXES, Axes, axis_features, concept_axes, source_axes, specimen_group
 from models.dense import DenseMatcher, TextEncoder
 from models.fusion import (
     FEATURES,
@@ -27,6 +27,7 @@ from models.rows import ConceptRows
 from models.terminology import Concept, Terminology, attributes_match, target_filters
 from models.text import (
     LAB_ABBREVIATIONS,
+    LAB_MNEMONICS,
     acids_as_anions,
     clinical_abbreviations,
     expand_unknown,
@@ -36,6 +37,17 @@ from models.text import (
     table_acids,
     without_reflex,
 )
+
+
+def _bare_mnemonic(text: str) -> str | None:
+    """A lab name that is one mnemonic beside specimen words ("K", "UA-PRO"), spelt out; else None."""
+    words = fold_words(text)
+    analyte = [word for word in words if specimen_group(word) is None]
+    if len(analyte) != 1:
+        return None
+    spelt = LAB_MNEMONICS.get(analyte[0])
+    return " ".join(spelt if word == analyte[0] else word for word in words) if spelt else None
+
 
 AXIS_FORMATS = frozenset({"loinc"})  # terminologies whose concepts have LOINC's axes
 # Words that name an order of several results: a source that says one may mean a LOINC panel. Besides
@@ -217,11 +229,10 @@ class Suggester:
         """Source texts with the abbreviations the target table never uses spelt out (lab words for a
         LOINC-like table, clipped clinical words for any other): queries and approved history alike."""
         self._read_table_words()
-        if self._has_axes:
-            texts = [without_reflex(text) for text in texts]
-        spelt = [expand_unknown(text, self._known_words, self._abbreviations()) for text in texts]
         if not self._has_axes:
-            return spelt
+            return [expand_unknown(text, self._known_words, self._abbreviations()) for text in texts]
+        texts = [without_reflex(text) for text in texts]
+        spelt = [_bare_mnemonic(text) or expand_unknown(text, self._known_words, LAB_ABBREVIATIONS) for text in texts]
         return [acids_as_anions(text, *self._acids) for text in spelt]
 
     def _abbreviations(self) -> dict[str, str]:

@@ -276,6 +276,39 @@ LAB_ABBREVIATIONS: dict[str, str] = {
     "25 oh": "25 hydroxy",  # "Vitamin D, 25-OH"
 }
 
+# A lab dictionary's bare mnemonics: a name that is nothing but one of these (a specimen word aside:
+# "UA-PRO", "NEUT%") means the analyte, even where the table writes the letters in other names ("Ca-I",
+# "CA Titr"). Inside a longer name they stay as written: "mg" there is a unit, "CA 125" an antigen.
+LAB_MNEMONICS: dict[str, str] = {
+    "na": "sodium",
+    "k": "potassium",
+    "cl": "chloride",
+    "ca": "calcium",
+    "mg": "magnesium",
+    "phos": "phosphate",
+    "fe": "iron",
+    "tbil": "bilirubin total",
+    "dbil": "bilirubin direct",
+    "ibil": "bilirubin indirect",
+    "tp": "protein total",
+    "ica": "calcium ionized",
+    "lact": "lactate",
+    "pro": "protein",
+    "ket": "ketones",
+    "sg": "specific gravity",
+    "alkp": "alkaline phosphatase",
+    "alp": "alkaline phosphatase",
+    "amy": "amylase",
+    "lipa": "lipase",
+    "fol": "folate",
+    "neut": "neutrophils",
+    "neuts": "neutrophils",
+    "lymph": "lymphocytes",
+    "lymphs": "lymphocytes",
+    "alb": "albumin",  # bare, not the "Alb CSF/Alb SerPl" ratio a table's short names write
+}
+
+
 # Phrases an older terminology words differently from a newer one (ICD-9-CM "late effect of" is
 # ICD-10-CM's "sequela of"), applied after abbreviations are expanded.
 PHRASES: dict[str, str] = {

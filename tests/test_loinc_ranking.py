@@ -338,6 +338,24 @@ def test_a_reflex_clause_is_not_the_test_ordered(loinc_suggester):
     assert loinc_suggester._query_texts([SourceItem("x", "Glu W/REFL TO A1C")]) == ["glucose"]
 
 
+def test_a_bare_mnemonic_is_the_analyte(loinc_suggester):
+    """ "K", "CA", "UA-PRO": a dictionary's whole name is one mnemonic. The table may write the letters
+    in other names ("Ca-I", "CA Titr"), which a bare mnemonic matched instead of the analyte."""
+    texts = loinc_suggester._query_texts(
+        [SourceItem("x", name) for name in ("K", "CA", "UA-PRO", "NEUT%", "CA 125", "Glucose mg/dL")]
+    )
+    assert texts[:4] == ["potassium", "calcium", "ua protein", "neutrophils"]
+    assert texts[4:] == ["CA 125", "Glucose mg/dL"]  # inside a longer name the letters stay as written
+
+
+def test_one_analyte_in_two_specimens_is_a_ratio():
+    ratio = concept_axes("Albumin in CSF/Albumin in Serum or Plasma", [], {})
+    assert ratio.property == {"ratio"}
+    assert concept_axes("Cholesterol in HDL [Mass/volume] in Serum or Plasma", [], {}).property == {"mcnc"}
+    [(_, _, _, property_conflict)] = axis_features(source_axes("ALB", {"unit": "g/dL"}), [ratio])
+    assert property_conflict == 1
+
+
 def test_a_calculated_unit_states_the_method():
     assert source_axes("LDL-CHOLESTEROL", {"unit": "mg/dL (calc)"}).method == "calc"
 
