@@ -227,7 +227,9 @@ class Suggester:
 
     def _spelt_out(self, texts: list[str]) -> list[str]:
         """Source texts with the abbreviations the target table never uses spelt out (lab words for a
-        LOINC-like table, clipped clinical words for any other): queries and approved history alike."""
+        LOINC-like table, clipped clinical words for any other): queries and approved history alike.
+        A lab name also loses its reflex clause, and one that is a bare mnemonic ("K") reads as its
+        analyte."""
         self._read_table_words()
         if not self._has_axes:
             return [expand_unknown(text, self._known_words, self._abbreviations()) for text in texts]
