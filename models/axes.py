@@ -430,7 +430,7 @@ def source_axes(text: str, context: Mapping[str, str]) -> Axes:
     scale = "nom" if not scale and bag & _NOMINAL else scale
     # "mg/dL (calc)": a reference laboratory says a calculated result in its unit
     method = next((_METHOD_WORDS[w] for w in [*words, *_words(unit)] if w in _METHOD_WORDS), "")
-    return Axes(systems, fine, unlikely, properties, time, scale, method, _form(_words(text)))
+    return Axes(systems, fine, unlikely, properties, time, scale, method, _form(words))
 
 
 def concept_axes(display: str, synonyms: list[str], attributes: Mapping[str, object]) -> Axes:

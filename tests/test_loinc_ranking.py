@@ -125,7 +125,7 @@ def test_another_draw_of_the_same_group_contradicts_the_one_stated():
 )
 def test_the_form_of_the_analyte_a_name_states(name, fits, contradicts):
     """Free against total, ionized against total: LOINC writes the form in the component."""
-    (agree_fit, conflict_fit, *_), (_, conflict_other, *_) = axis_features(
+    (_, conflict_fit, *_), (_, conflict_other, *_) = axis_features(
         source_axes(name, {}), [_axes_of(fits), _axes_of(contradicts)]
     )
     assert conflict_fit == 0 and conflict_other == 1

@@ -141,9 +141,10 @@ def _axis_words(concepts: list[Concept], carriers: dict[str, list[int]]) -> set[
     terms_with: Counter[tuple[str, object]] = Counter(
         (axis, concept.attributes.get(axis)) for concept in concepts for axis in _OTHER_AXES
     )
+    analytes = [_analyte(concept) for concept in concepts]
     words = set()
     for name, positions in carriers.items():
-        components = {_analyte(concepts[p]) for p in positions}
+        components = {analytes[p] for p in positions}
         if len(components) < 2 or None in components:
             continue  # one analyte's names, or a table without parts: nothing to tell them by
         for axis in _OTHER_AXES:
