@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +48,19 @@ def _bare_mnemonic(text: str) -> str | None:
         return None
     spelt = LAB_MNEMONICS.get(analyte[0])
     return " ".join(spelt if word == analyte[0] else word for word in words) if spelt else None
+
+
+# A dictionary asks at order entry where the specimen came from under the test's name ("EBV Source",
+# "Legionella Specimen Source", "B burgdorferi Src"; 27 lab train names, every one LOINC's specimen
+# source): the answer is the source, whichever the test, and the test's name only pulls its codes ahead.
+_SOURCE_QUESTION = re.compile(r"\b(source|src)\W*$", re.IGNORECASE)
+
+
+def _source_question(text: str) -> str | None:
+    """A lab name that asks for the specimen's source, as LOINC words it (its specimen words kept); else None."""
+    if not _SOURCE_QUESTION.search(text):
+        return None
+    return " ".join(["specimen source", *(word for word in fold_words(text) if specimen_group(word))])
 
 
 AXIS_FORMATS = frozenset({"loinc"})  # terminologies whose concepts have LOINC's axes
@@ -228,13 +242,16 @@ class Suggester:
     def _spelt_out(self, texts: list[str]) -> list[str]:
         """Source texts with the abbreviations the target table never uses spelt out (lab words for a
         LOINC-like table, clipped clinical words for any other): queries and approved history alike.
-        A lab name also loses its reflex clause, and one that is a bare mnemonic ("K") reads as its
-        analyte."""
+        A lab name also loses its reflex clause, one that is a bare mnemonic ("K") reads as its analyte,
+        and one that asks for the specimen's source ("EBV Source") reads as that question."""
         self._read_table_words()
         if not self._has_axes:
             return [expand_unknown(text, self._known_words, self._abbreviations()) for text in texts]
         texts = [without_reflex(text) for text in texts]
-        spelt = [_bare_mnemonic(text) or expand_unknown(text, self._known_words, LAB_ABBREVIATIONS) for text in texts]
+        spelt = [
+            _source_question(text) or _bare_mnemonic(text) or expand_unknown(text, self._known_words, LAB_ABBREVIATIONS)
+            for text in texts
+        ]
         return [acids_as_anions(text, *self._acids) for text in spelt]
 
     def _abbreviations(self) -> dict[str, str]:

@@ -218,6 +218,9 @@ LAB_ABBREVIATIONS: dict[str, str] = {
     "alk": "alkaline",
     "sed": "sedimentation",
     "fib": "fibrinogen",
+    "org": "organism",  # "Final Org 2", "Predom Org": the organism a culture grew ...
+    "orgs": "organisms",
+    "src": "source",  # of a specimen: "Enterovirus Src"
     # The analytes every lab dictionary abbreviates, by the names LOINC gives them (a table whose short
     # names use the abbreviation keeps it: see above).
     "tsh": "thyrotropin",
@@ -274,6 +277,9 @@ LAB_ABBREVIATIONS: dict[str, str] = {
     "hepatitis b surface antigen": "hepatitis b virus surface ag",
     "egfr": "glomerular filtration rate",  # estimated, as every chemistry panel reports it
     "25 oh": "25 hydroxy",  # "Vitamin D, 25-OH"
+    "collection site": "specimen source",
+    "organism acid": "organic acid",  # ... but "Org Acid Ur" is an organic acid, spelt out above
+    "organism acids": "organic acids",
 }
 
 # A lab dictionary's bare mnemonics: a name that is nothing but one of these (a specimen word aside:

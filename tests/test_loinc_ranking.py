@@ -316,6 +316,9 @@ def test_lab_abbreviations_the_table_never_writes_are_spelt_out_in_queries():
     assert expand_unknown("Glucose Baseline", known, LAB_ABBREVIATIONS) == "Glucose Baseline"  # nothing to expand
     assert expand_unknown("TSH", known, LAB_ABBREVIATIONS) == "thyrotropin"  # LOINC's name for the analyte
     assert expand_unknown("TSH", frozenset({"tsh"}), LAB_ABBREVIATIONS) == "TSH"  # a table that says "TSH"
+    assert expand_unknown("Final Org 2", known, LAB_ABBREVIATIONS) == "final organism 2"  # a culture's organism
+    assert expand_unknown("Org Acids Ur", known, LAB_ABBREVIATIONS) == "organic acids ur"  # ... not an acid's
+    assert expand_unknown("Collection Site (Bld Gas)", known, LAB_ABBREVIATIONS) == "specimen source bld gas"
 
 
 def test_acids_read_as_the_anions_the_table_names():
@@ -346,6 +349,16 @@ def test_a_bare_mnemonic_is_the_analyte(loinc_suggester):
     )
     assert texts[:4] == ["potassium", "calcium", "ua protein", "neutrophils"]
     assert texts[4:] == ["CA 125", "Glucose mg/dL"]  # inside a longer name the letters stay as written
+
+
+def test_a_name_that_asks_for_the_specimen_source_is_that_question(loinc_suggester):
+    """Dictionaries ask where the specimen came from under the test's name: the answer is LOINC's
+    specimen source, and the test's name would only pull that test's codes ahead."""
+    names = ("EBV Source", "Legionella Specimen Source", "B burgdorferi Src", "Body Fluid Source:")
+    texts = loinc_suggester._query_texts([SourceItem("x", name) for name in (*names, "Source of infection")])
+    assert texts[:3] == ["specimen source"] * 3
+    assert texts[3] == "specimen source fluid"  # the specimen words stay: "Specimen source of Body fluid"
+    assert texts[4] == "Source of infection"  # "source" not at the end: no such question
 
 
 def test_one_analyte_in_two_specimens_is_a_ratio():
