@@ -278,6 +278,8 @@ LAB_ABBREVIATIONS: dict[str, str] = {
     "egfr": "glomerular filtration rate",  # estimated, as every chemistry panel reports it
     "25 oh": "25 hydroxy",  # "Vitamin D, 25-OH"
     "collection site": "specimen source",
+    "alkaline phos": "alkaline phosphatase",  # "phos" alone may be phosphate ("Phos (CSH)")
+    "acid phos": "acid phosphatase",
     "organism acid": "organic acid",  # ... but "Org Acid Ur" is an organic acid, spelt out above
     "organism acids": "organic acids",
 }

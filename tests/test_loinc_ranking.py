@@ -319,6 +319,8 @@ def test_lab_abbreviations_the_table_never_writes_are_spelt_out_in_queries():
     assert expand_unknown("Final Org 2", known, LAB_ABBREVIATIONS) == "final organism 2"  # a culture's organism
     assert expand_unknown("Org Acids Ur", known, LAB_ABBREVIATIONS) == "organic acids ur"  # ... not an acid's
     assert expand_unknown("Collection Site (Bld Gas)", known, LAB_ABBREVIATIONS) == "specimen source bld gas"
+    assert expand_unknown("Alk Phos (Tot)", known, LAB_ABBREVIATIONS) == "alkaline phosphatase tot"
+    assert expand_unknown("Phos (CSH)", known, LAB_ABBREVIATIONS) == "Phos (CSH)"  # phosphate or phosphatase
 
 
 def test_acids_read_as_the_anions_the_table_names():
