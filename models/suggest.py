@@ -51,7 +51,7 @@ def _bare_mnemonic(text: str) -> str | None:
 
 
 # A dictionary asks at order entry where the specimen came from under the test's name ("EBV Source",
-# "Legionella Specimen Source", "B burgdorferi Src"; 27 lab train names, every one LOINC's specimen
+# "Legionella Specimen Source", "B burgdorferi Src"; 20 lab train names, every one LOINC's specimen
 # source): the answer is the source, whichever the test, and the test's name only pulls its codes ahead.
 _SOURCE_QUESTION = re.compile(r"\b(source|src)\W*$", re.IGNORECASE)
 
