@@ -280,7 +280,7 @@ LAB_ABBREVIATIONS: dict[str, str] = {
     "collection site": "specimen source",
     "alkaline phos": "alkaline phosphatase",  # "phos" alone may be phosphate ("Phos (CSH)")
     "acid phos": "acid phosphatase",
-    "organism acid": "organic acid",  # ... but "Org Acid Ur" is an organic acid, spelt out above
+    "organism acid": "organic acid",  # ... but "Org Acid Ur" is an organic acid: "org" read back
     "organism acids": "organic acids",
 }
 
