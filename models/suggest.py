@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from models.axes import NO_AXES, Axes, axis_features, concept_axes, source_axes, specimen_group
+from models.axes import FORM_WORDS, NO_AXES, Axes, axis_features, concept_axes, source_axes, specimen_group
 from models.dense import DenseMatcher, TextEncoder
 from models.fusion import (
     FEATURES,
@@ -41,9 +41,10 @@ from models.text import (
 
 
 def _bare_mnemonic(text: str) -> str | None:
-    """A lab name that is one mnemonic beside specimen words ("K", "UA-PRO"), spelt out; else None."""
+    """A lab name that is one mnemonic beside specimen and form words ("K", "UA-PRO", "CK, TOTAL"),
+    spelt out; else None."""
     words = fold_words(text)
-    analyte = [word for word in words if specimen_group(word) is None]
+    analyte = [word for word in words if specimen_group(word) is None and word not in FORM_WORDS]
     if len(analyte) != 1:
         return None
     spelt = LAB_MNEMONICS.get(analyte[0])

@@ -277,6 +277,16 @@ LAB_ABBREVIATIONS: dict[str, str] = {
     "hepatitis b surface antigen": "hepatitis b virus surface ag",
     "egfr": "glomerular filtration rate",  # estimated, as every chemistry panel reports it
     "25 oh": "25 hydroxy",  # "Vitamin D, 25-OH"
+    # vitamin D as dictionaries name it, and as LOINC does (a public table: "Calcidiol"; a release:
+    # "25-Hydroxyvitamin D3"), so that "Vitamin" alone does not pull vitamin B12 ahead
+    "vitamin d 25 oh": "calcidiol 25 hydroxyvitamin d",
+    "25 oh vitamin d": "calcidiol 25 hydroxyvitamin d",
+    "vitamin d 25 hydroxy": "calcidiol 25 hydroxyvitamin d",
+    "25 hydroxy vitamin d": "calcidiol 25 hydroxyvitamin d",
+    # the lipoprotein a cholesterol is carried in, as LOINC words it ("Cholesterol in LDL")
+    "ldl cholesterol": "cholesterol in ldl",
+    "hdl cholesterol": "cholesterol in hdl",
+    "non hdl cholesterol": "cholesterol non hdl",
     "collection site": "specimen source",
     "alkaline phos": "alkaline phosphatase",  # "phos" alone may be phosphate ("Phos (CSH)")
     "acid phos": "acid phosphatase",
@@ -284,8 +294,8 @@ LAB_ABBREVIATIONS: dict[str, str] = {
     "organism acids": "organic acids",
 }
 
-# A lab dictionary's bare mnemonics: a name that is nothing but one of these (a specimen word aside:
-# "UA-PRO", "NEUT%") means the analyte, even where the table writes the letters in other names ("Ca-I",
+# A lab dictionary's bare mnemonics: a name that is nothing but one of these (specimen words and the
+# analyte's form aside: "UA-PRO", "NEUT%", "CK, TOTAL", "T3, FREE") means the analyte, even where the table writes the letters in other names ("Ca-I",
 # "CA Titr"). Inside a longer name they stay as written: "mg" there is a unit, "CA 125" an antigen.
 LAB_MNEMONICS: dict[str, str] = {
     "na": "sodium",
@@ -313,6 +323,10 @@ LAB_MNEMONICS: dict[str, str] = {
     "neuts": "neutrophils",
     "lymph": "lymphocytes",
     "lymphs": "lymphocytes",
+    "ck": "creatine kinase",
+    "cpk": "creatine kinase",
+    "t3": "triiodothyronine",  # "T3, FREE": the table's "T3Free" is one word, "T4 Free" two
+    "t4": "thyroxine",
     "alb": "albumin",  # bare, not the "Alb CSF/Alb SerPl" ratio a table's short names write
 }
 

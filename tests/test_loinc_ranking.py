@@ -321,6 +321,12 @@ def test_lab_abbreviations_the_table_never_writes_are_spelt_out_in_queries():
     assert expand_unknown("Collection Site (Bld Gas)", known, LAB_ABBREVIATIONS) == "specimen source bld gas"
     assert expand_unknown("Alk Phos (Tot)", known, LAB_ABBREVIATIONS) == "alkaline phosphatase tot"
     assert expand_unknown("Phos (CSH)", known, LAB_ABBREVIATIONS) == "Phos (CSH)"  # phosphate or phosphatase
+    # vitamin D by both names LOINC gives it, so that "Vitamin" alone no longer pulls vitamin B12 ahead
+    assert expand_unknown("VITAMIN D, 25-OH, TOTAL", known, LAB_ABBREVIATIONS) == "calcidiol 25 hydroxyvitamin d total"
+    assert expand_unknown("25-OH Vit D", known, LAB_ABBREVIATIONS) == "calcidiol 25 hydroxyvitamin d"
+    # the lipoprotein that carries the cholesterol, as LOINC words it
+    assert expand_unknown("LDL-CHOLESTEROL", known, LAB_ABBREVIATIONS) == "cholesterol in ldl"
+    assert expand_unknown("NON HDL CHOLESTEROL", known, LAB_ABBREVIATIONS) == "cholesterol non hdl"
 
 
 def test_acids_read_as_the_anions_the_table_names():
@@ -351,6 +357,10 @@ def test_a_bare_mnemonic_is_the_analyte(loinc_suggester):
     )
     assert texts[:4] == ["potassium", "calcium", "ua protein", "neutrophils"]
     assert texts[4:] == ["CA 125", "Glucose mg/dL"]  # inside a longer name the letters stay as written
+    # the analyte's form beside the mnemonic is no second analyte: "T3Free" is one word in LOINC's short
+    # names, so "T3, FREE" matched "T4 Free" as well as the free T3 it asks for
+    texts = loinc_suggester._query_texts([SourceItem("x", name) for name in ("CK, TOTAL", "T3, FREE", "T4 Total")])
+    assert texts == ["creatine kinase total", "triiodothyronine free", "thyroxine total"]
 
 
 def test_a_name_that_asks_for_the_specimen_source_is_that_question(loinc_suggester):
@@ -373,6 +383,8 @@ def test_one_analyte_in_two_specimens_is_a_ratio():
 
 def test_a_calculated_unit_states_the_method():
     assert source_axes("LDL-CHOLESTEROL", {"unit": "mg/dL (calc)"}).method == "calc"
+    calculated = _axes_of("Cholesterol in LDL [Mass/volume] in Serum or Plasma by calculation")
+    assert calculated.method == "calc"  # as LOINC's long names say it
 
 
 def test_a_lab_dictionarys_acid_finds_loinc_anion(tiny_loinc, encoder, tmp_path):
