@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,8 +66,15 @@ FEATURES = (
     "history_extra_least",
     "history_missing_explained",
     "history_missing_least",
+    # Word coverage weighted by how rare each word is in the target table's names (its inverse document
+    # frequency): the query's words the table knows that the candidate holds, and the candidate's words
+    # the query holds. A missing "LDL" or an added "bone" weighs more than a missing "Qn" (a word no
+    # name uses) or an added "serum" (a word half the names use). 0 where the fusion does not read them.
+    "query_coverage_weighted",
+    "concept_coverage_weighted",
 )
 HISTORY_FEATURES = 8
+WEIGHTED_COVERAGE = ("query_coverage_weighted", "concept_coverage_weighted")
 _RR_OFFSET = 10.0  # reciprocal-rank smoothing: ranks 1 and 2 differ more than 30 and 31
 _STOPWORDS = frozenset("of and or the a an in on to for by as at due".split())
 # Detail a source rarely states unless it means it: a target that adds one of these (a side, a
@@ -97,6 +104,7 @@ class CandidateEvidence:
     siblings: np.ndarray | None = None  # children of the candidate's parent
     history: np.ndarray | None = None  # (pool x HISTORY_FEATURES), see ApprovedHistory
     axes: np.ndarray | None = None  # (pool x AXIS_FEATURES), see models.axes
+    word_weights: Mapping[str, float] | None = None  # the table's words, by rarity (see WEIGHTED_COVERAGE)
 
 
 def _reciprocal_rank(scores: np.ndarray) -> np.ndarray:
@@ -115,6 +123,30 @@ def _word_counts(query: frozenset[str], concepts: list[frozenset[str]]) -> np.nd
         for words in concepts
     ]
     return np.array(rows, dtype=np.float32).reshape(len(concepts), 5)
+
+
+def _weighted_coverage(
+    query: frozenset[str], concepts: list[frozenset[str]], weights: Mapping[str, float]
+) -> np.ndarray:
+    """(candidates x 2): the weight of the query's known words the candidate holds, over theirs and over
+    the candidate's own words' weight (words the table never writes weigh nothing)."""
+    known = {word: weights[word] for word in query if word in weights}
+    asked = sum(known.values())
+    rows = []
+    for words in concepts:
+        shared = sum(weight for word, weight in known.items() if word in words)
+        own = sum(weights.get(word, 0.0) for word in words)
+        rows.append((shared / asked if asked else 0.0, shared / own if own else 0.0))
+    return np.array(rows, dtype=np.float32).reshape(len(concepts), 2)
+
+
+def word_weights(texts: Sequence[list[str]]) -> dict[str, float]:
+    """Each word's inverse document frequency over a table's names (each name its list of words)."""
+    counts: dict[str, int] = {}
+    for words in texts:
+        for word in set(words):
+            counts[word] = counts.get(word, 0) + 1
+    return {word: float(np.log(len(texts) / count)) for word, count in counts.items()}
 
 
 def candidate_features(evidence: CandidateEvidence) -> np.ndarray:
@@ -157,6 +189,9 @@ def candidate_features(evidence: CandidateEvidence) -> np.ndarray:
             np.full(n, query_unspecified, dtype=np.float32),
             evidence.axes if evidence.axes is not None else np.zeros((n, AXIS_FEATURES), np.float32),
             history,
+            _weighted_coverage(query, evidence.concept_words, evidence.word_weights)
+            if evidence.word_weights is not None
+            else np.zeros((n, len(WEIGHTED_COVERAGE)), np.float32),
         ]
     ).astype(np.float32)
 
@@ -189,6 +224,32 @@ def _sigmoid(logit: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))
 
 
+@functools.cache
+def _columns(names: tuple[str, ...]) -> np.ndarray | None:
+    """Where a fusion's features sit among FEATURES (None: all of them, in order). A fusion fitted before
+    a feature was added reads its own columns; one naming a feature this code lacks cannot be read."""
+    if names == FEATURES:
+        return None
+    unknown = [name for name in names if name not in FEATURES]
+    if unknown:
+        raise ValueError(f"fitted on other features than this crosswalk computes: {', '.join(unknown)}")
+    return np.array([FEATURES.index(name) for name in names])
+
+
+def _select(features: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    columns = _columns(names)
+    return features if columns is None else features[:, columns]
+
+
+def _read_features(data: dict) -> tuple[str, ...]:
+    names = tuple(data.get("features") or ())
+    try:
+        _columns(names)
+    except ValueError as error:
+        raise ValueError(f"fusion {data.get('version')!r} was {error}") from error
+    return names
+
+
 @dataclass
 class LogisticFusion:
     """P(candidate is correct) = sigmoid(features . coef + intercept)."""
@@ -196,9 +257,13 @@ class LogisticFusion:
     coef: np.ndarray
     intercept: float
     version: str
+    features: tuple[str, ...] = FEATURES  # what it was fitted on, by name
+
+    def reads(self, name: str) -> bool:
+        return name in self.features
 
     def logit(self, features: np.ndarray) -> np.ndarray:
-        return features @ self.coef + self.intercept
+        return _select(features, self.features) @ self.coef + self.intercept
 
     def score(self, features: np.ndarray) -> np.ndarray:
         return _sigmoid(self.logit(features))
@@ -208,7 +273,7 @@ class LogisticFusion:
 
     def with_platt(self, a: float, b: float) -> LogisticFusion:
         """Platt scaling folded into the weights: a positive rescaling keeps every ranking."""
-        return LogisticFusion(self.coef * a, self.intercept * a + b, f"{self.version}-platt")
+        return LogisticFusion(self.coef * a, self.intercept * a + b, f"{self.version}-platt", self.features)
 
     @classmethod
     def fit(cls, features: np.ndarray, labels: np.ndarray, version: str, C: float = 1.0) -> LogisticFusion:
@@ -221,7 +286,7 @@ class LogisticFusion:
         return json.dumps(
             {
                 "version": self.version,
-                "features": list(FEATURES),
+                "features": list(self.features),
                 "coef": [round(float(c), 6) for c in self.coef],
                 "intercept": round(self.intercept, 6),
             },
@@ -231,9 +296,8 @@ class LogisticFusion:
     @classmethod
     def from_json(cls, text: str) -> LogisticFusion:
         data = json.loads(text)
-        if data.get("features") != list(FEATURES):
-            raise ValueError(f"fusion {data.get('version')!r} was fitted on other features")
-        return cls(np.asarray(data["coef"], dtype=np.float32), float(data["intercept"]), data["version"])
+        features = _read_features(data)
+        return cls(np.asarray(data["coef"], dtype=np.float32), float(data["intercept"]), data["version"], features)
 
 
 @dataclass
@@ -275,6 +339,10 @@ class RerankedFusion:
     # LOINC codes, one chosen per vendor). The term is the same for the whole pool, so
     # it never changes a ranking. (a, b) alone, as older fusions store it, means c = 0.
     platt: tuple[float, ...] = (1.0, 0.0)
+    features: tuple[str, ...] = FEATURES  # what the trees were fitted on, by name
+
+    def reads(self, name: str) -> bool:
+        return name in self.features or self.first.reads(name)
 
     def score(self, features: np.ndarray) -> np.ndarray:
         return self.score_pools([features])[0]
@@ -301,12 +369,12 @@ class RerankedFusion:
         # One OpenMP thread: the encoder of the next chunk runs beside this (suggest.py's pipeline),
         # and spinning tree threads would take its core (batch: 170 -> 200 terms/s on 2 cores).
         with _openmp_controller().limit(limits=1, user_api="openmp"):
-            logit = self.trees.decision_function(np.vstack(pools))
+            logit = self.trees.decision_function(_select(np.vstack(pools), self.features))
         return np.split(logit, np.cumsum(sizes)[:-1])
 
     def with_platt(self, a: float, b: float, c: float = 0.0) -> RerankedFusion:
         platt = (a, b, c) if c else (a, b)
-        return RerankedFusion(self.first, self.trees, self.depth, f"{self.version}-platt", platt)
+        return RerankedFusion(self.first, self.trees, self.depth, f"{self.version}-platt", platt, self.features)
 
     def save(self, path: Path) -> None:
         import joblib
@@ -315,7 +383,7 @@ class RerankedFusion:
         joblib.dump(
             {
                 "version": self.version,
-                "features": list(FEATURES),
+                "features": list(self.features),
                 "sklearn": sklearn.__version__,
                 "first": json.loads(self.first.to_json()),
                 "trees": self.trees,
@@ -335,12 +403,11 @@ class RerankedFusion:
             data = joblib.load(path)
         except Exception as error:  # a pickle from another scikit-learn can fail in many ways
             raise ValueError(f"{path}: cannot read the fusion ({error}); refit it with this scikit-learn") from error
-        if data.get("features") != list(FEATURES):
-            raise ValueError(f"fusion {data.get('version')!r} was fitted on other features")
+        features = _read_features(data)
         if data.get("sklearn", "").split(".")[:2] != sklearn.__version__.split(".")[:2]:
             warnings.warn(f"fusion {data['version']} was saved with scikit-learn {data.get('sklearn')}", stacklevel=2)
         first = LogisticFusion.from_json(json.dumps(data["first"]))
-        return cls(first, data["trees"], int(data["depth"]), data["version"], tuple(data["platt"]))
+        return cls(first, data["trees"], int(data["depth"]), data["version"], tuple(data["platt"]), features)
 
 
 Fusion = LogisticFusion | RerankedFusion

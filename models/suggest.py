@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +15,13 @@ from models.axes import FORM_WORDS, NO_AXES, Axes, axis_features, concept_axes, 
 from models.dense import DenseMatcher, TextEncoder
 from models.fusion import (
     FEATURES,
+    WEIGHTED_COVERAGE,
     CandidateEvidence,
     Fusion,
     candidate_features,
     content_words,
     default_fusion,
+    word_weights,
 )
 from models.history import ApprovedHistory, HistoryIndex
 from models.items import SourceItem, Suggestion
@@ -134,6 +136,7 @@ class Suggester:
         self._panel_words = _PANEL_WORDS  # and, once the table is read, the words only its panels use
         self._known_words: frozenset[str] | None = None  # abbreviations the target table writes itself
         self._acids: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())  # its anions, its acids
+        self._word_weights: dict[str, float] | None = None  # its words by rarity, where the fusion reads them
         self._masks: dict[tuple, np.ndarray] = {}
         self.history = history
         self._history = self._index_history(history, history_vectors) if history else None
@@ -259,23 +262,31 @@ class Suggester:
         return LAB_ABBREVIATIONS if self._has_axes else clinical_abbreviations()
 
     def _read_table_words(self) -> None:
-        """Once, in one pass over the table's names: the abbreviations it writes itself and, for a
-        LOINC-like table, the words only its panels use ("comprehensive", "electrolytes",
-        "urinalysis": a source that says one asks for a panel, whatever the table)."""
+        """Once, in one pass over the table's names: the abbreviations it writes itself, how rare each of
+        its words is (where the fusion reads that) and, for a LOINC-like table, the words only its panels
+        use ("comprehensive", "electrolytes", "urinalysis": a source that says one asks for a panel,
+        whatever the table)."""
         if self._known_words is not None:
             return
         table = self._abbreviations()
-        if not self._has_axes:  # no panels: the abbreviations alone
+        weigh = any(self.fusion.reads(name) for name in WEIGHTED_COVERAGE)
+        if not self._has_axes:  # no panels: the abbreviations alone (and the words' rarity, where read)
             self._panels = np.zeros(len(self.terminology), bool)
-            self._known_words = frozenset(w for t in self.rows.texts for w in fold_words(t) if w in table)
+            # a generator unless the rarity is read: holding ICD-10-CM's 120k word lists cost a warm start 1 s
+            names: Iterable[list[str]] = (fold_words(text) for text in self.rows.texts)
+            if weigh:
+                names = list(names)
+                self._word_weights = word_weights(names)
+            self._known_words = frozenset(w for words in names for w in words if w in table)
             return
+        names = [fold_words(text) for text in self.rows.texts]
+        if weigh:
+            self._word_weights = word_weights(names)
         self._panels = np.fromiter((c.attributes.get("panel") is True for c in self.terminology), bool)
         words_of: tuple[set[str], set[str]] = (set(), set())  # words of results, words of panels
-        folded = []
-        for text, is_panel in zip(self.rows.texts, self._panels[self.rows.row_concept].tolist()):
-            words = fold_words(text)
+        for words, is_panel in zip(names, self._panels[self.rows.row_concept].tolist()):
             words_of[is_panel].update(words)
-            folded.append(" ".join(words))
+        folded = [" ".join(words) for words in names]
         table_words = words_of[0] | words_of[1]
         self._known_words = frozenset(w for w in table_words if w in table) | known_phrases(folded, table)
         self._acids = table_acids(table_words, folded)
@@ -330,6 +341,7 @@ class Suggester:
             if chunk.history is not None
             else None,
             axes=axis_features(chunk.axes[query], [self._axes(i) for i in pool]) if self._has_axes else None,
+            word_weights=self._word_weights,
         )
         return Candidates(pool, candidate_features(evidence)), semantic
 

@@ -8,6 +8,7 @@ import pytest
 
 from models.fusion import (
     FEATURES,
+    WEIGHTED_COVERAGE,
     LogisticFusion,
     RerankedFusion,
     TreeEnsemble,
@@ -106,11 +107,36 @@ def test_cross_fitted_trees_are_served_as_one_and_calibrated_on_every_query_out_
         fit_labelled(pools, "test-no-folds", folds=0)
 
 
+def test_of_several_tree_seeds_the_best_calibrated_out_of_fold_is_kept():
+    pools = _pools(2000)  # over 10,000 candidates a fit: early stopping draws its tenth by the seed
+    fusion, report = fit_labelled(pools, "test-seeds", folds=3, seeds=(0, 1), max_trees=40)
+    assert set(report["seeds"]) == {0, 1} and len(set(report["seeds"].values())) == 2  # the seed matters
+    assert round(report["fit_ece_calibrated"], 4) == min(report["seeds"].values())
+    alone, _ = fit_labelled(pools, "test-seed", folds=3, seeds=(report["tree_seed"],), max_trees=40)
+    features = _pools(1, seed=5)[0][0]
+    assert np.allclose(alone.score(features), fusion.score(features))  # the kept fit, not a blend
+
+
+def test_a_fusion_fitted_on_some_features_names_them_and_reads_only_those():
+    """A retrained fusion reads what its base read: candidates of a suggester whose fusion predates a
+    feature carry 0 there, and a fusion fitted on those zeros must not read the served values."""
+    older = FEATURES[: -len(WEIGHTED_COVERAGE)]
+    fusion, _ = fit_labelled(_pools(), "test-older", features=older)
+    assert fusion.features == fusion.first.features == older and fusion.trees.n_features_in_ == len(older)
+    features = _pools(1, seed=5)[0][0]
+    changed = features.copy()
+    changed[:, [FEATURES.index(name) for name in WEIGHTED_COVERAGE]] = 9.0
+    assert np.allclose(fusion.score(features), fusion.score(changed))
+
+
 @pytest.mark.parametrize("terminology_format", [None, "loinc"])
-def test_the_shipped_fusions_are_re_ranked_and_read_every_feature(terminology_format):
+def test_the_shipped_fusions_are_re_ranked_and_read_the_features_they_name(terminology_format):
     shipped = default_fusion(terminology_format)
     assert isinstance(shipped, RerankedFusion) and shipped.depth >= 10
-    assert shipped.trees.n_features_in_ == len(FEATURES) == len(shipped.first.coef)
+    assert shipped.trees.n_features_in_ == len(shipped.features) == len(shipped.first.coef)
+    # the LOINC fusion reads every feature; the shared one predates the weighted word coverage
+    missing = set(FEATURES) - set(shipped.features)
+    assert missing == (set() if terminology_format else set(WEIGHTED_COVERAGE))
 
 
 # -- approved history ---------------------------------------------------------------------------------

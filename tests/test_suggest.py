@@ -1,13 +1,17 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from models.fusion import (
     FEATURES,
+    WEIGHTED_COVERAGE,
     CandidateEvidence,
     LogisticFusion,
     candidate_features,
     content_words,
     default_fusion,
+    word_weights,
 )
 from models.items import SourceItem
 from models.lexical import LexicalMatcher
@@ -122,6 +126,45 @@ def test_fusion_prefers_agreement_over_one_loud_matcher():
     assert default_fusion().first.score(features).argmax() == 0
     scores = default_fusion().score(features)
     assert scores[2] < scores[:2].min() and ((scores > 0) & (scores < 1)).all()
+
+
+def test_word_coverage_weighs_a_rare_word_more_than_a_common_one():
+    """ "LDL cholesterol": the plain cholesterol code lacks "ldl", a word three names in a thousand use,
+    and a missing "qn" is no evidence at all where no name uses it."""
+    weights = {"cholesterol": 2.0, "ldl": 5.0, "serum": 0.5}
+    evidence = _evidence([0.8, 0.8], [0.8, 0.8], ["cholesterol serum", "cholesterol ldl serum"], "ldl cholesterol qn")
+    plain = candidate_features(evidence)[:, [FEATURES.index(f) for f in WEIGHTED_COVERAGE]]
+    assert plain.tolist() == [[0.0, 0.0], [0.0, 0.0]]  # no table weights given: the features stay 0
+    weighted = candidate_features(replace(evidence, word_weights=weights))
+    query, concept = (weighted[:, FEATURES.index(f)] for f in WEIGHTED_COVERAGE)
+    assert query == pytest.approx([2 / 7, 1.0]) and concept == pytest.approx([2 / 2.5, 7 / 7.5])
+    assert word_weights([["ldl", "cholesterol"], ["cholesterol"]]) == pytest.approx(
+        {"ldl": np.log(2), "cholesterol": 0.0}
+    )
+
+
+def test_a_fusion_fitted_before_a_feature_was_added_reads_its_own_columns(tmp_path):
+    """The shipped shared fusion predates the weighted coverage: it must score exactly as it did."""
+    older = FEATURES[: -len(WEIGHTED_COVERAGE)]
+    rng = np.random.default_rng(0)
+    fusion = LogisticFusion(rng.random(len(older)).astype(np.float32), 0.1, "older", older)
+    features = rng.random((5, len(FEATURES))).astype(np.float32)
+    assert fusion.score(features) == pytest.approx(1 / (1 + np.exp(-(features[:, : len(older)] @ fusion.coef + 0.1))))
+    again = LogisticFusion.from_json(fusion.to_json())
+    assert again.features == older and not again.reads("concept_coverage_weighted")
+    assert again.score(features) == pytest.approx(fusion.score(features))
+
+
+def test_the_table_words_are_weighed_only_for_a_fusion_that_reads_them(tiny_icd, encoder, tmp_path):
+    older = FEATURES[: -len(WEIGHTED_COVERAGE)]
+    for fusion, weighed in (
+        (LogisticFusion(np.zeros(len(older), np.float32), 0.0, "older", older), False),
+        (LogisticFusion(np.zeros(len(FEATURES), np.float32), 0.0, "newer"), True),
+    ):
+        suggester = Suggester(tiny_icd, encoder, cache_dir=tmp_path, fusion=fusion)
+        [pool] = suggester.candidates([SourceItem("x", "Type 2 diabetes mellitus")])
+        columns = pool.features[:, [FEATURES.index(f) for f in WEIGHTED_COVERAGE]]
+        assert (suggester._word_weights is not None) is weighed and bool(columns.any()) is weighed
 
 
 def test_fusion_prefers_the_unspecified_sibling_when_no_side_is_given():
