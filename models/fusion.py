@@ -236,7 +236,8 @@ def _columns(names: tuple[str, ...]) -> np.ndarray | None:
     return np.array([FEATURES.index(name) for name in names])
 
 
-def _select(features: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+def select_features(features: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """The columns of a (candidates x FEATURES) array that a fusion of these feature names reads."""
     columns = _columns(names)
     return features if columns is None else features[:, columns]
 
@@ -259,11 +260,15 @@ class LogisticFusion:
     version: str
     features: tuple[str, ...] = FEATURES  # what it was fitted on, by name
 
+    def __post_init__(self) -> None:
+        if len(self.coef) != len(self.features):
+            raise ValueError(f"fusion {self.version!r}: {len(self.coef)} weights for {len(self.features)} features")
+
     def reads(self, name: str) -> bool:
         return name in self.features
 
     def logit(self, features: np.ndarray) -> np.ndarray:
-        return _select(features, self.features) @ self.coef + self.intercept
+        return select_features(features, self.features) @ self.coef + self.intercept
 
     def score(self, features: np.ndarray) -> np.ndarray:
         return _sigmoid(self.logit(features))
@@ -276,11 +281,14 @@ class LogisticFusion:
         return LogisticFusion(self.coef * a, self.intercept * a + b, f"{self.version}-platt", self.features)
 
     @classmethod
-    def fit(cls, features: np.ndarray, labels: np.ndarray, version: str, C: float = 1.0) -> LogisticFusion:
+    def fit(
+        cls, rows: np.ndarray, labels: np.ndarray, version: str, C: float = 1.0, features: tuple[str, ...] = FEATURES
+    ) -> LogisticFusion:
+        """Fitted on `rows`, whose columns are `features`."""
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(C=C, max_iter=2000).fit(features, labels)
-        return cls(model.coef_[0].astype(np.float32), float(model.intercept_[0]), version)
+        model = LogisticRegression(C=C, max_iter=2000).fit(rows, labels)
+        return cls(model.coef_[0].astype(np.float32), float(model.intercept_[0]), version, features)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -369,7 +377,7 @@ class RerankedFusion:
         # One OpenMP thread: the encoder of the next chunk runs beside this (suggest.py's pipeline),
         # and spinning tree threads would take its core (batch: 170 -> 200 terms/s on 2 cores).
         with _openmp_controller().limit(limits=1, user_api="openmp"):
-            logit = self.trees.decision_function(_select(np.vstack(pools), self.features))
+            logit = self.trees.decision_function(select_features(np.vstack(pools), self.features))
         return np.split(logit, np.cumsum(sizes)[:-1])
 
     def with_platt(self, a: float, b: float, c: float = 0.0) -> RerankedFusion:

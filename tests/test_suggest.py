@@ -153,6 +153,8 @@ def test_a_fusion_fitted_before_a_feature_was_added_reads_its_own_columns(tmp_pa
     again = LogisticFusion.from_json(fusion.to_json())
     assert again.features == older and not again.reads("concept_coverage_weighted")
     assert again.score(features) == pytest.approx(fusion.score(features))
+    with pytest.raises(ValueError, match="35 weights for 37 features"):
+        LogisticFusion(fusion.coef, 0.1, "unnamed")  # weights of fewer features than it says it reads
 
 
 def test_the_table_words_are_weighed_only_for_a_fusion_that_reads_them(tiny_icd, encoder, tmp_path):

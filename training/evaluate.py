@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import replace
 
 import numpy as np
 
-from models.fusion import FEATURES, Fusion, LogisticFusion, RerankedFusion, TreeEnsemble, rival_logit
+from models.fusion import FEATURES, Fusion, LogisticFusion, RerankedFusion, TreeEnsemble, rival_logit, select_features
 from models.items import SourceItem
 from training.sets import ApprovedMapping
 
@@ -148,12 +147,6 @@ def fit_labelled(
     """
     if folds < 1:
         raise ValueError(f"folds must be 1 or more, not {folds}")
-    if features != FEATURES:  # fit on those columns alone, then name them
-        columns = [FEATURES.index(name) for name in features]
-        labelled = [(f[:, columns], y) for f, y in labelled]
-        fit_only = [(origin, (f[:, columns], y)) for origin, (f, y) in fit_only]
-        fusion, report = fit_labelled(labelled, version, repeats, fit_only, folds, max_trees, seeds)
-        return replace(fusion, first=replace(fusion.first, features=features), features=features), report
     counts = list(repeats or [1] * len(labelled))
     if folds > 1:
         fold = [i % folds for i in range(len(labelled))]
@@ -163,43 +156,49 @@ def fit_labelled(
     fit += [(fold[origin], pool) for origin, pool in fit_only]
     # The linear stage only picks the candidates the trees re-rank: one low-capacity fit, on all
     # queries but a single calibration fifth.
-    first = _fit_linear([pool for k, pool in fit if folds > 1 or k != 0], version)
+    first = _fit_linear([pool for k, pool in fit if folds > 1 or k != 0], version, features)
     tops = [np.argsort(-first.score(f), kind="stable")[:RERANK_DEPTH] for _, (f, _) in fit]
     top_pools = [(k, (f[top], y[top])) for (k, (f, y)), top in zip(fit, tops)]
     if folds == 1:
-        trees = _fit_trees([pool for k, pool in top_pools if k != 0], max_trees, seeds[0])
+        trees = _fit_trees([pool for k, pool in top_pools if k != 0], features, max_trees, seeds[0])
         calibration = [pool for i, pool in enumerate(labelled) if fold[i] == 0] or list(labelled)
-        return calibrate(RerankedFusion(first, trees, RERANK_DEPTH, version), calibration)
+        return calibrate(RerankedFusion(first, trees, RERANK_DEPTH, version, features=features), calibration)
     held_out = [
         [pool for i, pool in enumerate(labelled) if fold[i] == held] + [p for o, p in fit_only if fold[o] == held]
         for held in range(folds)
     ]
-    fits = [_cross_fit(first, top_pools, held_out, version, max_trees, seed) for seed in seeds]
+    fits = [_cross_fit(first, top_pools, held_out, version, features, max_trees, seed) for seed in seeds]
     fusion, report = min(fits, key=lambda fitted: fitted[1]["fit_ece_calibrated"])
     report["seeds"] = {seed: round(fitted[1]["fit_ece_calibrated"], 4) for seed, fitted in zip(seeds, fits)}
     return fusion, report
 
 
-def _cross_fit(first, top_pools, held_out, version, max_trees, seed) -> tuple[RerankedFusion, dict]:
+def _cross_fit(first, top_pools, held_out, version, features, max_trees, seed) -> tuple[RerankedFusion, dict]:
     """One tree fit per fold, leaving that fold out, calibrated on every query's out-of-fold score."""
-    members = [_fit_trees([p for k, p in top_pools if k != held], max_trees, seed) for held in range(len(held_out))]
+    members = [
+        _fit_trees([p for k, p in top_pools if k != held], features, max_trees, seed) for held in range(len(held_out))
+    ]
     rows = []  # every query's top logit, scored by the fit that left it out
     for member, out_of_fold in zip(members, held_out):
-        rows += _top_logits(RerankedFusion(first, member, RERANK_DEPTH, version), out_of_fold)
+        rows += _top_logits(RerankedFusion(first, member, RERANK_DEPTH, version, features=features), out_of_fold)
     logit, rival, hit = (np.asarray(column) for column in zip(*rows))
-    fusion, report = _with_platt(RerankedFusion(first, TreeEnsemble(members), RERANK_DEPTH, version), logit, rival, hit)
+    ensemble = RerankedFusion(first, TreeEnsemble(members), RERANK_DEPTH, version, features=features)
+    fusion, report = _with_platt(ensemble, logit, rival, hit)
     report["tree_seed"] = seed
     return fusion, report
 
 
-def _fit_linear(pools: Sequence[Labelled], version: str) -> LogisticFusion:
+def _fit_linear(pools: Sequence[Labelled], version: str, features: tuple[str, ...] = FEATURES) -> LogisticFusion:
     labels = np.concatenate([y for _, y in pools])
     if labels.all() or not labels.any():
         raise ValueError("the fit split needs both right and wrong candidates to fit a fusion")
-    return LogisticFusion.fit(np.vstack([f for f, _ in pools]), labels, version=f"{version}-linear")
+    rows = select_features(np.vstack([f for f, _ in pools]), features)
+    return LogisticFusion.fit(rows, labels, version=f"{version}-linear", features=features)
 
 
-def _fit_trees(top_pools: Sequence[Labelled], max_trees: int | None = None, seed: int = 0):
+def _fit_trees(
+    top_pools: Sequence[Labelled], features: tuple[str, ...] = FEATURES, max_trees: int | None = None, seed: int = 0
+):
     labels = np.concatenate([y for _, y in top_pools])
     if labels.all() or not labels.any():
         raise ValueError("the fit split needs both right and wrong top candidates to fit a fusion")
@@ -207,7 +206,8 @@ def _fit_trees(top_pools: Sequence[Labelled], max_trees: int | None = None, seed
 
     # Early stopping on a random tenth when there are over 10,000 candidates (scikit-learn's "auto").
     settings = {**TREES, "max_iter": min(TREES["max_iter"], max_trees or TREES["max_iter"]), "random_state": seed}
-    return HistGradientBoostingClassifier(**settings).fit(np.vstack([f for f, _ in top_pools]), labels)
+    rows = select_features(np.vstack([f for f, _ in top_pools]), features)
+    return HistGradientBoostingClassifier(**settings).fit(rows, labels)
 
 
 def _top_logits(fusion: Fusion, labelled: Sequence[Labelled]) -> list[tuple[float, float, bool]]:

@@ -81,7 +81,7 @@ def backwards_fusion():
     from models.fusion import LogisticFusion, default_fusion
 
     shipped = default_fusion().first  # the linear stage of the shipped re-ranked fusion
-    return LogisticFusion(-shipped.coef, -shipped.intercept, "backwards")
+    return LogisticFusion(-shipped.coef, -shipped.intercept, "backwards", shipped.features)
 
 
 @pytest.fixture
