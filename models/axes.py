@@ -273,7 +273,7 @@ _METHOD_TYPES = {
 # ionized against total calcium. LOINC writes it in the component ("Thyroxine (T4) free",
 # "Calcium.ionized", "Bilirubin.total"); a total analyte often says nothing ("Testosterone").
 _FORMS = {"free": "free", "ft4": "free", "ft3": "free", "ionized": "ionized", "ionised": "ionized", "total": "total"}
-FORM_WORDS = frozenset({"free", "ionized", "ionised", "total"})  # words that state a form and nothing else
+FORM_WORDS = frozenset(_FORMS) - {"ft4", "ft3"}  # words that state a form and nothing else ("FT4" names the analyte)
 _WORDS = re.compile(r"[a-z0-9µ#%*^./\-\[\]{}]+")
 AXES = ("system", "property", "time", "scale", "method")
 AXIS_FEATURES = 4

@@ -295,8 +295,9 @@ LAB_ABBREVIATIONS: dict[str, str] = {
 }
 
 # A lab dictionary's bare mnemonics: a name that is nothing but one of these (specimen words and the
-# analyte's form aside: "UA-PRO", "NEUT%", "CK, TOTAL", "T3, FREE") means the analyte, even where the table writes the letters in other names ("Ca-I",
-# "CA Titr"). Inside a longer name they stay as written: "mg" there is a unit, "CA 125" an antigen.
+# analyte's form aside: "UA-PRO", "NEUT%", "CK, TOTAL", "T3, FREE") means the analyte, even where the
+# table writes the letters in other names ("Ca-I", "CA Titr"). Inside a longer name they stay as
+# written: "mg" there is a unit, "CA 125" an antigen.
 LAB_MNEMONICS: dict[str, str] = {
     "na": "sodium",
     "k": "potassium",
